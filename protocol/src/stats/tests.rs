@@ -1,0 +1,127 @@
+//! Merge exactness and serialization of the measurement model.
+
+use super::*;
+
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+#[test]
+fn merged_histograms_equal_one_fed_every_sample() {
+    let mut seed = 42;
+    let mut parts: Vec<LatencyHistogram> = (0..7).map(|_| LatencyHistogram::new()).collect();
+    let mut whole = LatencyHistogram::new();
+    for i in 0..100_000u64 {
+        // A long-tailed mix: mostly ~1 ms, some ~100 ms, a few seconds.
+        let r = lcg(&mut seed);
+        let v = match r % 100 {
+            0 => 1_000_000 + r % 3_000_000,
+            1..=9 => 100_000 + r % 50_000,
+            _ => 500 + r % 1_500,
+        };
+        parts[(i % 7) as usize].record(v);
+        whole.record(v);
+    }
+    let mut merged = LatencyHistogram::new();
+    for p in &parts {
+        merged.add(p);
+    }
+    assert_eq!(merged.len(), 100_000);
+    for q in [0.0, 0.5, 0.9, 0.99, 0.999, 0.9999, 1.0] {
+        assert_eq!(merged.quantile_us(q), whole.quantile_us(q), "quantile {q}");
+    }
+    assert_eq!(merged, whole);
+}
+
+#[test]
+fn values_beyond_an_hour_are_clamped_not_lost() {
+    let mut h = LatencyHistogram::new();
+    h.record(u64::MAX);
+    h.record(0);
+    assert_eq!(h.len(), 2);
+    assert!(h.inner().max() >= LatencyHistogram::HIGHEST_US);
+    assert!(h.inner().max() <= LatencyHistogram::HIGHEST_US + LatencyHistogram::HIGHEST_US / 1000);
+}
+
+#[test]
+fn histogram_precision_is_three_significant_digits() {
+    let mut h = LatencyHistogram::new();
+    h.record(123_456);
+    let got = h.quantile_us(0.5) as f64;
+    assert!((got - 123_456.0).abs() / 123_456.0 < 0.001, "{got}");
+}
+
+fn snapshot(
+    index: u32,
+    name: &str,
+    latencies: &[u64],
+    errors: &[(ErrorKind, u64)],
+) -> IntervalSnapshot {
+    let mut s = IntervalSnapshot::new(index);
+    let stats = s.by_name.entry(name.to_string()).or_default();
+    for &l in latencies {
+        stats.requests += 1;
+        stats.response_time.record(l);
+        stats.service_time.record(l / 2);
+        stats.bytes_in += 10;
+    }
+    for (kind, n) in errors {
+        stats.requests += n;
+        *stats.errors.entry(kind.clone()).or_default() += n;
+    }
+    s.generator.scheduled = latencies.len() as u64;
+    s.generator.cpu_busy_permille = latencies.len() as u32;
+    s
+}
+
+#[test]
+fn snapshot_merge_adds_counts_errors_and_names() {
+    let mut a = snapshot(3, "home", &[100, 200, 300], &[(ErrorKind::Status(503), 2)]);
+    let b = snapshot(
+        3,
+        "home",
+        &[400],
+        &[(ErrorKind::Status(503), 1), (ErrorKind::ConnectRefused, 4)],
+    );
+    let c = snapshot(3, "login", &[50, 60], &[]);
+    a += &b;
+    a += &c;
+    let home = &a.by_name["home"];
+    assert_eq!(home.requests, 3 + 2 + 1 + 1 + 4);
+    assert_eq!(home.errors[&ErrorKind::Status(503)], 3);
+    assert_eq!(home.errors[&ErrorKind::ConnectRefused], 4);
+    assert_eq!(home.error_count(), 7);
+    assert_eq!(home.response_time.len(), 4);
+    assert_eq!(home.bytes_in, 40);
+    assert_eq!(a.by_name["login"].requests, 2);
+    assert_eq!(a.generator.scheduled, 6);
+    assert_eq!(a.generator.cpu_busy_permille, 3, "busiest core wins");
+    let total = a.total();
+    assert_eq!(total.requests, 13);
+    assert_eq!(total.response_time.len(), 6);
+}
+
+#[test]
+fn histogram_round_trips_through_v2_deflate() {
+    let mut h = LatencyHistogram::new();
+    for v in [1, 10, 100, 1_000, 10_000, 3_000_000] {
+        h.record(v);
+    }
+    let bytes = h.to_v2_deflate();
+    assert_eq!(LatencyHistogram::from_v2(&bytes).expect("decodes"), h);
+    assert!(LatencyHistogram::from_v2(&bytes[..bytes.len() / 2]).is_err());
+    assert!(LatencyHistogram::from_v2(b"not a histogram").is_err());
+}
+
+#[test]
+fn error_kinds_read_like_a_report() {
+    assert_eq!(
+        ErrorKind::Check("status 503 expected 200".into()).to_string(),
+        "check failed: status 503 expected 200"
+    );
+    assert_eq!(ErrorKind::Status(503).class(), "http 5xx");
+    assert_eq!(ErrorKind::Status(404).class(), "http 4xx");
+}
