@@ -1,1 +1,15 @@
-//! placeholder
+//! bfgg-node: everything a load host does.
+//!
+//! * [`scenario`]: TOML scenarios parsed and validated into [`scenario::Scenario`],
+//!   plus the runtime pieces engines use (templates, data pools, checks,
+//!   extraction, thresholds).
+//! * [`engine`]: load engines; [`engine::native`] is bfgg's own HTTP engine.
+//! * [`run`]: a local run from start to results.
+//! * [`results`]: the results directory (summary, time series, hlog).
+//! * [`target`]: the built-in HTTP test server (`bfgg target`).
+
+pub mod engine;
+pub mod results;
+pub mod run;
+pub mod scenario;
+pub mod target;

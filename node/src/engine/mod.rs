@@ -1,0 +1,85 @@
+//! Load engines. An engine turns a [`Scenario`](crate::scenario::Scenario) into
+//! load and reports [`EngineEvent`]s: one interval snapshot per source per
+//! second, never a message per request. The run controller (`crate::run`)
+//! owns time: it moves the engine through [`Phase`]s.
+//!
+//! To add an engine: 1. add its `EngineKind` variant in `scenario::model`;
+//! 2. write `engine/<name>.rs` with a `start` returning an [`EngineHandle`];
+//! 3. dispatch to it in [`start`]; 4. add an integration test in `tests/it/`.
+
+pub mod native;
+pub mod schedule;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bfgg_protocol::IntervalSnapshot;
+use tokio::sync::{mpsc, watch};
+
+use crate::scenario::{EngineKind, Scenario};
+use schedule::Segment;
+
+/// Where a run is in its life. Sent to every worker through a watch channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Starting iterations on schedule.
+    Running,
+    /// No new iterations; in-flight ones may finish (graceful stop).
+    Draining,
+    /// Stop now: in-flight requests are abandoned.
+    Abort,
+}
+
+/// What an engine reports to the run controller.
+#[derive(Debug)]
+pub enum EngineEvent {
+    /// One source's measurements for one interval.
+    Interval {
+        /// Which source (worker) sent it.
+        source: usize,
+        /// The measurements.
+        snapshot: IntervalSnapshot,
+    },
+    /// A data pool set to `on_exhausted = "stop"` ran out: the run should stop.
+    Exhausted {
+        /// The pool.
+        pool: String,
+    },
+    /// A source finished; it sends nothing after this.
+    Finished {
+        /// Which source.
+        source: usize,
+    },
+}
+
+/// A started engine.
+pub struct EngineHandle {
+    /// Events from the sources. Closed once every source has finished.
+    pub events: mpsc::Receiver<EngineEvent>,
+    /// Number of sources that will each send `Finished`.
+    pub sources: usize,
+    /// Moves the engine through its phases; dropping it aborts the engine.
+    pub phase: watch::Sender<Phase>,
+    /// Joined after `Finished` from every source.
+    pub threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// How to run: the share of the global schedule and the local parallelism.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// This host's share of arrivals and users.
+    pub segment: Segment,
+    /// Worker threads (one per core by default).
+    pub workers: usize,
+    /// The run's time zero: intervals and the schedule count from here.
+    pub t0: Instant,
+    /// Seed for journey choice, think times and random data.
+    pub seed: u64,
+}
+
+/// Starts the scenario's engine.
+pub fn start(scenario: Arc<Scenario>, config: EngineConfig) -> anyhow::Result<EngineHandle> {
+    match scenario.engine {
+        EngineKind::Native => native::start(scenario, config),
+    }
+}

@@ -1,0 +1,643 @@
+//! One worker thread: a current-thread tokio runtime with a `LocalSet`, the
+//! worker's share of the schedule, its connections and its recorder.
+//!
+//! Open model: "slots" pull the next intended start from the shared arrival
+//! cursor, sleep until it, run the iteration, and repeat; a slot that finds
+//! its arrival already due spawns another slot (up to the in-flight cap), so
+//! the generator keeps the schedule instead of silently lowering the rate.
+//! Closed model: one task per virtual user, started and stopped to follow the
+//! user schedule. Everything here is single-threaded: `Rc`/`RefCell`, no locks.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bfgg_protocol::ErrorKind;
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+
+use super::client::{Conn, Connector};
+use super::cpu::thread_cpu_ns;
+use super::plan::Plan;
+use super::recorder::{Recorder, Sample};
+use crate::engine::schedule::{ArrivalSchedule, Segment, UserSchedule};
+use crate::engine::{EngineEvent, Phase};
+use crate::scenario::check::{ResponseView, run_checks};
+use crate::scenario::context::{IterationContext, Pools};
+use crate::scenario::{LoadModel, Scenario};
+
+/// Everything a worker thread starts with.
+pub(super) struct Setup {
+    pub(super) index: usize,
+    pub(super) workers: usize,
+    pub(super) segment: Segment,
+    pub(super) plan: Arc<Plan>,
+    pub(super) connector: Connector,
+    pub(super) t0: Instant,
+    pub(super) seed: u64,
+    /// To the run controller; it outlives the workers.
+    pub(super) events: mpsc::Sender<EngineEvent>,
+    /// From the run controller.
+    pub(super) phase: watch::Receiver<Phase>,
+}
+
+/// State shared by the tasks of one worker thread.
+struct Worker {
+    index: usize,
+    segment: Segment,
+    plan: Arc<Plan>,
+    connector: Connector,
+    t0: Instant,
+    seed: u64,
+    recorder: RefCell<Recorder>,
+    pools: RefCell<Pools>,
+    phase: watch::Receiver<Phase>,
+    events: mpsc::Sender<EngineEvent>,
+    /// Tasks (slots or users) still running; `idle` is notified when it hits 0.
+    live: Cell<usize>,
+    idle: tokio::sync::Notify,
+}
+
+impl Worker {
+    fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    fn scenario(&self) -> &Scenario {
+        &self.plan.scenario
+    }
+}
+
+/// Thread entry point.
+pub(super) fn run(setup: Setup) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("worker {}: cannot build runtime: {e}", setup.index);
+            let _ = setup.events.blocking_send(EngineEvent::Finished {
+                source: setup.index,
+            });
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, run_worker(setup));
+}
+
+async fn run_worker(setup: Setup) {
+    let Setup {
+        index,
+        workers,
+        segment,
+        plan,
+        connector,
+        t0,
+        seed,
+        events,
+        phase,
+    } = setup;
+    let pools = Pools::new(&plan.scenario.pools, index, workers);
+    let w = Rc::new(Worker {
+        index,
+        segment,
+        recorder: RefCell::new(Recorder::new(plan.names.clone())),
+        plan,
+        connector,
+        t0,
+        seed,
+        pools: RefCell::new(pools),
+        phase,
+        events,
+        live: Cell::new(0),
+        idle: tokio::sync::Notify::new(),
+    });
+    tokio::time::sleep_until(w.t0.into()).await;
+    let next_interval = Rc::new(Cell::new(0u32));
+    let cpu_mark = Rc::new(Cell::new(thread_cpu_ns()));
+    let ticker = tokio::task::spawn_local(tick_intervals(
+        w.clone(),
+        next_interval.clone(),
+        cpu_mark.clone(),
+    ));
+
+    let missed = match w.scenario().load.model.clone() {
+        LoadModel::Open {
+            rate,
+            max_in_flight,
+        } => {
+            let schedule = ArrivalSchedule::new(&rate, w.scenario().load.duration);
+            let cap = max_in_flight.div_ceil(workers).max(1);
+            run_open(&w, schedule, cap).await
+        }
+        LoadModel::Closed { users, spawn_rate } => {
+            run_closed(&w, UserSchedule::new(&users, spawn_rate)).await;
+            0
+        }
+    };
+    ticker.abort();
+
+    // The last, partial interval.
+    let index_now = next_interval.get().max(interval_of(w.t0, Instant::now()));
+    let busy = busy_permille(&cpu_mark, interval_started(w.t0, index_now));
+    let mut snapshot = w.recorder.borrow_mut().take(index_now, busy);
+    snapshot.generator.missed += missed;
+    super::emit(
+        &w.events,
+        EngineEvent::Interval {
+            source: w.index,
+            snapshot,
+        },
+    )
+    .await;
+    super::emit(&w.events, EngineEvent::Finished { source: w.index }).await;
+}
+
+fn interval_of(t0: Instant, at: Instant) -> u32 {
+    at.saturating_duration_since(t0).as_secs() as u32
+}
+
+fn interval_started(t0: Instant, index: u32) -> Instant {
+    t0 + Duration::from_secs(u64::from(index))
+}
+
+/// Per-mille of one core this thread used since the last mark.
+fn busy_permille(mark: &Cell<Option<u64>>, since: Instant) -> u32 {
+    let now_ns = thread_cpu_ns();
+    let used = match (mark.get(), now_ns) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => return 0,
+    };
+    mark.set(now_ns);
+    let wall = since.elapsed().as_nanos().max(1) as u64;
+    ((used.saturating_mul(1000)) / wall).min(1000) as u32
+}
+
+/// Ships one snapshot per interval, at each whole second after t0.
+async fn tick_intervals(w: Rc<Worker>, next: Rc<Cell<u32>>, cpu_mark: Rc<Cell<Option<u64>>>) {
+    loop {
+        let index = next.get();
+        let boundary = interval_started(w.t0, index + 1);
+        tokio::time::sleep_until(boundary.into()).await;
+        let busy = busy_permille(&cpu_mark, interval_started(w.t0, index));
+        let snapshot = w.recorder.borrow_mut().take(index, busy);
+        next.set(index + 1);
+        super::emit(
+            &w.events,
+            EngineEvent::Interval {
+                source: w.index,
+                snapshot,
+            },
+        )
+        .await;
+    }
+}
+
+/// Waits until the phase is at least `at_least`.
+async fn phase_reaches(mut rx: watch::Receiver<Phase>, at_least: Phase) {
+    let _ = rx.wait_for(|p| *p >= at_least).await;
+}
+
+/// The open model. Returns the arrivals of this worker's share that were due
+/// before the end but never started.
+async fn run_open(w: &Rc<Worker>, schedule: ArrivalSchedule, cap: usize) -> u64 {
+    let total = w.segment.count_below(schedule.total());
+    let cursor = Rc::new(Arrivals {
+        schedule: RefCell::new(schedule),
+        next: Cell::new(0),
+        started: Cell::new(0),
+        waiting: Cell::new(0),
+        segment: w.segment,
+        slots: Cell::new(0),
+        cap,
+    });
+    spawn_slot(w, &cursor);
+    wait_for_tasks(w).await;
+    total.saturating_sub(cursor.started.get())
+}
+
+/// This worker's cursor into the global arrival schedule.
+struct Arrivals {
+    schedule: RefCell<ArrivalSchedule>,
+    /// Arrivals of this share claimed so far.
+    next: Cell<u64>,
+    /// Claimed arrivals that were actually started.
+    started: Cell<u64>,
+    /// Slots sleeping until their claimed arrival is due.
+    waiting: Cell<usize>,
+    segment: Segment,
+    slots: Cell<usize>,
+    cap: usize,
+}
+
+impl Arrivals {
+    /// Claims the next arrival: its global number and its due time.
+    fn claim(&self, t0: Instant) -> Option<(u64, Instant)> {
+        let k = self.next.get();
+        let global = self.segment.offset + k * self.segment.stride;
+        let at = self.schedule.borrow_mut().time_of(global)?;
+        self.next.set(k + 1);
+        Some((global, t0 + at))
+    }
+}
+
+fn spawn_slot(w: &Rc<Worker>, arrivals: &Rc<Arrivals>) {
+    arrivals.slots.set(arrivals.slots.get() + 1);
+    w.live.set(w.live.get() + 1);
+    let (w, arrivals) = (w.clone(), arrivals.clone());
+    tokio::task::spawn_local(async move {
+        let slot = arrivals.slots.get() as u64;
+        open_slot(&w, &arrivals, slot).await;
+        task_done(&w);
+    });
+}
+
+fn task_done(w: &Worker) {
+    let live = w.live.get().saturating_sub(1);
+    w.live.set(live);
+    if live == 0 {
+        w.idle.notify_one();
+    }
+}
+
+/// Waits until every slot or user task has ended, or the run aborts.
+async fn wait_for_tasks(w: &Rc<Worker>) {
+    let abort = phase_reaches(w.phase.clone(), Phase::Abort);
+    tokio::pin!(abort);
+    while w.live.get() > 0 {
+        tokio::select! {
+            _ = w.idle.notified() => {}
+            _ = &mut abort => return,
+        }
+    }
+}
+
+async fn open_slot(w: &Rc<Worker>, arrivals: &Rc<Arrivals>, slot: u64) {
+    let mut conn: Option<Conn> = None;
+    let mut ctx = IterationContext::new(slot, w.seed.wrapping_add(slot));
+    let mut scratch = String::new();
+    let mut draining = std::pin::pin!(phase_reaches(w.phase.clone(), Phase::Draining));
+    loop {
+        if w.phase() != Phase::Running {
+            return;
+        }
+        let Some((iteration, due)) = arrivals.claim(w.t0) else {
+            return;
+        };
+        if due > Instant::now() {
+            arrivals.waiting.set(arrivals.waiting.get() + 1);
+            let woke = tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => true,
+                // Never started: it counts as missed.
+                _ = &mut draining => false,
+            };
+            arrivals.waiting.set(arrivals.waiting.get() - 1);
+            if !woke {
+                return;
+            }
+        }
+        // Keep one slot waiting for the next arrival while this one works, so
+        // a long iteration (think time, a slow response) never delays the
+        // schedule; the in-flight cap bounds the number of slots.
+        if arrivals.waiting.get() == 0 && arrivals.slots.get() < arrivals.cap {
+            spawn_slot(w, arrivals);
+        }
+        let lag = Instant::now().saturating_duration_since(due);
+        arrivals.started.set(arrivals.started.get() + 1);
+        {
+            let mut rec = w.recorder.borrow_mut();
+            rec.record_start(lag);
+            rec.inc_active();
+        }
+        run_iteration(w, &mut conn, &mut ctx, &mut scratch, iteration, Some(lag)).await;
+        w.recorder.borrow_mut().dec_active();
+    }
+}
+
+/// The closed model: follow the user schedule, one task per user.
+async fn run_closed(w: &Rc<Worker>, mut schedule: UserSchedule) {
+    let target = Rc::new(Cell::new(0u64));
+    let alive: Rc<RefCell<Vec<bool>>> = Rc::new(RefCell::new(Vec::new()));
+    let mut draining = std::pin::pin!(phase_reaches(w.phase.clone(), Phase::Draining));
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut draining => break,
+        }
+        let global = schedule.users_at(w.t0.elapsed());
+        let local = w.segment.count_below(global);
+        target.set(local);
+        let mut alive_now = alive.borrow_mut();
+        if alive_now.len() < local as usize {
+            alive_now.resize(local as usize, false);
+        }
+        for idx in 0..local as usize {
+            if !alive_now[idx] {
+                alive_now[idx] = true;
+                w.live.set(w.live.get() + 1);
+                let (w, target, alive) = (w.clone(), target.clone(), alive.clone());
+                tokio::task::spawn_local(async move {
+                    user(&w, idx as u64, &target).await;
+                    alive.borrow_mut()[idx] = false;
+                    task_done(&w);
+                });
+            }
+        }
+    }
+    wait_for_tasks(w).await;
+}
+
+async fn user(w: &Rc<Worker>, idx: u64, target: &Cell<u64>) {
+    let global_user = w.segment.offset + idx * w.segment.stride;
+    let mut conn: Option<Conn> = None;
+    let mut ctx = IterationContext::new(global_user, w.seed.wrapping_add(global_user));
+    let mut scratch = String::new();
+    let mut iteration = 0u64;
+    w.recorder.borrow_mut().inc_active();
+    while w.phase() == Phase::Running && idx < target.get() {
+        let it = global_user.wrapping_shl(24) | iteration;
+        run_iteration(w, &mut conn, &mut ctx, &mut scratch, it, None).await;
+        iteration += 1;
+        // Yield so a user whose requests all fail at once cannot starve the thread.
+        tokio::task::yield_now().await;
+    }
+    w.recorder.borrow_mut().dec_active();
+}
+
+/// Runs one iteration: a weighted journey, step by step. Requests are recorded
+/// as they complete; a transport failure or a failed extraction ends the
+/// iteration early, a failed check does not.
+async fn run_iteration(
+    w: &Rc<Worker>,
+    conn: &mut Option<Conn>,
+    ctx: &mut IterationContext,
+    scratch: &mut String,
+    iteration: u64,
+    lag: Option<Duration>,
+) {
+    ctx.begin(iteration);
+    let unit: f64 = ctx.rng().random();
+    let j = w.plan.pick_journey(unit);
+    let journey = w.plan.journey(j);
+    for (si, step) in journey.steps.iter().enumerate() {
+        let outcome = execute_step(w, conn, ctx, scratch, j, si, lag).await;
+        let keep_going = match outcome {
+            StepOutcome::Done { sample, keep_going } => {
+                w.recorder.borrow_mut().record(sample);
+                keep_going
+            }
+            StepOutcome::Exhausted(pool) => {
+                if let Some(pool) = pool {
+                    let first = w
+                        .recorder
+                        .borrow_mut()
+                        .exhausted
+                        .replace(pool.clone())
+                        .is_none();
+                    if first {
+                        super::emit(&w.events, EngineEvent::Exhausted { pool }).await;
+                    }
+                }
+                false
+            }
+        };
+        if !keep_going {
+            return;
+        }
+        if let Some(think) = step.think_time {
+            let unit: f64 = ctx.rng().random();
+            let pause = think.sample(unit);
+            // A stop interrupts think time and ends the iteration.
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = phase_reaches(w.phase.clone(), Phase::Draining) => return,
+            }
+        }
+    }
+}
+
+enum StepOutcome {
+    Done {
+        sample: Sample,
+        keep_going: bool,
+    },
+    /// A unique pool ran out: `Some(pool)` when it is set to stop the run.
+    Exhausted(Option<String>),
+}
+
+/// One request, from rendering to checks and extraction.
+async fn execute_step(
+    w: &Rc<Worker>,
+    conn: &mut Option<Conn>,
+    ctx: &mut IterationContext,
+    scratch: &mut String,
+    j: usize,
+    si: usize,
+    lag: Option<Duration>,
+) -> StepOutcome {
+    let planned = &w.plan.steps[j][si];
+    let step = &w.plan.journey(j).steps[si];
+    let failed = |error: ErrorKind, bytes_out: u64, keep_going: bool| StepOutcome::Done {
+        sample: Sample {
+            name: planned.name_id,
+            response_time: None,
+            service_time: None,
+            bytes_in: 0,
+            bytes_out,
+            error: Some(error),
+        },
+        keep_going,
+    };
+    let built = {
+        let mut pools = w.pools.borrow_mut();
+        let built = w.plan.build_request(planned, ctx, &mut pools, scratch);
+        if let Err(ErrorKind::DataExhausted(_)) = &built {
+            if let Some(pool) = pools.exhausted() {
+                return StepOutcome::Exhausted(Some(pool.to_string()));
+            }
+        }
+        built
+    };
+    let (req, bytes_out) = match built {
+        Ok(r) => r,
+        Err(e) => return failed(e, 0, false),
+    };
+    if !conn.as_ref().is_some_and(Conn::is_usable) {
+        *conn = None;
+        match w.connector.connect().await {
+            Ok(c) => *conn = Some(c),
+            Err(e) => return failed(e, 0, false),
+        }
+    }
+    let Some(c) = conn.as_mut() else {
+        return failed(ErrorKind::Io("no connection".into()), 0, false);
+    };
+    let sent = Instant::now();
+    let timeout = w.scenario().target.request_timeout;
+    let result = tokio::time::timeout(timeout, c.send(req, planned.keep_body)).await;
+    let done = Instant::now();
+    let resp = match result {
+        Err(_) => {
+            *conn = None;
+            return failed(ErrorKind::RequestTimeout, bytes_out, false);
+        }
+        Ok(Err(e)) => {
+            *conn = None;
+            return failed(e, bytes_out, false);
+        }
+        Ok(Ok(resp)) => resp,
+    };
+    let service = done - sent;
+    let view = ResponseView::new(resp.status, &resp.headers, &resp.body);
+    let mut error = run_checks(&step.checks, &view).err();
+    let mut keep_going = true;
+    for (var, extractor) in &step.extract {
+        match extractor.extract(&view) {
+            Some(value) => ctx.set_var(var, value),
+            None => {
+                keep_going = false;
+                if error.is_none() {
+                    error = Some(ErrorKind::Extract(format!(
+                        "{var} from {}",
+                        extractor.describe()
+                    )));
+                }
+            }
+        }
+    }
+    StepOutcome::Done {
+        sample: Sample {
+            name: planned.name_id,
+            response_time: Some(service + lag.unwrap_or_default()),
+            service_time: Some(service),
+            bytes_in: resp.bytes_in,
+            bytes_out,
+            error,
+        },
+        keep_going,
+    }
+}
+
+/// One request of a dry run, as `bfgg check --dry-run` prints it.
+#[derive(Debug, Clone)]
+pub struct DryRunStep {
+    /// Journey name.
+    pub journey: String,
+    /// Request name.
+    pub name: String,
+    /// Method and URI as sent.
+    pub request: String,
+    /// Response status, if a response arrived.
+    pub status: Option<u16>,
+    /// Time from send to the last byte.
+    pub elapsed: Duration,
+    /// The error this request counted as, if any.
+    pub error: Option<String>,
+    /// Variables extracted by this step.
+    pub extracted: Vec<(String, String)>,
+}
+
+/// Runs every journey once, in order, with one user, and reports each request.
+/// Data pools are read like a one-worker run would.
+pub async fn dry_run(scenario: Arc<Scenario>) -> anyhow::Result<Vec<DryRunStep>> {
+    let plan = Plan::new(scenario)?;
+    let connector = Connector::new(&plan.scenario.target)?;
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async move {
+            let mut pools = Pools::new(&plan.scenario.pools, 0, 1);
+            let mut out = Vec::new();
+            let mut conn: Option<Conn> = None;
+            let mut ctx = IterationContext::new(0, 1);
+            let mut scratch = String::new();
+            for (j, journey) in plan.scenario.journeys.iter().enumerate() {
+                ctx.begin(j as u64);
+                for (si, step) in journey.steps.iter().enumerate() {
+                    let planned = &plan.steps[j][si];
+                    let mut line = DryRunStep {
+                        journey: journey.name.clone(),
+                        name: step.name.clone(),
+                        request: format!("{} {}", step.method, step.path.source()),
+                        status: None,
+                        elapsed: Duration::ZERO,
+                        error: None,
+                        extracted: Vec::new(),
+                    };
+                    let (req, _) =
+                        match plan.build_request(planned, &mut ctx, &mut pools, &mut scratch) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                line.error = Some(e.to_string());
+                                out.push(line);
+                                break;
+                            }
+                        };
+                    line.request = format!("{} {}", req.method(), req.uri());
+                    if !conn.as_ref().is_some_and(Conn::is_usable) {
+                        match connector.connect().await {
+                            Ok(c) => conn = Some(c),
+                            Err(e) => {
+                                line.error = Some(e.to_string());
+                                out.push(line);
+                                break;
+                            }
+                        }
+                    }
+                    let Some(c) = conn.as_mut() else { break };
+                    let sent = Instant::now();
+                    let result = tokio::time::timeout(
+                        plan.scenario.target.request_timeout,
+                        c.send(req, true),
+                    )
+                    .await;
+                    line.elapsed = sent.elapsed();
+                    let resp = match result {
+                        Err(_) => Err(ErrorKind::RequestTimeout),
+                        Ok(r) => r,
+                    };
+                    let resp = match resp {
+                        Ok(r) => r,
+                        Err(e) => {
+                            conn = None;
+                            line.error = Some(e.to_string());
+                            out.push(line);
+                            break;
+                        }
+                    };
+                    line.status = Some(resp.status);
+                    let view = ResponseView::new(resp.status, &resp.headers, &resp.body);
+                    line.error = run_checks(&step.checks, &view).err().map(|e| e.to_string());
+                    let mut stop = false;
+                    for (var, extractor) in &step.extract {
+                        match extractor.extract(&view) {
+                            Some(v) => {
+                                line.extracted.push((var.clone(), v.clone()));
+                                ctx.set_var(var, v);
+                            }
+                            None => {
+                                stop = true;
+                                line.error.get_or_insert_with(|| {
+                                    ErrorKind::Extract(format!(
+                                        "{var} from {}",
+                                        extractor.describe()
+                                    ))
+                                    .to_string()
+                                });
+                            }
+                        }
+                    }
+                    out.push(line);
+                    if stop {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+}

@@ -1,0 +1,201 @@
+//! Schedule maths: exact shares, arrival times along ramps, spawn-rate limits.
+
+use super::*;
+use crate::scenario::Stage;
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn all_times(s: &mut ArrivalSchedule) -> Vec<Duration> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(t) = s.time_of(i) {
+        out.push(t);
+        i += 1;
+        assert!(i < 10_000_000, "runaway schedule");
+    }
+    out
+}
+
+#[test]
+fn constant_rate_is_evenly_spaced() {
+    let mut s = ArrivalSchedule::new(&Profile::constant(100.0), secs(2.0));
+    let times = all_times(&mut s);
+    assert_eq!(times.len(), 200);
+    assert_eq!(s.total(), 200);
+    assert_eq!(times[0], Duration::ZERO);
+    assert!((times[1].as_secs_f64() - 0.01).abs() < 1e-9);
+    assert!((times[199].as_secs_f64() - 1.99).abs() < 1e-9);
+}
+
+#[test]
+fn linear_ramp_follows_the_integral() {
+    // 0 -> 100/s over 10 s: N(t) = 5 t^2, 500 arrivals in all.
+    let p = Profile {
+        start: 0.0,
+        stages: vec![Stage {
+            duration: secs(10.0),
+            target: 100.0,
+        }],
+        step: false,
+    };
+    let mut s = ArrivalSchedule::new(&p, secs(10.0));
+    let times = all_times(&mut s);
+    assert_eq!(times.len(), 500);
+    // Arrival 125 is due when 5 t^2 = 125: t = 5 s.
+    assert!(
+        (times[125].as_secs_f64() - 5.0).abs() < 1e-6,
+        "{:?}",
+        times[125]
+    );
+    // Counts per second follow the ramp: second k holds 5(2k+1) arrivals.
+    for k in 0..10 {
+        let n = times
+            .iter()
+            .filter(|t| t.as_secs_f64() >= k as f64 && t.as_secs_f64() < k as f64 + 1.0)
+            .count();
+        assert_eq!(n, 5 * (2 * k + 1), "second {k}");
+    }
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "monotone");
+}
+
+#[test]
+fn stages_then_hold_until_the_end() {
+    let p = Profile {
+        start: 10.0,
+        stages: vec![
+            Stage {
+                duration: secs(1.0),
+                target: 10.0,
+            },
+            Stage {
+                duration: secs(1.0),
+                target: 30.0,
+            },
+        ],
+        step: false,
+    };
+    // 10 in the first second, 20 while ramping 10 -> 30, then 30/s for 2 s.
+    let mut s = ArrivalSchedule::new(&p, secs(4.0));
+    assert_eq!(all_times(&mut s).len(), 10 + 20 + 60);
+}
+
+#[test]
+fn ramp_down_to_zero_ends_the_arrivals() {
+    let p = Profile {
+        start: 100.0,
+        stages: vec![Stage {
+            duration: secs(2.0),
+            target: 0.0,
+        }],
+        step: false,
+    };
+    let mut s = ArrivalSchedule::new(&p, secs(5.0));
+    assert_eq!(all_times(&mut s).len(), 100);
+}
+
+#[test]
+fn step_profile_holds_rates() {
+    let p = Profile {
+        start: 0.0,
+        stages: vec![
+            Stage {
+                duration: secs(1.0),
+                target: 10.0,
+            },
+            Stage {
+                duration: secs(1.0),
+                target: 50.0,
+            },
+        ],
+        step: true,
+    };
+    let mut s = ArrivalSchedule::new(&p, secs(2.0));
+    assert_eq!(all_times(&mut s).len(), 60);
+}
+
+#[test]
+fn segments_split_exactly() {
+    let whole = ArrivalSchedule::new(&Profile::constant(997.0), secs(3.0)).total();
+    for nodes in 1..5u64 {
+        for workers in 1..4u64 {
+            let mut sum = 0;
+            let mut seen = std::collections::HashSet::new();
+            for n in 0..nodes {
+                for w in 0..workers {
+                    let seg = Segment::WHOLE.split(n, nodes).split(w, workers);
+                    sum += seg.count_below(whole);
+                    let mut i = seg.offset;
+                    while i < whole {
+                        assert!(seen.insert(i), "index {i} taken twice");
+                        i += seg.stride;
+                    }
+                }
+            }
+            assert_eq!(sum, whole, "{nodes} nodes x {workers} workers");
+            assert_eq!(seen.len() as u64, whole);
+        }
+    }
+}
+
+#[test]
+fn users_ramp_at_the_spawn_rate() {
+    let mut s = UserSchedule::new(&Profile::constant(50.0), 10.0);
+    assert_eq!(s.users_at(secs(0.0)), 0);
+    assert_eq!(s.users_at(secs(1.0)), 10);
+    assert_eq!(s.users_at(secs(2.5)), 25);
+    assert_eq!(s.users_at(secs(10.0)), 50);
+    assert_eq!(s.users_at(secs(100.0)), 50);
+}
+
+#[test]
+fn users_follow_stages_up_and_down() {
+    let p = Profile {
+        start: 0.0,
+        stages: vec![
+            Stage {
+                duration: secs(10.0),
+                target: 20.0,
+            },
+            Stage {
+                duration: secs(10.0),
+                target: 0.0,
+            },
+        ],
+        step: false,
+    };
+    let mut s = UserSchedule::new(&p, 1000.0);
+    assert_eq!(s.users_at(secs(5.0)), 10);
+    assert_eq!(s.users_at(secs(10.0)), 20);
+    assert_eq!(s.users_at(secs(15.0)), 10);
+    assert_eq!(s.users_at(secs(20.0)), 0);
+}
+
+#[test]
+fn step_load_adds_users_in_steps() {
+    // Locust profile.yml style: 10 users every 5 s up to 30.
+    let p = Profile {
+        start: 10.0,
+        stages: vec![
+            Stage {
+                duration: secs(5.0),
+                target: 10.0,
+            },
+            Stage {
+                duration: secs(5.0),
+                target: 20.0,
+            },
+            Stage {
+                duration: secs(5.0),
+                target: 30.0,
+            },
+        ],
+        step: true,
+    };
+    let mut s = UserSchedule::new(&p, 1000.0);
+    assert_eq!(s.users_at(secs(4.9)), 10);
+    assert_eq!(s.users_at(secs(5.5)), 20);
+    assert_eq!(s.users_at(secs(12.0)), 30);
+    assert_eq!(s.users_at(secs(60.0)), 30);
+}

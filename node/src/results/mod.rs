@@ -1,0 +1,266 @@
+//! The results directory of a run, written as the run goes so that nothing
+//! measured is lost if the process dies: `latency.hlog` and `timeseries.csv`
+//! grow one interval at a time; `summary.json` is written at the end.
+//!
+//! Layout (documented in README.md, "Results"):
+//! `summary.json`, `timeseries.csv`, `latency.hlog`, `scenario.toml`.
+
+mod hlog;
+mod text;
+mod timeseries;
+
+pub use text::render_summary;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use bfgg_protocol::summary::{GeneratorSummary, NameSummary, Percentiles, RunSummary};
+use bfgg_protocol::{GeneratorStats, IntervalSnapshot, NameStats};
+
+use crate::scenario::Scenario;
+
+/// Facts about the run that the measurements alone don't carry.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    /// Wall-clock start.
+    pub started_at: SystemTime,
+    /// Seconds of load (to the stop, or the configured duration).
+    pub duration_s: f64,
+    /// Why the run ended before its duration, if it did.
+    pub stop_reason: Option<String>,
+}
+
+/// Accumulates interval snapshots into the files of one results directory.
+pub struct ResultsWriter {
+    dir: PathBuf,
+    hlog: hlog::HlogWriter<BufWriter<File>>,
+    timeseries: timeseries::TimeseriesWriter<BufWriter<File>>,
+    totals: BTreeMap<String, NameStats>,
+    generator: GeneratorStats,
+    busy_intervals: u32,
+    intervals: u32,
+}
+
+impl ResultsWriter {
+    /// Creates `dir` (and parents), copies the scenario file into it and opens
+    /// the streamed files.
+    pub fn create(dir: &Path, scenario: &Scenario, started_at: SystemTime) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating results directory {}", dir.display()))?;
+        if !scenario.source.as_os_str().is_empty() {
+            std::fs::copy(&scenario.source, dir.join("scenario.toml")).with_context(|| {
+                format!(
+                    "copying {} into {}",
+                    scenario.source.display(),
+                    dir.display()
+                )
+            })?;
+        }
+        let open = |name: &str| -> anyhow::Result<BufWriter<File>> {
+            let path = dir.join(name);
+            Ok(BufWriter::new(
+                File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+            ))
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            hlog: hlog::HlogWriter::new(open("latency.hlog")?, started_at)?,
+            timeseries: timeseries::TimeseriesWriter::new(open("timeseries.csv")?)?,
+            totals: BTreeMap::new(),
+            generator: GeneratorStats::default(),
+            busy_intervals: 0,
+            intervals: 0,
+        })
+    }
+
+    /// The directory being written.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Adds one merged interval (all sources). Call in interval order.
+    pub fn add_interval(&mut self, snap: &IntervalSnapshot) -> anyhow::Result<()> {
+        self.hlog.write_interval(snap)?;
+        self.timeseries.write_interval(snap)?;
+        for (name, stats) in &snap.by_name {
+            *self.totals.entry(name.clone()).or_default() += stats;
+        }
+        let g = &snap.generator;
+        self.generator.scheduled += g.scheduled;
+        self.generator.late_starts += g.late_starts;
+        self.generator.missed += g.missed;
+        self.generator.schedule_lag.add(&g.schedule_lag);
+        self.generator.cpu_busy_permille =
+            self.generator.cpu_busy_permille.max(g.cpu_busy_permille);
+        if g.cpu_busy_permille > BUSY_PERMILLE {
+            self.busy_intervals += 1;
+        }
+        self.intervals += 1;
+        Ok(())
+    }
+
+    /// Totals so far, all names merged.
+    pub fn total(&self) -> NameStats {
+        let mut total = NameStats::default();
+        for s in self.totals.values() {
+            total += s;
+        }
+        total
+    }
+
+    /// Builds the summary (without thresholds), flushes the streamed files.
+    pub fn finish(
+        mut self,
+        scenario: &Scenario,
+        facts: &RunFacts,
+    ) -> anyhow::Result<(RunSummary, PathBuf)> {
+        self.hlog.flush()?;
+        self.timeseries.flush()?;
+        let d = facts.duration_s;
+        let by_name: BTreeMap<String, NameSummary> = self
+            .totals
+            .iter()
+            .map(|(name, s)| (name.clone(), NameSummary::from_stats(s, d)))
+            .collect();
+        let total = NameSummary::from_stats(&self.total(), d);
+        let summary = RunSummary {
+            scenario: scenario.name.clone(),
+            engine: scenario.engine.as_str().to_string(),
+            model: match scenario.load.model {
+                crate::scenario::LoadModel::Open { .. } => "open".into(),
+                crate::scenario::LoadModel::Closed { .. } => "closed".into(),
+            },
+            target: format!("{}{}", scenario.target.origin, scenario.target.base_path),
+            started_at_ms: facts
+                .started_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            duration_s: d,
+            stopped_early: facts.stop_reason.is_some(),
+            stop_reason: facts.stop_reason.clone(),
+            total,
+            by_name,
+            thresholds: Vec::new(),
+            generator: self.generator_summary(),
+        };
+        Ok((summary, self.dir))
+    }
+
+    fn generator_summary(&self) -> GeneratorSummary {
+        let g = &self.generator;
+        let mut warnings = Vec::new();
+        if self.busy_intervals > 0 {
+            warnings.push(format!(
+                "a generator core was over {}% busy in {} of {} intervals: the generator may be the bottleneck (add cores or nodes)",
+                BUSY_PERMILLE / 10,
+                self.busy_intervals,
+                self.intervals
+            ));
+        }
+        if g.scheduled > 0 && g.late_starts * 100 > g.scheduled {
+            warnings.push(format!(
+                "{} of {} arrivals started more than {} ms late (p99 lag {} ms): the generator could not keep its schedule",
+                g.late_starts,
+                g.scheduled,
+                GeneratorStats::LATE_THRESHOLD_US / 1000,
+                g.schedule_lag.quantile_us(0.99) as f64 / 1000.0
+            ));
+        }
+        if g.missed > 0 {
+            warnings.push(format!(
+                "{} scheduled arrivals never started (in-flight cap reached or run stopped)",
+                g.missed
+            ));
+        }
+        GeneratorSummary {
+            scheduled: g.scheduled,
+            late_starts: g.late_starts,
+            missed: g.missed,
+            schedule_lag_ms: Percentiles::from_histogram(&g.schedule_lag),
+            max_cpu_busy_pct: f64::from(g.cpu_busy_permille) / 10.0,
+            warnings,
+        }
+    }
+}
+
+/// Above this, a generator core counts as saturated (per mille).
+pub const BUSY_PERMILLE: u32 = 800;
+
+/// Writes `summary.json` into `dir`.
+pub fn write_summary(dir: &Path, summary: &RunSummary) -> anyhow::Result<()> {
+    let path = dir.join("summary.json");
+    let mut f = BufWriter::new(
+        File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    serde_json::to_writer_pretty(&mut f, summary)?;
+    f.write_all(b"\n")?;
+    f.flush()?;
+    Ok(())
+}
+
+/// The default results directory for a run started at `at`:
+/// `<data dir>/runs/<UTC yyyymmdd-hhmmss>-<scenario name>`.
+pub fn default_dir(scenario_name: &str, at: SystemTime) -> anyhow::Result<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "bfgg")
+        .context("cannot find a home directory for the default results location; pass --out DIR")?;
+    Ok(dirs
+        .data_dir()
+        .join("runs")
+        .join(format!("{}-{}", utc_stamp(at), sanitize(scenario_name))))
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `yyyymmdd-hhmmss` in UTC (civil-from-days, no date crate needed).
+pub fn utc_stamp(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn utc_stamp_formats_known_dates() {
+        assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH), "19700101-000000");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_444_895);
+        assert_eq!(utc_stamp(t), "20261123-144135");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc_stamp(leap), "20000229-000000");
+    }
+}

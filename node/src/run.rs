@@ -1,0 +1,348 @@
+//! A local run from start to results: starts the engine, owns the run's
+//! clock (duration, graceful stop, early stop), merges the workers' interval
+//! snapshots in order, streams them into the results directory, and judges
+//! the thresholds at the end.
+//!
+//! The caller supplies the stop signal and a progress callback, so this module
+//! prints nothing itself.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bfgg_protocol::IntervalSnapshot;
+use bfgg_protocol::summary::RunSummary;
+
+use crate::engine::schedule::Segment;
+use crate::engine::{self, EngineConfig, EngineEvent, Phase};
+use crate::results::{self, ResultsWriter, RunFacts};
+use crate::scenario::Scenario;
+
+/// How far ahead of "now" a run's time zero is set.
+const START_LEAD: Duration = Duration::from_millis(100);
+
+/// How to run locally.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Results directory; default: [`results::default_dir`].
+    pub out_dir: Option<PathBuf>,
+    /// Worker threads; default: one per available core.
+    pub workers: Option<usize>,
+    /// Seed for random choices; default: from the clock.
+    pub seed: Option<u64>,
+}
+
+/// What the progress callback sees once per completed interval.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    /// The merged interval just completed.
+    pub interval: &'a IntervalSnapshot,
+    /// Time since the start.
+    pub elapsed: Duration,
+    /// The configured duration.
+    pub duration: Duration,
+    /// Requests so far.
+    pub total_requests: u64,
+    /// Errors so far.
+    pub total_errors: u64,
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The summary (also written to `summary.json`).
+    pub summary: RunSummary,
+    /// The results directory.
+    pub dir: PathBuf,
+}
+
+/// Runs `scenario` on this host until its duration ends or `stop` resolves
+/// (a second resolution of `stop` is not awaited: graceful stop then bounds
+/// the wait). Errors only for things that prevent a run (bad results
+/// directory, engine start failure); everything measured until then is kept.
+pub async fn run_local(
+    scenario: Scenario,
+    options: RunOptions,
+    stop: impl Future<Output = ()>,
+    mut on_progress: impl FnMut(&Progress<'_>),
+) -> anyhow::Result<RunOutcome> {
+    let started_at = SystemTime::now();
+    let dir = match &options.out_dir {
+        Some(d) => d.clone(),
+        None => results::default_dir(&scenario.name, started_at)?,
+    };
+    let mut writer = ResultsWriter::create(&dir, &scenario, started_at)?;
+    let scenario = Arc::new(scenario);
+    let workers = options.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let seed = options.seed.unwrap_or_else(|| {
+        started_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    // Time zero a little ahead, so worker threads are up before the first
+    // arrival is due; a late start would show as schedule lag.
+    let t0 = Instant::now() + START_LEAD;
+    let mut handle = engine::start(
+        scenario.clone(),
+        EngineConfig {
+            segment: Segment::WHOLE,
+            workers,
+            t0,
+            seed,
+        },
+    )?;
+
+    let load = &scenario.load;
+    let end_of_load = tokio::time::sleep_until((t0 + load.duration).into());
+    tokio::pin!(end_of_load);
+    let abort_at = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(abort_at);
+    tokio::pin!(stop);
+    let mut stop_reason: Option<String> = None;
+    let mut load_ended: Option<Instant> = None;
+    let mut merger = Merger::new(handle.sources);
+    let mut finished = 0;
+    let mut stop_seen = false;
+
+    let begin_drain = |reason: Option<String>,
+                       load_ended: &mut Option<Instant>,
+                       stop_reason: &mut Option<String>,
+                       phase: &tokio::sync::watch::Sender<Phase>|
+     -> Option<Instant> {
+        if load_ended.is_some() {
+            return None;
+        }
+        *load_ended = Some(Instant::now());
+        *stop_reason = reason;
+        let _ = phase.send(Phase::Draining);
+        Some(Instant::now() + load.graceful_stop)
+    };
+
+    while finished < handle.sources {
+        tokio::select! {
+            event = handle.events.recv() => match event {
+                Some(EngineEvent::Interval { source, snapshot }) => {
+                    for merged in merger.add(source, snapshot) {
+                        emit_interval(&mut writer, &merged, t0, load.duration, &mut on_progress)?;
+                    }
+                }
+                Some(EngineEvent::Exhausted { pool }) => {
+                    let reason = format!("data pool {pool} exhausted");
+                    if let Some(deadline) = begin_drain(Some(reason), &mut load_ended, &mut stop_reason, &handle.phase) {
+                        abort_at.as_mut().reset(deadline.into());
+                    }
+                }
+                Some(EngineEvent::Finished { source }) => {
+                    finished += 1;
+                    for merged in merger.finish(source) {
+                        emit_interval(&mut writer, &merged, t0, load.duration, &mut on_progress)?;
+                    }
+                }
+                None => break,
+            },
+            () = &mut end_of_load, if load_ended.is_none() => {
+                if let Some(deadline) = begin_drain(None, &mut load_ended, &mut stop_reason, &handle.phase) {
+                    abort_at.as_mut().reset(deadline.into());
+                }
+            }
+            () = &mut stop, if !stop_seen => {
+                stop_seen = true;
+                if let Some(deadline) = begin_drain(Some("stopped by user".into()), &mut load_ended, &mut stop_reason, &handle.phase) {
+                    abort_at.as_mut().reset(deadline.into());
+                }
+            }
+            () = &mut abort_at => {
+                let _ = handle.phase.send(Phase::Abort);
+                abort_at.as_mut().reset((Instant::now() + Duration::from_secs(3600)).into());
+            }
+        }
+    }
+    for merged in merger.drain_all() {
+        emit_interval(&mut writer, &merged, t0, load.duration, &mut on_progress)?;
+    }
+    for t in handle.threads.drain(..) {
+        let _ = t.join();
+    }
+    let measured = load_ended
+        .unwrap_or_else(Instant::now)
+        .saturating_duration_since(t0);
+    let facts = RunFacts {
+        started_at,
+        duration_s: measured.as_secs_f64(),
+        stop_reason,
+    };
+    let (mut summary, dir) = writer.finish(&scenario, &facts)?;
+    summary.thresholds = scenario
+        .thresholds
+        .iter()
+        .map(|t| t.evaluate(&summary))
+        .collect();
+    results::write_summary(&dir, &summary)?;
+    Ok(RunOutcome { summary, dir })
+}
+
+fn emit_interval(
+    writer: &mut ResultsWriter,
+    merged: &IntervalSnapshot,
+    t0: Instant,
+    duration: Duration,
+    on_progress: &mut impl FnMut(&Progress<'_>),
+) -> anyhow::Result<()> {
+    writer.add_interval(merged)?;
+    let total = writer.total();
+    on_progress(&Progress {
+        interval: merged,
+        elapsed: t0.elapsed(),
+        duration,
+        total_requests: total.requests,
+        total_errors: total.error_count(),
+    });
+    Ok(())
+}
+
+/// Merges per-source snapshots into complete intervals, released in order.
+/// Interval `k` is complete once every source has sent an interval `>= k` or
+/// finished.
+#[derive(Debug)]
+pub(crate) struct Merger {
+    pending: BTreeMap<u32, IntervalSnapshot>,
+    /// Highest interval seen per source (None before the first); finished
+    /// sources no longer hold anything back.
+    seen: Vec<Option<u32>>,
+    done: Vec<bool>,
+    next: u32,
+}
+
+impl Merger {
+    pub(crate) fn new(sources: usize) -> Self {
+        Self {
+            pending: BTreeMap::new(),
+            seen: vec![None; sources],
+            done: vec![false; sources],
+            next: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, source: usize, snap: IntervalSnapshot) -> Vec<IntervalSnapshot> {
+        let index = snap.index;
+        if let Some(s) = self.seen.get_mut(source) {
+            *s = Some(s.map_or(index, |prev| prev.max(index)));
+        }
+        if index < self.next {
+            // A straggler for an interval already released: fold it into the
+            // oldest pending one rather than lose it.
+            tracing::debug!(source, index, "late snapshot folded into the next interval");
+            let target = self.next;
+            let mut snap = snap;
+            snap.index = target;
+            self.merge_into(target, &snap);
+        } else {
+            self.merge_into(index, &snap);
+        }
+        self.release()
+    }
+
+    fn merge_into(&mut self, index: u32, snap: &IntervalSnapshot) {
+        match self.pending.get_mut(&index) {
+            Some(p) => *p += snap,
+            None => {
+                self.pending.insert(index, snap.clone());
+            }
+        }
+    }
+
+    pub(crate) fn finish(&mut self, source: usize) -> Vec<IntervalSnapshot> {
+        if let Some(d) = self.done.get_mut(source) {
+            *d = true;
+        }
+        self.release()
+    }
+
+    fn release(&mut self) -> Vec<IntervalSnapshot> {
+        let complete_below = self
+            .seen
+            .iter()
+            .zip(&self.done)
+            .filter(|(_, done)| !**done)
+            .map(|(seen, _)| seen.map_or(0, |s| s))
+            .min();
+        let mut out = Vec::new();
+        while let Some((&k, _)) = self.pending.first_key_value() {
+            let complete = match complete_below {
+                None => true, // every source finished
+                Some(limit) => k < limit,
+            };
+            if !complete {
+                break;
+            }
+            if let Some((_, snap)) = self.pending.pop_first() {
+                self.next = k + 1;
+                out.push(snap);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn drain_all(&mut self) -> Vec<IntervalSnapshot> {
+        let out: Vec<_> = std::mem::take(&mut self.pending).into_values().collect();
+        if let Some(last) = out.last() {
+            self.next = last.index + 1;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(index: u32, requests: u64) -> IntervalSnapshot {
+        let mut s = IntervalSnapshot::new(index);
+        s.by_name.entry("r".into()).or_default().requests = requests;
+        s
+    }
+
+    #[test]
+    fn intervals_are_released_once_every_source_moved_past_them() {
+        let mut m = Merger::new(2);
+        assert!(m.add(0, snap(0, 1)).is_empty());
+        assert!(
+            m.add(0, snap(1, 2)).is_empty(),
+            "source 1 has not reported interval 0"
+        );
+        let out = m.add(1, snap(0, 10));
+        assert!(
+            out.is_empty(),
+            "interval 0 complete only when both moved past it: {out:?}"
+        );
+        let out = m.add(1, snap(1, 20));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].index, 0);
+        assert_eq!(out[0].by_name["r"].requests, 11);
+        let out = m.finish(0);
+        assert!(out.is_empty());
+        let out = m.finish(1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].by_name["r"].requests, 22);
+    }
+
+    #[test]
+    fn stragglers_are_folded_in_not_lost() {
+        let mut m = Merger::new(1);
+        let out = m.add(0, snap(0, 1));
+        assert!(out.is_empty());
+        let out = m.add(0, snap(1, 1));
+        assert_eq!(out.len(), 1);
+        let _ = m.add(0, snap(0, 5)); // late
+        let rest = m.finish(0);
+        let total: u64 = rest.iter().map(|s| s.by_name["r"].requests).sum();
+        assert_eq!(total, 1 + 5);
+    }
+}

@@ -1,0 +1,325 @@
+//! The validated scenario: what an engine executes.
+//!
+//! Built only by `scenario::load` / `scenario::parse` from TOML; every value
+//! here has already been checked, so engines never re-validate. Runtime pieces
+//! (templates, pools, checks, extraction) live in their own modules and are
+//! referenced from here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::scenario::check::Check;
+use crate::scenario::data::PoolSpec;
+use crate::scenario::extract::Extractor;
+use crate::scenario::template::Template;
+use crate::scenario::threshold::Threshold;
+
+/// A whole validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// `[scenario] name`, or the file stem.
+    pub name: String,
+    /// The file it was read from (empty for in-memory scenarios).
+    pub source: PathBuf,
+    /// Directory relative paths (data files, body files) resolve against.
+    pub base_dir: PathBuf,
+    /// Which engine runs it.
+    pub engine: EngineKind,
+    /// Where requests go.
+    pub target: Target,
+    /// How much load, for how long.
+    pub load: Load,
+    /// What each iteration does, chosen by weight.
+    pub journeys: Vec<Journey>,
+    /// Data pools by name, in declaration order.
+    pub pools: Vec<PoolSpec>,
+    /// Pass/fail criteria, in declaration order.
+    pub thresholds: Vec<Threshold>,
+}
+
+/// The engines a scenario can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// bfgg's own HTTP engine.
+    Native,
+}
+
+impl EngineKind {
+    /// The name used in scenario files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Native => "native",
+        }
+    }
+}
+
+/// The system under test.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Scheme, host and port, without a trailing slash: `http://127.0.0.1:8080`.
+    pub origin: String,
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// Host name or address, as written (IPv6 without brackets).
+    pub host: String,
+    /// Port (explicit or the scheme's default).
+    pub port: u16,
+    /// Path prefix of the base URL, without a trailing slash (often empty).
+    pub base_path: String,
+    /// Headers sent with every request (step headers override by name).
+    pub headers: Vec<(String, Template)>,
+    /// Limit on establishing a connection (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// Limit on one request, from send to the last body byte.
+    pub request_timeout: Duration,
+    /// Accept any certificate (self-signed test servers). Off by default.
+    pub insecure_tls: bool,
+    /// Speak HTTP/2 (ALPN over TLS, prior knowledge over plain TCP).
+    pub http2: bool,
+}
+
+/// URL scheme of the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain TCP.
+    Http,
+    /// TLS via rustls.
+    Https,
+}
+
+/// The load model and its time line.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// Open or closed, with its profile.
+    pub model: LoadModel,
+    /// Total run time (after which no new iteration starts).
+    pub duration: Duration,
+    /// How long in-flight iterations may finish after `duration`.
+    pub graceful_stop: Duration,
+}
+
+/// Open model (arrivals per second) or closed model (virtual users).
+#[derive(Debug, Clone)]
+pub enum LoadModel {
+    /// Iterations start on a schedule regardless of responses.
+    Open {
+        /// Arrival rate over time, iterations per second.
+        rate: Profile,
+        /// Most iterations in flight at once on one host; arrivals beyond wait
+        /// (and count as late starts).
+        max_in_flight: usize,
+    },
+    /// Each virtual user runs iterations back to back (with think time).
+    Closed {
+        /// Target number of users over time.
+        users: Profile,
+        /// Users started per second at most when the target rises.
+        spawn_rate: f64,
+    },
+}
+
+/// A piecewise-linear function of time: `start` at t = 0, then each stage moves
+/// linearly to its `target` over its `duration`; after the last stage the last
+/// target holds. A step profile holds each value for the whole stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Value at t = 0.
+    pub start: f64,
+    /// Consecutive stages.
+    pub stages: Vec<Stage>,
+    /// Hold each stage's target for its whole duration instead of ramping.
+    pub step: bool,
+}
+
+/// One stage of a [`Profile`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    /// How long the stage lasts.
+    pub duration: Duration,
+    /// Value reached at its end (ramped) or held during it (step).
+    pub target: f64,
+}
+
+impl Profile {
+    /// A value held for ever.
+    pub fn constant(value: f64) -> Self {
+        Self {
+            start: value,
+            stages: Vec::new(),
+            step: false,
+        }
+    }
+
+    /// The value at `t`.
+    pub fn at(&self, t: Duration) -> f64 {
+        let mut from = self.start;
+        let mut elapsed = Duration::ZERO;
+        for stage in &self.stages {
+            let end = elapsed + stage.duration;
+            if t < end {
+                if self.step {
+                    return stage.target;
+                }
+                let span = stage.duration.as_secs_f64();
+                let frac = if span == 0.0 {
+                    1.0
+                } else {
+                    (t - elapsed).as_secs_f64() / span
+                };
+                return from + (stage.target - from) * frac;
+            }
+            from = stage.target;
+            elapsed = end;
+        }
+        from
+    }
+
+    /// Sum of stage durations.
+    pub fn stages_duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// Largest value the profile takes.
+    pub fn peak(&self) -> f64 {
+        self.stages
+            .iter()
+            .map(|s| s.target)
+            .fold(self.start, f64::max)
+    }
+}
+
+/// A weighted sequence of steps; one run of it is an iteration.
+#[derive(Debug, Clone)]
+pub struct Journey {
+    /// Name (the request name when it has a single unnamed step).
+    pub name: String,
+    /// Relative frequency among journeys (>= 1).
+    pub weight: u32,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+/// One HTTP request of a journey.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Request name: the key of its measurements.
+    pub name: String,
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path and query, appended to the target's base path; may be templated.
+    pub path: Template,
+    /// Extra headers (override the target's by name, case-insensitively).
+    pub headers: Vec<(String, Template)>,
+    /// Request body, if any.
+    pub body: Option<Body>,
+    /// Checks on the response; a failure counts as an error with its reason.
+    /// Empty means "status < 400".
+    pub checks: Vec<Check>,
+    /// Values taken from the response into variables for later steps.
+    pub extract: Vec<(String, Extractor)>,
+    /// Pause after this step (before the next step or iteration).
+    pub think_time: Option<ThinkTime>,
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// Text, templated; `Content-Type` defaults to `text/plain`.
+    Text(Template),
+    /// JSON text, templated; `Content-Type` defaults to `application/json`.
+    Json(Template),
+    /// Raw bytes read from a file at load time (not templated).
+    File {
+        /// The file, as resolved.
+        path: PathBuf,
+        /// Its contents.
+        bytes: bytes::Bytes,
+    },
+}
+
+/// A pause between steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ThinkTime {
+    /// Always this long.
+    Fixed(Duration),
+    /// Uniformly distributed in `[min, max]`.
+    Uniform(Duration, Duration),
+}
+
+impl ThinkTime {
+    /// Draws one pause using `unit`, a uniform sample in `[0, 1)`.
+    pub fn sample(&self, unit: f64) -> Duration {
+        match *self {
+            ThinkTime::Fixed(d) => d,
+            ThinkTime::Uniform(lo, hi) => lo + (hi - lo).mul_f64(unit.clamp(0.0, 1.0)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn ramped_profile_interpolates_and_holds() {
+        let p = Profile {
+            start: 0.0,
+            stages: vec![
+                Stage {
+                    duration: secs(10),
+                    target: 100.0,
+                },
+                Stage {
+                    duration: secs(10),
+                    target: 100.0,
+                },
+                Stage {
+                    duration: secs(5),
+                    target: 50.0,
+                },
+            ],
+            step: false,
+        };
+        assert_eq!(p.at(secs(0)), 0.0);
+        assert_eq!(p.at(secs(5)), 50.0);
+        assert_eq!(p.at(secs(15)), 100.0);
+        assert_eq!(p.at(Duration::from_millis(22_500)), 75.0);
+        assert_eq!(p.at(secs(60)), 50.0);
+        assert_eq!(p.peak(), 100.0);
+        assert_eq!(p.stages_duration(), secs(25));
+    }
+
+    #[test]
+    fn step_profile_holds_each_target() {
+        let p = Profile {
+            start: 10.0,
+            stages: vec![
+                Stage {
+                    duration: secs(5),
+                    target: 10.0,
+                },
+                Stage {
+                    duration: secs(5),
+                    target: 20.0,
+                },
+            ],
+            step: true,
+        };
+        assert_eq!(p.at(secs(4)), 10.0);
+        assert_eq!(p.at(secs(5)), 20.0);
+        assert_eq!(p.at(secs(9)), 20.0);
+        assert_eq!(p.at(secs(100)), 20.0);
+    }
+
+    #[test]
+    fn uniform_think_time_stays_in_range() {
+        let t = ThinkTime::Uniform(Duration::from_millis(100), Duration::from_millis(300));
+        assert_eq!(t.sample(0.0), Duration::from_millis(100));
+        assert_eq!(t.sample(0.5), Duration::from_millis(200));
+        assert_eq!(t.sample(2.0), Duration::from_millis(300));
+    }
+}

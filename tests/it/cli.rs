@@ -1,0 +1,175 @@
+//! The command line: help, bad arguments, scenario validation errors with
+//! file:line:column, `check` and `check --dry-run`.
+
+use std::time::Duration;
+
+use crate::harness::{Target, Workspace, bfgg, run_with_timeout};
+
+fn run(ws: &Workspace, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = bfgg(ws.path());
+    cmd.args(args);
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let ws = Workspace::new();
+    let (code, stdout, _) = run(&ws, &["--help"]);
+    assert_eq!(code, 0);
+    for cmd in ["run", "check", "target", "demo"] {
+        assert!(stdout.contains(cmd), "{cmd} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error() {
+    let ws = Workspace::new();
+    let (code, _, stderr) = run(&ws, &["run", "x.toml", "--bogus"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--bogus"), "{stderr}");
+}
+
+#[test]
+fn a_missing_scenario_file_names_the_path() {
+    let ws = Workspace::new();
+    let (code, _, stderr) = run(&ws, &["run", "does-not-exist.toml"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("does-not-exist.toml"), "{stderr}");
+}
+
+#[test]
+fn a_broken_scenario_gives_file_line_column_and_exit_2() {
+    let ws = Workspace::new();
+    let file = ws.write(
+        "broken.toml",
+        "[target]\nbase_url = \"http://127.0.0.1:1\"\n\n[load]\nmodel = \"open\"\nrate = \"fast\"\nduration = \"5s\"\n\n[[request]]\npath = \"/\"\n",
+    );
+    let (code, _, stderr) = run(&ws, &["run", file.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("broken.toml:6:8"),
+        "expected file:line:column in:\n{stderr}"
+    );
+    assert!(stderr.contains("rate"), "{stderr}");
+
+    let (code, _, stderr) = run(&ws, &["check", file.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("broken.toml:6:8"), "{stderr}");
+}
+
+#[test]
+fn a_toml_syntax_error_points_at_its_position() {
+    let ws = Workspace::new();
+    let file = ws.write("syntax.toml", "[load]\nmodel = \"open\nrate = 5\n");
+    let (code, _, stderr) = run(&ws, &["check", file.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("syntax.toml:2:"), "{stderr}");
+}
+
+#[test]
+fn every_example_scenario_checks() {
+    let ws = Workspace::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("scenarios/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (code, stdout, stderr) = run(&ws, &["check", path.to_str().expect("utf-8")]);
+            assert_eq!(code, 0, "{}: {stderr}", path.display());
+            assert!(stdout.starts_with("ok: "), "{stdout}");
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "expected the example scenarios, found {n}");
+}
+
+#[test]
+fn dry_run_sends_each_journey_once_and_shows_extractions() {
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "journey.toml",
+        r#"
+[target]
+base_url = "http://127.0.0.1:1"
+[load]
+model = "closed"
+users = 1
+duration = "1s"
+[[journey]]
+name = "login-flow"
+  [[journey.step]]
+  name = "login"
+  method = "POST"
+  path = "/login"
+  json = { user = "ada", password = "secret" }
+  extract = { token = { json = "/token" } }
+  check = { status = 200 }
+  [[journey.step]]
+  name = "me"
+  path = "/me"
+  headers = { authorization = "Bearer {{token}}" }
+  check = { status = 200, body_contains = "ada" }
+"#,
+    );
+    let (code, stdout, stderr) = run(
+        &ws,
+        &[
+            "check",
+            "--dry-run",
+            "--target",
+            &target.url,
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("login"), "{stdout}");
+    assert!(stdout.contains("token = tok-ada"), "{stdout}");
+    assert!(stdout.contains("GET /me"), "{stdout}");
+    assert_eq!(
+        target.stats()["requests"].as_u64(),
+        Some(2),
+        "one request per step"
+    );
+}
+
+#[test]
+fn dry_run_reports_a_failed_check_with_exit_1() {
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "fail.toml",
+        r#"
+[target]
+base_url = "http://127.0.0.1:1"
+[load]
+model = "closed"
+users = 1
+duration = "1s"
+[[request]]
+name = "down"
+path = "/status/503"
+check = { status = 200 }
+"#,
+    );
+    let (code, stdout, _) = run(
+        &ws,
+        &[
+            "check",
+            "--dry-run",
+            "--target",
+            &target.url,
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("check failed: status 503 expected 200"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,453 @@
+//! `bfgg run` end to end against `bfgg target` on 127.0.0.1: measured values,
+//! the open model's rate, error grouping, thresholds and exit codes, and the
+//! files of the results directory (including the hlog read by PyPI's
+//! `hdrhistogram`).
+
+use std::time::Duration;
+
+use crate::harness::{Target, Workspace, bfgg, python_venv, run_with_timeout};
+
+fn f(v: &serde_json::Value, path: &str) -> f64 {
+    v.pointer(path)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or_else(|| panic!("missing number at {path} in {v:#}"))
+}
+
+fn u(v: &serde_json::Value, path: &str) -> u64 {
+    v.pointer(path)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_else(|| panic!("missing integer at {path} in {v:#}"))
+}
+
+#[test]
+fn a_known_latency_distribution_is_reported_faithfully() {
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "known.toml",
+        &format!(
+            r#"
+[scenario]
+name = "known-latency"
+[target]
+base_url = "{}"
+[load]
+model = "closed"
+users = 8
+duration = "4s"
+[[request]]
+name = "fast"
+path = "/delay/5"
+weight = 9
+[[request]]
+name = "slow"
+path = "/delay/80"
+weight = 1
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary json");
+    // The server waits exactly 5 ms / 80 ms: a reported latency can never be
+    // lower (HDR keeps 3 significant digits: at most 0.1% below), and loopback
+    // adds little on top (a generous bound: this machine is noisy).
+    for (name, delay) in [("fast", 5.0), ("slow", 80.0)] {
+        for p in ["p50", "p90", "min"] {
+            let v = f(&s, &format!("/by_name/{name}/latency_ms/{p}"));
+            assert!(
+                v >= delay * 0.999,
+                "{name} {p} = {v} below the server's {delay} ms"
+            );
+            assert!(
+                v <= delay + 15.0,
+                "{name} {p} = {v} far above the server's {delay} ms"
+            );
+        }
+    }
+    // 9:1 weights: the overall median is a fast request, the p99 a slow one.
+    assert!(f(&s, "/total/latency_ms/p50") < 40.0);
+    assert!(f(&s, "/total/latency_ms/p99") >= 80.0 * 0.999);
+    let fast = u(&s, "/by_name/fast/requests") as f64;
+    let slow = u(&s, "/by_name/slow/requests") as f64;
+    let share = slow / (fast + slow);
+    assert!((0.05..0.16).contains(&share), "slow share {share}");
+    // Everything we counted, the server served (closed model: no request is
+    // left in flight after the graceful stop).
+    assert_eq!(
+        u(&s, "/total/requests"),
+        target.stats()["requests"].as_u64().expect("served")
+    );
+    assert_eq!(u(&s, "/total/errors"), 0);
+}
+
+#[test]
+fn the_open_model_holds_its_rate_exactly() {
+    let target = Target::start(&["--latency", "1ms"]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "open.toml",
+        &format!(
+            r#"
+[scenario]
+name = "open"
+[target]
+base_url = "{}"
+[load]
+model = "open"
+rate = 200
+duration = "3s"
+max_in_flight = 100
+[[request]]
+path = "/"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary json");
+    // 200/s for 3 s is exactly 600 arrivals; all of them must have been sent.
+    assert_eq!(u(&s, "/generator/scheduled"), 600, "{s:#}");
+    assert_eq!(u(&s, "/generator/missed"), 0);
+    assert_eq!(u(&s, "/total/requests"), 600);
+    let rps = f(&s, "/total/rps");
+    assert!((rps - 200.0).abs() / 200.0 < 0.01, "rps {rps}");
+    assert_eq!(target.stats()["requests"].as_u64(), Some(600));
+    // Service time never exceeds the corrected response time.
+    assert!(f(&s, "/total/service_time_ms/p50") <= f(&s, "/total/latency_ms/p50"));
+    assert!(f(&s, "/total/latency_ms/min") >= 1.0 * 0.999);
+}
+
+#[test]
+fn failed_checks_are_counted_with_their_reasons() {
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "checks.toml",
+        &format!(
+            r#"
+[scenario]
+name = "checks"
+[target]
+base_url = "{}"
+[load]
+model = "closed"
+users = 2
+duration = "2s"
+[[request]]
+name = "unavailable"
+path = "/status/503"
+check = {{ status = 200 }}
+[[request]]
+name = "missing"
+path = "/status/404"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &[]);
+    assert_eq!(
+        code, 0,
+        "no thresholds, so errors alone do not fail the run: {stderr}"
+    );
+    let s = summary.expect("summary json");
+    let n = u(&s, "/by_name/unavailable/requests");
+    assert!(n > 0);
+    assert_eq!(u(&s, "/by_name/unavailable/errors"), n);
+    assert_eq!(
+        s.pointer("/by_name/unavailable/error_groups/0/message")
+            .and_then(|m| m.as_str()),
+        Some("check failed: status 503 expected 200")
+    );
+    assert_eq!(u(&s, "/by_name/unavailable/error_groups/0/count"), n);
+    let m = u(&s, "/by_name/missing/requests");
+    assert_eq!(
+        u(&s, "/by_name/missing/errors"),
+        m,
+        "a 404 without a check is an error"
+    );
+    assert_eq!(
+        s.pointer("/by_name/missing/error_groups/0/class")
+            .and_then(|m| m.as_str()),
+        Some("http 4xx")
+    );
+    assert!((f(&s, "/total/error_rate") - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn connection_failures_are_measured_not_fatal() {
+    // A port nothing listens on: bind, note the port, close.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let ws = Workspace::new();
+    let file = ws.write(
+        "refused.toml",
+        &format!(
+            r#"
+[scenario]
+name = "refused"
+[target]
+base_url = "http://127.0.0.1:{port}"
+[load]
+model = "open"
+rate = 50
+duration = "2s"
+[[request]]
+path = "/"
+"#
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary json");
+    assert_eq!(u(&s, "/total/requests"), 100);
+    assert_eq!(u(&s, "/total/errors"), 100);
+    assert_eq!(
+        s.pointer("/total/error_groups/0/message")
+            .and_then(|m| m.as_str()),
+        Some("connect refused")
+    );
+}
+
+const THRESHOLDS: &str = r#"
+[scenario]
+name = "thresholds"
+thresholds = [THRESHOLD]
+[target]
+base_url = "URL"
+[load]
+model = "open"
+rate = 50
+duration = "1s"
+[[request]]
+name = "home"
+path = "/"
+"#;
+
+#[test]
+fn thresholds_set_the_exit_code() {
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let passing = ws.write(
+        "pass.toml",
+        &THRESHOLDS.replace("URL", &target.url).replace(
+            "THRESHOLD",
+            r#""p99 < 5s", "error_rate < 1%", "p95[home] < 5s""#,
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&passing, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert_eq!(s["thresholds"].as_array().map(Vec::len), Some(3));
+    assert!(
+        s["thresholds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|t| t["passed"] == true)
+    );
+
+    let failing = ws.write(
+        "fail.toml",
+        &THRESHOLDS
+            .replace("URL", &target.url)
+            .replace("THRESHOLD", r#""p99 < 5s", "p50 < 1us""#),
+    );
+    let (code, summary, stderr) = ws.run(&failing, &[]);
+    assert_eq!(code, 1, "a failed threshold exits 1: {stderr}");
+    let s = summary.expect("summary is still written");
+    assert_eq!(s["thresholds"][0]["passed"], true);
+    assert_eq!(s["thresholds"][1]["passed"], false);
+    assert_eq!(s["thresholds"][1]["expression"], "p50 < 1us");
+    assert!(f(&s, "/total/requests") > 0.0, "what was measured is kept");
+}
+
+#[test]
+fn the_results_directory_holds_summary_timeseries_hlog_and_scenario() {
+    let target = Target::start(&["--latency", "1ms..3ms"]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "files.toml",
+        &format!(
+            r#"
+[scenario]
+name = "files"
+[target]
+base_url = "{}"
+[load]
+model = "open"
+rate = 100
+duration = "3s"
+[[request]]
+name = "a"
+path = "/"
+weight = 3
+[[request]]
+name = "b"
+path = "/json"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    let out = ws.out_dir();
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary.json"))
+            .expect("json");
+    assert_eq!(on_disk, s, "--json prints exactly summary.json");
+    assert_eq!(
+        std::fs::read_to_string(out.join("scenario.toml")).expect("scenario copy"),
+        std::fs::read_to_string(&file).expect("scenario")
+    );
+
+    // timeseries.csv: the `*` rows add up to the total, per-name rows to each name.
+    let csv = std::fs::read_to_string(out.join("timeseries.csv")).expect("timeseries.csv");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    assert_eq!(&header[..4], &["second", "name", "requests", "errors"]);
+    let mut star = 0;
+    let mut a = 0;
+    let mut seconds = std::collections::BTreeSet::new();
+    for line in lines {
+        let cols: Vec<&str> = line.split(',').collect();
+        let n: u64 = cols[2].parse().expect("requests");
+        seconds.insert(cols[0].to_string());
+        match cols[1] {
+            "*" => star += n,
+            "a" => a += n,
+            _ => {}
+        }
+    }
+    assert_eq!(star, u(&s, "/total/requests"));
+    assert_eq!(a, u(&s, "/by_name/a/requests"));
+    assert!(seconds.len() >= 3, "one row per second: {seconds:?}");
+
+    // latency.hlog: decoded by HdrHistogram's own Python package.
+    let Some(python) = python_venv(&["hdrhistogram==0.10.3"]) else {
+        return;
+    };
+    let script = r#"
+import sys, json
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+total = HdrHistogram(1, 3600000000, 3)
+by_tag = {}
+reader = HistogramLogReader(sys.argv[1], total)
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    tag = h.get_tag()
+    if tag is None:
+        total.add(h)
+    else:
+        by_tag.setdefault(tag, HdrHistogram(1, 3600000000, 3)).add(h)
+print(json.dumps({
+    "count": total.get_total_count(),
+    "p50": total.get_value_at_percentile(50),
+    "p99": total.get_value_at_percentile(99),
+    "max": total.get_max_value(),
+    "tags": {t: h.get_total_count() for t, h in by_tag.items()},
+}))
+"#;
+    let out_py = run_with_timeout(
+        {
+            let mut c = std::process::Command::new(&python);
+            c.arg("-c").arg(script).arg(out.join("latency.hlog"));
+            c
+        },
+        Duration::from_secs(60),
+    );
+    assert!(
+        out_py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out_py.stderr)
+    );
+    let py: serde_json::Value = serde_json::from_slice(&out_py.stdout).expect("python json");
+    assert_eq!(py["count"].as_u64(), Some(u(&s, "/total/requests")), "{py}");
+    assert_eq!(py["tags"]["a"].as_u64(), Some(u(&s, "/by_name/a/requests")));
+    assert_eq!(py["tags"]["b"].as_u64(), Some(u(&s, "/by_name/b/requests")));
+    // The same samples give the same percentiles (µs in the log, ms in the summary).
+    for (key, path) in [
+        ("p50", "/total/latency_ms/p50"),
+        ("p99", "/total/latency_ms/p99"),
+        ("max", "/total/latency_ms/max"),
+    ] {
+        let from_log = py[key].as_f64().expect("number") / 1000.0;
+        let reported = f(&s, path);
+        assert!(
+            (from_log - reported).abs() <= reported * 0.001 + 0.001,
+            "{key}: hlog {from_log} vs summary {reported}"
+        );
+    }
+}
+
+#[test]
+fn an_exhausted_unique_pool_stops_the_run_and_says_so() {
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write("data/codes.csv", "code\nA\nB\nC\nD\nE\n");
+    let file = ws.write(
+        "unique.toml",
+        &format!(
+            r#"
+[scenario]
+name = "unique"
+[target]
+base_url = "{}"
+[load]
+model = "open"
+rate = 20
+duration = "5s"
+[data.codes]
+file = "data/codes.csv"
+strategy = "unique"
+on_exhausted = "stop"
+[[request]]
+name = "redeem"
+path = "/status/200?code={{{{codes.code}}}}"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert_eq!(
+        u(&s, "/total/requests"),
+        5,
+        "each row used exactly once: {s:#}"
+    );
+    assert_eq!(s["stopped_early"], true);
+    assert_eq!(s["stop_reason"], "data pool codes exhausted");
+    assert!(
+        f(&s, "/duration_s") < 4.0,
+        "stopped before the 5 s duration"
+    );
+}
+
+#[test]
+fn demo_completes_with_no_setup() {
+    let ws = Workspace::new();
+    let mut cmd = bfgg(ws.path());
+    cmd.args(["demo", "--duration", "3s", "--out"])
+        .arg(ws.out_dir());
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("demo"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.out_dir().join("summary.json")).expect("summary"))
+            .expect("json");
+    assert!(u(&summary, "/total/requests") > 0);
+}

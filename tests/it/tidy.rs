@@ -1,0 +1,89 @@
+//! Architecture invariants the compiler cannot see (ARCHITECTURE.md): every
+//! source file opens with a `//!` doc comment, and `bfgg-protocol` stays free
+//! of I/O crates.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == "snapshots")
+            {
+                continue;
+            }
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn every_source_file_starts_with_a_module_doc() {
+    let mut files = Vec::new();
+    for dir in ["src", "protocol/src", "node/src", "tests/it"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(files.len() > 20, "found only {} files", files.len());
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).expect("read");
+            !text.trim_start().starts_with("//!")
+        })
+        .map(|f| f.strip_prefix(root()).unwrap_or(f).display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "files without a //! header: {missing:?}"
+    );
+}
+
+#[test]
+fn the_protocol_crate_does_no_io() {
+    let manifest = std::fs::read_to_string(root().join("protocol/Cargo.toml")).expect("manifest");
+    for banned in ["tokio", "libp2p", "hyper", "ratatui", "crossterm", "aws-"] {
+        assert!(
+            !manifest.contains(banned),
+            "bfgg-protocol depends on {banned}"
+        );
+    }
+    let mut files = Vec::new();
+    rust_files(&root().join("protocol/src"), &mut files);
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        for banned in ["std::fs", "std::net", "std::io::stdin", "std::process"] {
+            assert!(!text.contains(banned), "{} uses {banned}", f.display());
+        }
+    }
+}
+
+#[test]
+fn no_channel_message_per_request_in_the_engine() {
+    // Workers record into their own Recorder; only interval snapshots and
+    // control events cross a channel (ARCHITECTURE.md, invariant 4).
+    let mut files = Vec::new();
+    rust_files(&root().join("node/src/engine/native"), &mut files);
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        for (i, line) in text.lines().enumerate() {
+            if line.contains(".send(") && !line.contains("c.send(") && !line.contains("phase.send(")
+            {
+                let allowed = line.contains("emit(") || line.contains("tx.send(event)");
+                assert!(
+                    allowed,
+                    "{}:{}: unexpected channel send: {line}",
+                    f.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+}
