@@ -229,12 +229,12 @@ fn target_config(args: &TargetArgs) -> anyhow::Result<TargetConfig> {
         latency: args
             .latency
             .parse()
-            .map_err(|e| anyhow::anyhow!("--latency {}: {e}", args.latency))?,
+            .map_err(|e| anyhow::anyhow!("--latency: {e}"))?,
         error_rate: args.error_rate,
         error_status: args.error_status,
         response_size: args.response_size,
         stall: match &args.stall {
-            Some(s) => Some(s.parse().map_err(|e| anyhow::anyhow!("--stall {s}: {e}"))?),
+            Some(s) => Some(s.parse().map_err(|e| anyhow::anyhow!("--stall: {e}"))?),
             None => None,
         },
         workers: args.workers,

@@ -32,6 +32,9 @@
 //! * `1ms..20ms`: uniform between the two, both included.
 //! * `5ms|100ms@10%`: bimodal; 10% of requests take 100ms, the rest 5ms.
 //!
+//! Delays are lower bounds: tokio's timer ticks every millisecond, so a
+//! response may go out up to about a millisecond late (more under load).
+//!
 //! # Stall syntax (`--stall`)
 //!
 //! `500ms@10s`: from 10s after start, hold every response for 500ms. A
@@ -381,5 +384,7 @@ async fn drive(conn: impl GracefulConnection, mut stop: watch::Receiver<bool>) {
         _ = stop.wait_for(|stop| *stop) => {}
     }
     conn.as_mut().graceful();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, conn).await.is_err() {
+        tracing::debug!("target connection still busy after the shutdown grace; closing it");
+    }
 }

@@ -132,7 +132,7 @@ name = "login-flow"
     assert!(stdout.contains("token = tok-ada"), "{stdout}");
     assert!(stdout.contains("GET /me"), "{stdout}");
     assert_eq!(
-        target.stats()["requests"].as_u64(),
+        target.stats()["total"].as_u64(),
         Some(2),
         "one request per step"
     );

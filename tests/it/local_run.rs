@@ -77,7 +77,7 @@ weight = 1
     // left in flight after the graceful stop).
     assert_eq!(
         u(&s, "/total/requests"),
-        target.stats()["requests"].as_u64().expect("served")
+        target.stats()["total"].as_u64().expect("served")
     );
     assert_eq!(u(&s, "/total/errors"), 0);
 }
@@ -114,7 +114,7 @@ path = "/"
     assert_eq!(u(&s, "/total/requests"), 600);
     let rps = f(&s, "/total/rps");
     assert!((rps - 200.0).abs() / 200.0 < 0.01, "rps {rps}");
-    assert_eq!(target.stats()["requests"].as_u64(), Some(600));
+    assert_eq!(target.stats()["total"].as_u64(), Some(600));
     // Service time never exceeds the corrected response time.
     assert!(f(&s, "/total/service_time_ms/p50") <= f(&s, "/total/latency_ms/p50"));
     assert!(f(&s, "/total/latency_ms/min") >= 1.0 * 0.999);

@@ -77,7 +77,7 @@ pub fn render_summary(s: &RunSummary) -> String {
         }
     }
     if !errors.is_empty() {
-        errors.sort_by(|a, b| b.0.cmp(&a.0));
+        errors.sort_by_key(|e| std::cmp::Reverse(e.0));
         out.push_str("\nerrors:\n");
         for (count, message, name) in errors.iter().take(20) {
             let _ = writeln!(out, "  {count:>8} × {message}  [{name}]");

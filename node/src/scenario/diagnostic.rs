@@ -260,10 +260,7 @@ pub(crate) fn format_path(path: &[Seg]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                let bare = !k.is_empty()
-                    && k.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                if bare {
+                if is_bare_key(k) {
                     out.push_str(k);
                 } else {
                     out.push_str(&format!("{k:?}"));
@@ -272,6 +269,14 @@ pub(crate) fn format_path(path: &[Seg]) -> String {
         }
     }
     out
+}
+
+/// True for keys TOML accepts unquoted: `[A-Za-z0-9_-]+`.
+pub(crate) fn is_bare_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// The last key of a path (`load.stages[0].target` -> `target`).
@@ -361,7 +366,19 @@ pub(crate) fn closest<'c>(key: &str, candidates: &[&'c str]) -> Option<&'c str> 
     };
     candidates
         .iter()
-        .map(|c| (edit_distance(&key_n, &norm(c)), *c))
+        .map(|c| {
+            let c_n = norm(c);
+            // A truncated name (`uniq` for `unique`) is as good as a typo.
+            let prefix = key_n.len() >= 3 && c_n.starts_with(&key_n);
+            (
+                if prefix {
+                    0
+                } else {
+                    edit_distance(&key_n, &c_n)
+                },
+                *c,
+            )
+        })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -479,17 +496,6 @@ fn describe_expected(key: &str, serde_expected: &str) -> (String, Option<String>
 
 /// The help line for a type mismatch.
 fn type_help(key: &str, expected: &str, found: &str, example: Option<String>) -> Option<String> {
-    if expected == "a table" && found == "an array" && !key.is_empty() {
-        return Some(format!(
-            "write [{key}] (one table), not [[{key}]] (an array of tables)"
-        ));
-    }
-    if expected.ends_with("tables") && found == "a table" && !key.is_empty() {
-        let header = if key == "step" { "journey.step" } else { key };
-        return Some(format!(
-            "write [[{header}]] with double brackets: each one adds an entry"
-        ));
-    }
     if expected.starts_with("a duration") && (found == "an integer" || found == "a float") {
         return Some(format!(
             "durations are strings with a unit: write e.g. {key} = \"30s\""

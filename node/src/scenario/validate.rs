@@ -8,39 +8,26 @@
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::scenario::check::{Check, validate_pointer};
 use crate::scenario::data::{OnExhausted, PoolSpec, Strategy};
-use crate::scenario::diagnostic::{Sink, closest};
-use crate::scenario::duration::{self, parse_duration, parse_think_time};
-use crate::scenario::extract::Extractor;
-use crate::scenario::model::{
-    Body, EngineKind, Journey, Load, LoadModel, Profile, Scenario, Scheme, Stage, Step, Target,
-    ThinkTime,
-};
-use crate::scenario::raw::{
-    OrderedMap, RawCheck, RawExtract, RawJourney, RawLoad, RawMeta, RawPool, RawScenario, RawStep,
-    RawTarget, RawValue,
-};
+use crate::scenario::diagnostic::{Sink, closest, is_bare_key};
+use crate::scenario::duration::{self, parse_duration};
+use crate::scenario::model::{EngineKind, Scenario, Scheme, Target};
+use crate::scenario::raw::{OrderedMap, RawMeta, RawPool, RawScenario, RawTarget};
 use crate::scenario::template::{Template, VarRef};
 use crate::scenario::threshold::Threshold;
+
+mod journey;
+mod load;
 
 /// Default `target.connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default `target.request_timeout`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default `load.graceful_stop`.
-const GRACEFUL_STOP: Duration = Duration::from_secs(5);
-/// Default `load.max_in_flight`.
-const MAX_IN_FLIGHT: usize = 10_000;
-/// Methods a step may use.
-const METHODS: [&str; 8] = [
-    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE",
-];
 
 /// Checks `raw` and builds the scenario; `None` when anything was reported.
 pub(crate) fn validate(
@@ -55,16 +42,17 @@ pub(crate) fn validate(
         pools: Vec::new(),
     };
     let (name, engine, thresholds) = v.meta(raw.scenario.as_ref(), raw.thresholds.as_ref(), source);
-    let target = v.target(raw.target.as_ref());
-    let load = v.load(raw.load.as_ref());
+    // Pools first: templates anywhere (target headers included) refer to them.
     if let Some(data) = &raw.data {
         for (name, pool) in &data.0 {
             v.pool(name, pool);
         }
     }
+    let target = v.target(raw.target.as_ref());
+    let load = v.load(raw.load.as_ref());
     let mut journeys = Vec::new();
     for (i, request) in raw.request.iter().enumerate() {
-        if let Some(journey) = v.request(i, request, &target) {
+        if let Some(journey) = v.request(i, request, target.as_ref()) {
             journeys.push(journey);
         }
     }
@@ -85,7 +73,7 @@ pub(crate) fn validate(
                 journey_names.insert(name.get_ref().clone(), i);
             }
         }
-        if let Some(journey) = v.journey(i, journey, &target) {
+        if let Some(journey) = v.journey(i, journey, target.as_ref()) {
             journeys.push(journey);
         }
     }
@@ -108,16 +96,14 @@ pub(crate) fn validate(
             && !step_names.contains(&scope.as_str())
             && !journeys.is_empty()
         {
-            {
-                let d = v
-                    .sink
-                    .error(Some(span), &field, format!("no request is named `{scope}`"));
-                match closest(scope, &step_names) {
-                    Some(close) => d.help(format!("did you mean `{close}`?")),
-                    None => d.help(format!("request names are: {}", list(&step_names))),
-                };
-                continue;
-            }
+            let d = v
+                .sink
+                .error(Some(span), &field, format!("no request is named `{scope}`"));
+            match closest(scope, &step_names) {
+                Some(close) => d.help(format!("did you mean `{close}`?")),
+                None => d.help(format!("request names are: {}", list(&step_names))),
+            };
+            continue;
         }
         parsed_thresholds.push(threshold);
     }
@@ -137,6 +123,9 @@ pub(crate) fn validate(
     })
 }
 
+/// A value with the span and field path it came from.
+type Located<T> = (T, Range<usize>, String);
+
 /// `a, b, c` (at most 12, then `…`).
 fn list(names: &[&str]) -> String {
     let mut out: Vec<String> = names.iter().take(12).map(|n| format!("`{n}`")).collect();
@@ -144,6 +133,15 @@ fn list(names: &[&str]) -> String {
         out.push("…".to_owned());
     }
     out.join(", ")
+}
+
+/// `field.key`, quoting `key` when it is not a bare TOML key (`"a b"`).
+fn key_path(field: &str, key: &str) -> String {
+    if is_bare_key(key) {
+        format!("{field}.{key}")
+    } else {
+        format!("{field}.{key:?}")
+    }
 }
 
 /// True for names usable in templates: `[A-Za-z_][A-Za-z0-9_-]*`.
@@ -160,12 +158,17 @@ enum Vars<'a> {
     /// A step: `available` were extracted by earlier steps; `later` maps names
     /// extracted by this or later steps to that step's name.
     Step {
+        /// Names extracted by earlier steps of the journey.
         available: &'a HashSet<String>,
+        /// Names extracted by this or later steps, with the step's name.
         later: &'a HashMap<String, String>,
+        /// A `[[request]]`: there are no earlier steps, ever.
         single: bool,
     },
 }
 
+/// The state of one validation: where diagnostics go, where relative files
+/// are, and the pools declared so far.
 struct Validator<'s, 'a> {
     sink: &'s mut Sink<'a>,
     base_dir: &'s Path,
@@ -177,13 +180,12 @@ struct Validator<'s, 'a> {
 impl Validator<'_, '_> {
     // ---- [scenario] -------------------------------------------------------
 
-    #[allow(clippy::type_complexity)]
     fn meta(
         &mut self,
         meta: Option<&Spanned<RawMeta>>,
         top_thresholds: Option<&Spanned<Vec<Spanned<String>>>>,
         source: &Path,
-    ) -> (String, EngineKind, Vec<(Threshold, Range<usize>, String)>) {
+    ) -> (String, EngineKind, Vec<Located<Threshold>>) {
         let meta = meta.map(Spanned::get_ref);
         let name = match meta.and_then(|m| m.name.as_ref()) {
             Some(name) if name.get_ref().trim().is_empty() => {
@@ -306,7 +308,7 @@ impl Validator<'_, '_> {
     ) -> Vec<(String, Template)> {
         let mut out = Vec::new();
         for (name, value) in headers.map(|h| h.0.as_slice()).unwrap_or_default() {
-            let field = format!("{field}.{}", name.get_ref());
+            let field = key_path(field, name.get_ref());
             let lower = match http::HeaderName::from_bytes(name.get_ref().as_bytes()) {
                 Ok(n) => n.as_str().to_owned(),
                 Err(_) => {
@@ -335,406 +337,10 @@ impl Validator<'_, '_> {
         out
     }
 
-    // ---- [load] -----------------------------------------------------------
-
-    fn load(&mut self, load: Option<&Spanned<RawLoad>>) -> Option<Load> {
-        let Some(load) = load else {
-            self.sink
-                .error(None, "", "missing [load] table")
-                .help("add [load] with model = \"open\", rate = 10, duration = \"30s\"");
-            return None;
-        };
-        let span = load.span();
-        let raw = load.get_ref();
-        let duration = self.opt_positive_duration(raw.duration.as_ref(), "load.duration");
-        let graceful_stop = match &raw.graceful_stop {
-            Some(g) => self.duration(g, "load.graceful_stop"),
-            None => Some(GRACEFUL_STOP),
-        };
-        let stages = self.stages(raw);
-        let model = match &raw.model {
-            None => {
-                self.sink
-                    .error(Some(span.clone()), "load", "missing `model`")
-                    .help("add model = \"open\" (arrivals per second) or model = \"closed\" (virtual users)");
-                None
-            }
-            Some(m) if m.get_ref() == "open" => self.open(raw, stages.as_deref()),
-            Some(m) if m.get_ref() == "closed" => self.closed(raw, span.clone(), stages.as_deref()),
-            Some(m) => {
-                let d = self.sink.error(
-                    Some(m.span()),
-                    "load.model",
-                    format!("unknown load model `{}`", m.get_ref()),
-                );
-                match closest(m.get_ref(), &["open", "closed"]) {
-                    Some(c) => d.help(format!("did you mean \"{c}\"?")),
-                    None => d.help(
-                        "expected \"open\" (arrivals per second) or \"closed\" (virtual users)",
-                    ),
-                };
-                None
-            }
-        };
-        let implied =
-            raw.stages.is_some() || raw.step_users.is_some() || raw.step_duration.is_some();
-        if raw.duration.is_none() && !implied {
-            self.sink
-                .error(Some(span), "load", "missing `duration`")
-                .help("add e.g. duration = \"30s\" (with `stages`, it defaults to their total)");
-            return None;
-        }
-        let (model, profile_duration) = model?;
-        let duration = match raw.duration {
-            // Reported above when it did not parse.
-            Some(_) => duration?,
-            None => profile_duration?,
-        };
-        Some(Load {
-            model,
-            duration,
-            graceful_stop: graceful_stop?,
-        })
-    }
-
-    /// `load.stages`, checked the same way for both models (targets are
-    /// checked per model). `None` when absent or broken.
-    fn stages(&mut self, raw: &RawLoad) -> Option<Vec<(Stage, Range<usize>)>> {
-        let stages = raw.stages.as_ref()?;
-        if stages.get_ref().is_empty() {
-            self.sink
-                .error(Some(stages.span()), "load.stages", "`stages` is empty")
-                .help("write e.g. stages = [{ duration = \"10s\", target = 100 }]");
-            return None;
-        }
-        let mut out = Vec::new();
-        let mut ok = true;
-        for (i, stage) in stages.get_ref().iter().enumerate() {
-            let field = format!("load.stages[{i}]");
-            let s = stage.get_ref();
-            let duration = match &s.duration {
-                Some(d) => self.positive_duration(d, &format!("{field}.duration")),
-                None => {
-                    self.sink
-                        .error(Some(stage.span()), &field, "missing `duration`")
-                        .help("write e.g. { duration = \"10s\", target = 100 }");
-                    None
-                }
-            };
-            let target = match &s.target {
-                Some(t) if !t.get_ref().is_finite() || *t.get_ref() < 0.0 => {
-                    self.sink.error(
-                        Some(t.span()),
-                        &format!("{field}.target"),
-                        format!("the target must be 0 or more, found {}", t.get_ref()),
-                    );
-                    None
-                }
-                Some(t) => Some((*t.get_ref(), t.span())),
-                None => {
-                    self.sink
-                        .error(Some(stage.span()), &field, "missing `target`")
-                        .help("write e.g. { duration = \"10s\", target = 100 }");
-                    None
-                }
-            };
-            match (duration, target) {
-                (Some(duration), Some((target, span))) => {
-                    out.push((Stage { duration, target }, span));
-                }
-                _ => ok = false,
-            }
-        }
-        ok.then_some(out)
-    }
-
-    /// Reports keys of the other model.
-    fn foreign_keys(
-        &mut self,
-        keys: &[(&str, Option<Range<usize>>)],
-        model: &str,
-        other: &str,
-        hint: &str,
-    ) {
-        for (key, span) in keys {
-            if let Some(span) = span {
-                self.sink
-                    .error(
-                        Some(span.clone()),
-                        &format!("load.{key}"),
-                        format!("`{key}` only applies to the {other} model, but this load has model = \"{model}\""),
-                    )
-                    .help(hint.to_owned());
-            }
-        }
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn open(
-        &mut self,
-        raw: &RawLoad,
-        stages: Option<&[(Stage, Range<usize>)]>,
-    ) -> Option<(LoadModel, Option<Duration>)> {
-        let span_of = |v: &Option<Spanned<f64>>| v.as_ref().map(Spanned::span);
-        self.foreign_keys(
-            &[
-                ("users", span_of(&raw.users)),
-                ("spawn_rate", span_of(&raw.spawn_rate)),
-                ("step_users", span_of(&raw.step_users)),
-                ("step_duration", raw.step_duration.as_ref().map(Spanned::span)),
-            ],
-            "open",
-            "closed",
-            "the open model sets arrivals per second with `rate` or `stages`; to simulate users, use model = \"closed\"",
-        );
-        let max_in_flight = match &raw.max_in_flight {
-            Some(m) => self.whole(m, "load.max_in_flight", 1, "max_in_flight = 1000")? as usize,
-            None => MAX_IN_FLIGHT,
-        };
-        let profile = match (&raw.rate, &raw.stages) {
-            (Some(_), Some(stages)) => {
-                self.sink
-                    .error(
-                        Some(stages.span()),
-                        "load.stages",
-                        "both `rate` and `stages` are set",
-                    )
-                    .help(
-                        "use `rate` for a constant arrival rate, or `stages` for a ramp, not both",
-                    );
-                return None;
-            }
-            (None, None) => {
-                self.sink
-                    .error(
-                        raw.model.as_ref().map(Spanned::span),
-                        "load",
-                        "the open model needs `rate` or `stages`",
-                    )
-                    .help("write e.g. rate = 100 (arrivals per second)");
-                return None;
-            }
-            (Some(rate), None) => {
-                if let Some(start) = &raw.start_rate {
-                    self.sink
-                        .error(Some(start.span()), "load.start_rate", "`start_rate` only applies with `stages`")
-                        .help("remove it, or replace `rate` with stages = [{ duration = \"10s\", target = 100 }]");
-                }
-                let rate = self.positive(rate, "load.rate", "the rate", "rate = 100")?;
-                Profile::constant(rate)
-            }
-            (None, Some(_)) => {
-                let stages = stages?;
-                let start = match &raw.start_rate {
-                    Some(s) if !s.get_ref().is_finite() || *s.get_ref() < 0.0 => {
-                        self.sink.error(
-                            Some(s.span()),
-                            "load.start_rate",
-                            format!("the start rate must be 0 or more, found {}", s.get_ref()),
-                        );
-                        return None;
-                    }
-                    Some(s) => *s.get_ref(),
-                    None => 0.0,
-                };
-                let profile = Profile {
-                    start,
-                    stages: stages.iter().map(|(s, _)| s.clone()).collect(),
-                    step: false,
-                };
-                if profile.peak() <= 0.0 {
-                    self.sink
-                        .error(
-                            raw.stages.as_ref().map(Spanned::span),
-                            "load.stages",
-                            "the rate never rises above 0",
-                        )
-                        .help("give at least one stage a target above 0");
-                    return None;
-                }
-                profile
-            }
-        };
-        let total = (!profile.stages.is_empty()).then(|| profile.stages_duration());
-        Some((
-            LoadModel::Open {
-                rate: profile,
-                max_in_flight,
-            },
-            total,
-        ))
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn closed(
-        &mut self,
-        raw: &RawLoad,
-        span: Range<usize>,
-        stages: Option<&[(Stage, Range<usize>)]>,
-    ) -> Option<(LoadModel, Option<Duration>)> {
-        let span_of = |v: &Option<Spanned<f64>>| v.as_ref().map(Spanned::span);
-        self.foreign_keys(
-            &[
-                ("rate", span_of(&raw.rate)),
-                ("start_rate", span_of(&raw.start_rate)),
-                ("max_in_flight", span_of(&raw.max_in_flight)),
-            ],
-            "closed",
-            "open",
-            "the closed model sets virtual users with `users`, `stages` or step_users/step_duration; for arrivals per second, use model = \"open\"",
-        );
-        let spawn_rate = match &raw.spawn_rate {
-            Some(s) => {
-                Some(self.positive(s, "load.spawn_rate", "the spawn rate", "spawn_rate = 10")?)
-            }
-            None => None,
-        };
-        let step = raw.step_users.is_some() || raw.step_duration.is_some();
-        match (&raw.users, &raw.stages, step) {
-            (Some(_), Some(stages), _) => {
-                self.sink
-                    .error(Some(stages.span()), "load.stages", "both `users` and `stages` are set")
-                    .help("use `users` for a constant number of users, or `stages` for a ramp, not both");
-                None
-            }
-            (None, Some(stages_raw), true) => {
-                let at = raw
-                    .step_users
-                    .as_ref()
-                    .map(Spanned::span)
-                    .or_else(|| raw.step_duration.as_ref().map(Spanned::span))
-                    .unwrap_or_else(|| stages_raw.span());
-                self.sink
-                    .error(Some(at), "load", "step load (`step_users`, `step_duration`) cannot be combined with `stages`")
-                    .help("for steps, set users, step_users and step_duration; for ramps, use stages");
-                None
-            }
-            (None, None, _) => {
-                self.sink
-                    .error(
-                        Some(span),
-                        "load",
-                        "the closed model needs `users` or `stages`",
-                    )
-                    .help("write e.g. users = 50");
-                None
-            }
-            (None, Some(_), false) => {
-                let stages = stages?;
-                let mut ok = true;
-                for (i, (stage, span)) in stages.iter().enumerate() {
-                    if stage.target.fract() != 0.0 {
-                        self.sink.error(
-                            Some(span.clone()),
-                            &format!("load.stages[{i}].target"),
-                            format!("users must be a whole number, found {}", stage.target),
-                        );
-                        ok = false;
-                    }
-                }
-                let profile = Profile {
-                    start: 0.0,
-                    stages: stages.iter().map(|(s, _)| s.clone()).collect(),
-                    step: false,
-                };
-                if ok && profile.peak() <= 0.0 {
-                    self.sink
-                        .error(
-                            raw.stages.as_ref().map(Spanned::span),
-                            "load.stages",
-                            "the number of users never rises above 0",
-                        )
-                        .help("give at least one stage a target above 0");
-                    ok = false;
-                }
-                if !ok {
-                    return None;
-                }
-                let total = profile.stages_duration();
-                let spawn_rate = spawn_rate.unwrap_or(profile.peak());
-                Some((
-                    LoadModel::Closed {
-                        users: profile,
-                        spawn_rate,
-                    },
-                    Some(total),
-                ))
-            }
-            (Some(users), None, false) => {
-                let users = self.whole(users, "load.users", 1, "users = 50")? as f64;
-                Some((
-                    LoadModel::Closed {
-                        users: Profile::constant(users),
-                        spawn_rate: spawn_rate.unwrap_or(users),
-                    },
-                    None,
-                ))
-            }
-            (Some(users_raw), None, true) => {
-                let users = self.whole(users_raw, "load.users", 1, "users = 50");
-                let step_users = match &raw.step_users {
-                    Some(s) => self.whole(s, "load.step_users", 1, "step_users = 10"),
-                    None => {
-                        self.sink
-                            .error(
-                                raw.step_duration.as_ref().map(Spanned::span),
-                                "load.step_duration",
-                                "`step_duration` needs `step_users`",
-                            )
-                            .help("add e.g. step_users = 10 (users added at each step)");
-                        None
-                    }
-                };
-                let step_duration = match &raw.step_duration {
-                    Some(d) => self.positive_duration(d, "load.step_duration"),
-                    None => {
-                        self.sink
-                            .error(
-                                raw.step_users.as_ref().map(Spanned::span),
-                                "load.step_users",
-                                "`step_users` needs `step_duration`",
-                            )
-                            .help("add e.g. step_duration = \"10s\" (how long each step lasts)");
-                        None
-                    }
-                };
-                let (users, step_users, step_duration) = (users?, step_users?, step_duration?);
-                if step_users > users {
-                    self.sink
-                        .error(raw.step_users.as_ref().map(Spanned::span), "load.step_users", format!("step_users ({step_users}) is above users ({users})"))
-                        .help("`users` is the final number of users; each step adds step_users until it is reached");
-                    return None;
-                }
-                let mut stages = Vec::new();
-                let mut level = 0;
-                while level < users {
-                    level = (level + step_users).min(users);
-                    stages.push(Stage {
-                        duration: step_duration,
-                        target: level as f64,
-                    });
-                }
-                let profile = Profile {
-                    start: step_users as f64,
-                    stages,
-                    step: true,
-                };
-                let total = profile.stages_duration();
-                Some((
-                    LoadModel::Closed {
-                        users: profile,
-                        spawn_rate: spawn_rate.unwrap_or(step_users as f64),
-                    },
-                    Some(total),
-                ))
-            }
-        }
-    }
-
     // ---- [data.*] ---------------------------------------------------------
 
     fn pool(&mut self, name: &Spanned<String>, pool: &Spanned<RawPool>) {
-        let field = format!("data.{}", name.get_ref());
+        let field = key_path("data", name.get_ref());
         let raw = pool.get_ref();
         if !is_name(name.get_ref()) {
             self.sink
@@ -800,7 +406,11 @@ impl Validator<'_, '_> {
         let file_field = format!("{field}.file");
         if !path.is_file() {
             self.sink
-                .error(Some(file.span()), &file_field, format!("data file not found: {}", path.display()))
+                .error(
+                    Some(file.span()),
+                    &file_field,
+                    format!("data file not found: {}", path.display()),
+                )
                 .help("paths are relative to the scenario file's directory");
             self.pools.push((name.get_ref().clone(), None));
             return;
@@ -819,555 +429,12 @@ impl Validator<'_, '_> {
             }
             Ok(spec) => Some(spec),
             Err(e) => {
-                self.sink.error(Some(file.span()), &file_field, error_chain(&e));
+                self.sink
+                    .error(Some(file.span()), &file_field, error_chain(&e));
                 None
             }
         };
         self.pools.push((name.get_ref().clone(), spec));
-    }
-
-    // ---- [[request]] and [[journey]] --------------------------------------
-
-    fn request(
-        &mut self,
-        i: usize,
-        request: &Spanned<RawStep>,
-        target: &Option<Target>,
-    ) -> Option<Journey> {
-        let field = format!("request[{i}]");
-        let weight = self.weight(request.get_ref().weight.as_ref(), &field);
-        let no_vars = HashSet::new();
-        let later = extract_names(std::slice::from_ref(request));
-        let vars = Vars::Step {
-            available: &no_vars,
-            later: &later,
-            single: true,
-        };
-        let step = self.step(request, &field, &vars, target);
-        let step = step?;
-        Some(Journey {
-            name: step.name.clone(),
-            weight: weight?,
-            steps: vec![step],
-        })
-    }
-
-    fn journey(
-        &mut self,
-        i: usize,
-        journey: &Spanned<RawJourney>,
-        target: &Option<Target>,
-    ) -> Option<Journey> {
-        let field = format!("journey[{i}]");
-        let raw = journey.get_ref();
-        let weight = self.weight(raw.weight.as_ref(), &field);
-        let name = match &raw.name {
-            Some(n) if n.get_ref().trim().is_empty() => {
-                self.sink.error(
-                    Some(n.span()),
-                    &format!("{field}.name"),
-                    "the name is empty",
-                );
-                None
-            }
-            Some(n) => Some(n.get_ref().clone()),
-            None => Some(format!("journey {}", i + 1)),
-        };
-        if raw.step.is_empty() {
-            self.sink
-                .error(Some(journey.span()), &field, "the journey has no steps")
-                .help(
-                    "add [[journey.step]] tables after this [[journey]] header, each with a path",
-                );
-            return None;
-        }
-        let mut available = HashSet::new();
-        let mut steps = Vec::new();
-        let mut ok = true;
-        for (j, step) in raw.step.iter().enumerate() {
-            let step_field = format!("{field}.step[{j}]");
-            if let Some(w) = &step.get_ref().weight {
-                self.sink
-                    .error(
-                        Some(w.span()),
-                        &format!("{step_field}.weight"),
-                        "steps have no weight",
-                    )
-                    .help("put `weight` on the [[journey]]: the whole journey is chosen by weight");
-                ok = false;
-            }
-            let later = extract_names(&raw.step[j..]);
-            let vars = Vars::Step {
-                available: &available,
-                later: &later,
-                single: false,
-            };
-            match self.step(step, &step_field, &vars, target) {
-                Some(s) => steps.push(s),
-                None => ok = false,
-            }
-            if let Some(extract) = &step.get_ref().extract {
-                available.extend(extract.0.iter().map(|(k, _)| k.get_ref().clone()));
-            }
-        }
-        let (name, weight) = (name?, weight?);
-        ok.then_some(Journey {
-            name,
-            weight,
-            steps,
-        })
-    }
-
-    fn weight(&mut self, weight: Option<&Spanned<f64>>, field: &str) -> Option<u32> {
-        let Some(w) = weight else { return Some(1) };
-        let value = *w.get_ref();
-        if value == 0.0 {
-            self.sink
-                .error(
-                    Some(w.span()),
-                    &format!("{field}.weight"),
-                    "the weight is 0",
-                )
-                .help("weights are 1 or more; to stop sending it, comment it out");
-            return None;
-        }
-        let n = self.whole(w, &format!("{field}.weight"), 1, "weight = 3")?;
-        u32::try_from(n).ok().or_else(|| {
-            self.sink.error(
-                Some(w.span()),
-                &format!("{field}.weight"),
-                "the weight is too large",
-            );
-            None
-        })
-    }
-
-    fn step(
-        &mut self,
-        step: &Spanned<RawStep>,
-        field: &str,
-        vars: &Vars<'_>,
-        target: &Option<Target>,
-    ) -> Option<Step> {
-        let raw = step.get_ref();
-        let mut ok = true;
-        let method = match &raw.method {
-            None => Some(http::Method::GET),
-            Some(m) => {
-                let upper = m.get_ref().to_ascii_uppercase();
-                if METHODS.contains(&upper.as_str()) {
-                    http::Method::from_bytes(upper.as_bytes()).ok()
-                } else {
-                    let d = self.sink.error(
-                        Some(m.span()),
-                        &format!("{field}.method"),
-                        format!("unknown HTTP method `{}`", m.get_ref()),
-                    );
-                    match closest(&upper, &METHODS) {
-                        Some(c) => d.help(format!("did you mean \"{c}\"?")),
-                        None => d.help(format!("expected one of: {}", METHODS.join(", "))),
-                    };
-                    None
-                }
-            }
-        };
-        let path = match &raw.path {
-            None => {
-                self.sink
-                    .error(Some(step.span()), field, "missing `path`")
-                    .help("write e.g. path = \"/\" (relative to target.base_url)");
-                None
-            }
-            Some(p) if !p.get_ref().starts_with('/') => {
-                let text = p.get_ref();
-                let help = if text.starts_with("http://") || text.starts_with("https://") {
-                    "paths are relative to [target] base_url: write only the path, e.g. \"/items?page=1\"".to_owned()
-                } else {
-                    format!("write path = \"/{text}\"")
-                };
-                self.sink
-                    .error(
-                        Some(p.span()),
-                        &format!("{field}.path"),
-                        "the path must start with `/`",
-                    )
-                    .help(help);
-                None
-            }
-            Some(p) => self.template(p, &format!("{field}.path"), vars),
-        };
-        let mut headers = self.headers(raw.headers.as_ref(), &format!("{field}.headers"), vars);
-        let body = self.body(raw, field, vars);
-        let checks = match &raw.check {
-            Some(c) => self.checks(c, &format!("{field}.check")),
-            None => Some(Vec::new()),
-        };
-        let mut extract = Vec::new();
-        for (name, ex) in raw
-            .extract
-            .as_ref()
-            .map(|e| e.0.as_slice())
-            .unwrap_or_default()
-        {
-            match self.extractor(name, ex, &format!("{field}.extract.{}", name.get_ref())) {
-                Some(e) => extract.push((name.get_ref().clone(), e)),
-                None => ok = false,
-            }
-        }
-        let think_time = match &raw.think_time {
-            None => Some(None),
-            Some(t) => match parse_think_time(t.get_ref()) {
-                Ok(t) => Some(Some(t)),
-                Err(e) => {
-                    let help = if t.get_ref().contains("..") {
-                        "write e.g. think_time = \"100ms..500ms\" (a uniform range, minimum first)"
-                    } else {
-                        duration::HELP
-                    };
-                    self.sink
-                        .error(Some(t.span()), &format!("{field}.think_time"), e)
-                        .help(help);
-                    None
-                }
-            },
-        };
-        let (method, path, body, checks, think_time) =
-            (method?, path?, body?, checks?, think_time?);
-        if !ok {
-            return None;
-        }
-        if let Some(body) = &body {
-            let given = |h: &[(String, Template)]| h.iter().any(|(n, _)| n == "content-type");
-            let on_target = target.as_ref().is_some_and(|t| given(&t.headers));
-            if !given(&headers) && !on_target {
-                let content_type = match body {
-                    Body::Json(_) => "application/json",
-                    Body::Text(_) => "text/plain",
-                    Body::File { .. } => "application/octet-stream",
-                };
-                headers.push(("content-type".to_owned(), Template::literal(content_type)));
-            }
-        }
-        let name = match &raw.name {
-            Some(n) if n.get_ref().trim().is_empty() => {
-                self.sink.error(
-                    Some(n.span()),
-                    &format!("{field}.name"),
-                    "the name is empty",
-                );
-                return None;
-            }
-            Some(n) => n.get_ref().clone(),
-            None => format!("{} {}", method, path.source()),
-        };
-        Some(Step {
-            name,
-            method,
-            path,
-            headers,
-            body,
-            checks,
-            extract,
-            think_time: think_time.filter(|t| *t != ThinkTime::Fixed(Duration::ZERO)),
-        })
-    }
-
-    /// The body: at most one of `json`, `body`, `body_file`. `Some(None)`
-    /// when there is none.
-    fn body(&mut self, raw: &RawStep, field: &str, vars: &Vars<'_>) -> Option<Option<Body>> {
-        let given: Vec<(&str, Range<usize>)> = [
-            ("json", raw.json.as_ref().map(Spanned::span)),
-            ("body", raw.body.as_ref().map(Spanned::span)),
-            ("body_file", raw.body_file.as_ref().map(Spanned::span)),
-        ]
-        .into_iter()
-        .filter_map(|(k, s)| s.map(|s| (k, s)))
-        .collect();
-        let mut given = given;
-        given.sort_by_key(|(_, span)| span.start);
-        if given.len() > 1 {
-            let (second, span) = given[1].clone();
-            self.sink
-                .error(
-                    Some(span),
-                    &format!("{field}.{second}"),
-                    format!("the body is given twice: `{}` and `{second}`", given[0].0),
-                )
-                .help("a request has one body: keep one of `json`, `body` or `body_file`");
-            return None;
-        }
-        if let Some(json) = &raw.json {
-            let field = format!("{field}.json");
-            let mut text = String::new();
-            let ok = self.json_body(json, &field, vars, &mut text);
-            if !ok {
-                return None;
-            }
-            return match Template::parse(&text) {
-                Ok(t) => Some(Some(Body::Json(t))),
-                Err(e) => {
-                    self.sink.error(Some(json.span()), &field, e.message);
-                    None
-                }
-            };
-        }
-        if let Some(body) = &raw.body {
-            return self
-                .template(body, &format!("{field}.body"), vars)
-                .map(|t| Some(Body::Text(t)));
-        }
-        if let Some(file) = &raw.body_file {
-            let path: PathBuf = self.base_dir.join(file.get_ref());
-            return match std::fs::read(&path) {
-                Ok(bytes) => Some(Some(Body::File {
-                    path,
-                    bytes: bytes.into(),
-                })),
-                Err(e) => {
-                    let message = if e.kind() == std::io::ErrorKind::NotFound {
-                        format!("body file not found: {}", path.display())
-                    } else {
-                        format!("cannot read body file {}: {e}", path.display())
-                    };
-                    self.sink
-                        .error(Some(file.span()), &format!("{field}.body_file"), message)
-                        .help("paths are relative to the scenario file's directory");
-                    None
-                }
-            };
-        }
-        Some(None)
-    }
-
-    /// Writes `value` as compact JSON into `out`, in file order, checking
-    /// every string as a template. False when anything was reported.
-    fn json_body(
-        &mut self,
-        value: &Spanned<RawValue>,
-        field: &str,
-        vars: &Vars<'_>,
-        out: &mut String,
-    ) -> bool {
-        match value.get_ref() {
-            RawValue::String(s) => {
-                let spanned = Spanned::new(value.span(), s.clone());
-                let ok = self.template(&spanned, field, vars).is_some();
-                out.push_str(&serde_json::Value::String(s.clone()).to_string());
-                ok
-            }
-            RawValue::Integer(n) => {
-                out.push_str(&n.to_string());
-                true
-            }
-            RawValue::Float(f) if f.is_finite() => {
-                out.push_str(&serde_json::Value::from(*f).to_string());
-                true
-            }
-            RawValue::Float(_) => {
-                self.sink
-                    .error(Some(value.span()), field, "JSON has no nan or inf");
-                false
-            }
-            RawValue::Boolean(b) => {
-                out.push_str(if *b { "true" } else { "false" });
-                true
-            }
-            RawValue::Array(items) => {
-                out.push('[');
-                let mut ok = true;
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    ok &= self.json_body(item, &format!("{field}[{i}]"), vars, out);
-                }
-                out.push(']');
-                ok
-            }
-            RawValue::Table(entries) => {
-                out.push('{');
-                let mut ok = true;
-                for (i, (key, item)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::Value::String(key.get_ref().clone()).to_string());
-                    out.push(':');
-                    ok &= self.json_body(item, &format!("{field}.{}", key.get_ref()), vars, out);
-                }
-                out.push('}');
-                ok
-            }
-        }
-    }
-
-    fn checks(&mut self, check: &Spanned<RawCheck>, field: &str) -> Option<Vec<Check>> {
-        let raw = check.get_ref();
-        let mut out = Vec::new();
-        let mut ok = true;
-        if let Some(status) = &raw.status {
-            let field = format!("{field}.status");
-            let items: Vec<Spanned<RawValue>> = match status.get_ref() {
-                RawValue::Array(items) if items.is_empty() => {
-                    self.sink
-                        .error(
-                            Some(status.span()),
-                            &field,
-                            "the list of status codes is empty",
-                        )
-                        .help("write e.g. status = 200 or status = [200, 201]");
-                    Vec::new()
-                }
-                RawValue::Array(items) => items.clone(),
-                _ => vec![status.clone()],
-            };
-            let mut codes = Vec::new();
-            for item in &items {
-                match item.get_ref() {
-                    RawValue::Integer(n) if (100..=599).contains(n) => codes.push(*n as u16),
-                    RawValue::Integer(n) => {
-                        self.sink
-                            .error(
-                                Some(item.span()),
-                                &field,
-                                format!("status {n} is not an HTTP status code"),
-                            )
-                            .help("status codes are between 100 and 599");
-                    }
-                    other => {
-                        self.sink
-                            .error(
-                                Some(item.span()),
-                                &field,
-                                format!("expected a status code, found {}", other.kind()),
-                            )
-                            .help("write e.g. status = 200 or status = [200, 201]");
-                    }
-                }
-            }
-            if codes.len() == items.len() && !codes.is_empty() {
-                out.push(Check::Status(codes));
-            } else {
-                ok = false;
-            }
-        }
-        if let Some(needle) = &raw.body_contains {
-            out.push(Check::BodyContains(needle.get_ref().clone()));
-        }
-        for (pointer, expected) in raw
-            .json
-            .as_ref()
-            .map(|j| j.0.as_slice())
-            .unwrap_or_default()
-        {
-            let f = format!("{field}.json.{}", pointer.get_ref());
-            if let Err(e) = validate_pointer(pointer.get_ref()) {
-                self.sink.error(Some(pointer.span()), &f, e);
-                ok = false;
-                continue;
-            }
-            match to_json(expected.get_ref()) {
-                Ok(expected) => out.push(Check::JsonEquals {
-                    pointer: pointer.get_ref().clone(),
-                    expected,
-                }),
-                Err(e) => {
-                    self.sink.error(Some(expected.span()), &f, e);
-                    ok = false;
-                }
-            }
-        }
-        if let Some(names) = &raw.headers_present {
-            let field = format!("{field}.headers_present");
-            let items = match names.get_ref() {
-                RawValue::Array(items) => items.clone(),
-                _ => vec![names.clone()],
-            };
-            for item in &items {
-                let RawValue::String(name) = item.get_ref() else {
-                    self.sink
-                        .error(
-                            Some(item.span()),
-                            &field,
-                            format!("expected a header name, found {}", item.get_ref().kind()),
-                        )
-                        .help("write e.g. headers_present = [\"x-request-id\"]");
-                    ok = false;
-                    continue;
-                };
-                match http::HeaderName::from_bytes(name.as_bytes()) {
-                    Ok(h) => out.push(Check::HeaderPresent(h.as_str().to_owned())),
-                    Err(_) => {
-                        self.sink.error(
-                            Some(item.span()),
-                            &field,
-                            format!("invalid header name `{name}`"),
-                        );
-                        ok = false;
-                    }
-                }
-            }
-        }
-        ok.then_some(out)
-    }
-
-    fn extractor(
-        &mut self,
-        name: &Spanned<String>,
-        ex: &Spanned<RawExtract>,
-        field: &str,
-    ) -> Option<Extractor> {
-        if !is_name(name.get_ref()) {
-            self.sink
-                .error(Some(name.span()), field, format!("invalid variable name `{}`", name.get_ref()))
-                .help("variables are used as {{name}}: use letters, digits, _ and -, starting with a letter");
-            return None;
-        }
-        let raw = ex.get_ref();
-        let given: Vec<(&str, &Spanned<String>)> = [
-            ("json", &raw.json),
-            ("header", &raw.header),
-            ("regex", &raw.regex),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-        .collect();
-        let example = format!("write e.g. {} = {{ json = \"/token\" }}", name.get_ref());
-        match given.as_slice() {
-            [] => {
-                self.sink
-                    .error(
-                        Some(ex.span()),
-                        field,
-                        "the extractor is empty: expected `json`, `header` or `regex`",
-                    )
-                    .help(example);
-                None
-            }
-            [(kind, value)] => {
-                let built = match *kind {
-                    "json" => Extractor::json(value.get_ref()),
-                    "header" => Extractor::header(value.get_ref()),
-                    _ => Extractor::regex(value.get_ref()),
-                };
-                built
-                    .map_err(|e| {
-                        self.sink
-                            .error(Some(value.span()), &format!("{field}.{kind}"), e);
-                    })
-                    .ok()
-            }
-            [(first, _), (second, value), ..] => {
-                self.sink
-                    .error(
-                        Some(value.span()),
-                        &format!("{field}.{second}"),
-                        format!("an extractor takes one source, found `{first}` and `{second}`"),
-                    )
-                    .help("extract each value into its own variable");
-                None
-            }
-        }
     }
 
     // ---- shared helpers ---------------------------------------------------
@@ -1383,9 +450,17 @@ impl Validator<'_, '_> {
         let template = match Template::parse(text) {
             Ok(t) => t,
             Err(e) => {
-                let at = source_offset(self.sink.text(), &value.span(), e.offset);
+                // Point at the whole placeholder, from its `{{`.
+                let open = text[..(e.offset + 2).min(text.len())]
+                    .rfind("{{")
+                    .unwrap_or(e.offset);
+                let close = text[open + 2..]
+                    .find("}}")
+                    .map_or(open + 2, |i| open + 2 + i + 2);
+                let start = source_offset(self.sink.text(), &value.span(), open);
+                let end = source_offset(self.sink.text(), &value.span(), close);
                 self.sink
-                    .error(Some(at..at + 2), field, format!("invalid template: {}", e.message))
+                    .error(Some(start..end), field, format!("invalid template: {}", e.message))
                     .help("placeholders are {{variable}}, {{pool.column}} or {{$uuid}}, {{$rand(1, 100)}}, {{$iteration}}, {{$timestamp_ms}}, {{$user}}");
                 return None;
             }
@@ -1551,53 +626,6 @@ impl Validator<'_, '_> {
 }
 
 /// Names extracted by `steps`, mapped to the (first) step extracting them.
-fn extract_names(steps: &[Spanned<RawStep>]) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for step in steps {
-        let raw = step.get_ref();
-        let step_name = raw
-            .name
-            .as_ref()
-            .map(|n| n.get_ref().clone())
-            .or_else(|| raw.path.as_ref().map(|p| p.get_ref().clone()))
-            .unwrap_or_default();
-        for (name, _) in raw
-            .extract
-            .as_ref()
-            .map(|e| e.0.as_slice())
-            .unwrap_or_default()
-        {
-            out.entry(name.get_ref().clone())
-                .or_insert_with(|| step_name.clone());
-        }
-    }
-    out
-}
-
-/// A TOML value as JSON (for `check.json` expectations).
-fn to_json(value: &RawValue) -> Result<serde_json::Value, String> {
-    Ok(match value {
-        RawValue::String(s) => serde_json::Value::String(s.clone()),
-        RawValue::Integer(n) => serde_json::Value::from(*n),
-        RawValue::Float(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
-            .ok_or("JSON has no nan or inf")?,
-        RawValue::Boolean(b) => serde_json::Value::Bool(*b),
-        RawValue::Array(items) => serde_json::Value::Array(
-            items
-                .iter()
-                .map(|i| to_json(i.get_ref()))
-                .collect::<Result<_, _>>()?,
-        ),
-        RawValue::Table(entries) => serde_json::Value::Object(
-            entries
-                .iter()
-                .map(|(k, v)| Ok((k.get_ref().clone(), to_json(v.get_ref())?)))
-                .collect::<Result<_, String>>()?,
-        ),
-    })
-}
-
 /// An error and its sources, `: `-separated.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -1763,7 +791,7 @@ pub fn parse_base_url(url: &str) -> Result<(Scheme, String, u16, String), String
     } else {
         if authority.matches(':').count() > 1 {
             return Err(format!(
-                "IPv6 addresses must be in brackets: write {}://[{authority}]",
+                "IPv6 addresses must be in brackets, e.g. {}://[::1]:8080",
                 scheme_text.to_ascii_lowercase()
             ));
         }

@@ -1,19 +1,22 @@
 //! One HTTP connection of a worker: connect (TCP, optional TLS), send one
 //! request at a time, read the response, classify failures into
-//! [`ErrorKind`]s. Built on hyper's connection-level API, so the worker owns
-//! its connections outright (no shared pool, no locks).
+//! [`ErrorKind`]s. HTTP/1.1 goes through bfgg's own codec (`h1.rs`, the hot
+//! path); HTTP/2 through hyper's connection-level API. Either way the worker
+//! owns its connections outright (no shared pool, no locks).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bfgg_protocol::ErrorKind;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request};
+use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
+use super::h1::{H1, H1Error, H1Response, Want};
 use crate::scenario::{Scheme, Target};
 
 /// A hyper executor that runs connection tasks on the worker's `LocalSet`.
@@ -76,12 +79,16 @@ impl Connector {
             .map_err(|e| connect_error(&e))?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
+            None if !self.http2 => Ok(Conn::Tcp(H1::new(tcp))),
             None => self.handshake(TokioIo::new(tcp), false).await,
             Some((connector, name)) => {
                 let tls = connector
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|e| ErrorKind::Tls(short(&e.to_string())))?;
+                if !self.http2 {
+                    return Ok(Conn::Tls(Box::new(H1::new(tls))));
+                }
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 self.handshake(TokioIo::new(tls), h2).await
             }
@@ -97,59 +104,80 @@ impl Connector {
                 .await
                 .map_err(|e| ErrorKind::Connect(short(&e.to_string())))?;
             tokio::task::spawn_local(conn);
-            Ok(Conn::H2(send))
+            Ok(Conn::Hyper2(send))
         } else {
             let (send, conn) = http1::handshake(io)
                 .await
                 .map_err(|e| ErrorKind::Connect(short(&e.to_string())))?;
             tokio::task::spawn_local(conn);
-            Ok(Conn::H1(send))
+            Ok(Conn::Hyper1(send))
         }
     }
 }
 
 /// An open connection.
 pub(crate) enum Conn {
-    H1(http1::SendRequest<Full<Bytes>>),
-    H2(http2::SendRequest<Full<Bytes>>),
+    /// HTTP/1.1 over TCP, bfgg's codec.
+    Tcp(H1<TcpStream>),
+    /// HTTP/1.1 over TLS, bfgg's codec (boxed: the TLS state is large).
+    Tls(Box<H1<TlsStream<TcpStream>>>),
+    /// hyper HTTP/1.1 (only when HTTP/2 was asked for but ALPN chose 1.1).
+    Hyper1(http1::SendRequest<Full<Bytes>>),
+    /// hyper HTTP/2.
+    Hyper2(http2::SendRequest<Full<Bytes>>),
 }
 
-/// What came back.
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) headers: HeaderMap,
-    /// The body, when the caller asked to keep it.
-    pub(crate) body: Bytes,
-    /// Body bytes received.
-    pub(crate) bytes_in: u64,
-}
+/// What came back (the same shape whichever codec read it).
+pub(crate) type Response = H1Response;
 
 impl Conn {
     /// True when the connection can take another request.
     pub(crate) fn is_usable(&self) -> bool {
         match self {
-            Conn::H1(s) => !s.is_closed(),
-            Conn::H2(s) => !s.is_closed(),
+            Conn::Tcp(c) => c.is_usable(),
+            Conn::Tls(c) => c.is_usable(),
+            Conn::Hyper1(s) => !s.is_closed(),
+            Conn::Hyper2(s) => !s.is_closed(),
         }
     }
 
-    /// Sends one request and reads the whole response. With `keep_body` the
-    /// body is returned, otherwise it is read, counted and dropped. Cancel-safe
-    /// only in the sense that dropping the future drops the request; the
-    /// connection must then be discarded.
+    /// Sends a serialized HTTP/1.1 request on a bfgg-codec connection.
+    pub(crate) async fn send_bytes(
+        &mut self,
+        request: &[u8],
+        want: Want,
+    ) -> Result<Response, H1Error> {
+        match self {
+            Conn::Tcp(c) => c.round_trip(request, want).await,
+            Conn::Tls(c) => c.round_trip(request, want).await,
+            Conn::Hyper1(_) | Conn::Hyper2(_) => Err(H1Error::Failed(ErrorKind::Io(
+                "internal: serialized request on a hyper connection".into(),
+            ))),
+        }
+    }
+
+    /// Sends one request through hyper and reads the whole response. With
+    /// `keep_body` the body is returned, otherwise it is read, counted and
+    /// dropped. Dropping the future drops the request; the connection must
+    /// then be discarded.
     pub(crate) async fn send(
         &mut self,
         req: Request<Full<Bytes>>,
         keep_body: bool,
     ) -> Result<Response, ErrorKind> {
         let resp = match self {
-            Conn::H1(s) => {
+            Conn::Hyper1(s) => {
                 s.ready().await.map_err(|e| hyper_error(&e))?;
                 s.send_request(req).await
             }
-            Conn::H2(s) => {
+            Conn::Hyper2(s) => {
                 s.ready().await.map_err(|e| hyper_error(&e))?;
                 s.send_request(req).await
+            }
+            Conn::Tcp(_) | Conn::Tls(_) => {
+                return Err(ErrorKind::Io(
+                    "internal: hyper request on a bfgg-codec connection".into(),
+                ));
             }
         }
         .map_err(|e| hyper_error(&e))?;

@@ -7,6 +7,7 @@
 
 mod client;
 mod cpu;
+mod h1;
 mod plan;
 mod recorder;
 mod worker;

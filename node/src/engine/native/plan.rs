@@ -2,6 +2,7 @@
 //! parsed, literal parts (URIs, header values, bodies) built once so the hot
 //! path only clones cheap handles. Shared read-only by every worker.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use bfgg_protocol::ErrorKind;
@@ -10,6 +11,7 @@ use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderName, HeaderValue, Request, Uri};
 use http_body_util::Full;
 
+use super::h1::Want;
 use crate::scenario::context::{IterationContext, Pools};
 use crate::scenario::template::Template;
 use crate::scenario::{Body, Journey, Scenario, Step};
@@ -30,8 +32,26 @@ pub(crate) struct PlannedStep {
     path: Part<Uri>,
     headers: Vec<(HeaderName, Part<HeaderValue>)>,
     body: Option<Part<Bytes>>,
-    /// Whether checks or extraction need the response body.
-    pub(crate) keep_body: bool,
+    /// Request line, host and headers serialized once, when none is templated
+    /// (without content-length and the blank line).
+    fixed_head: Option<Vec<u8>>,
+    /// What checks and extraction need from the response.
+    pub(crate) want: Want,
+}
+
+/// Per-slot buffers for serializing requests, reused across requests.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Rendered templates (path, header values).
+    text: String,
+    /// A rendered body.
+    body: String,
+    /// The serialized request.
+    pub(crate) wire: Vec<u8>,
+}
+
+fn rendered_value_ok(v: &str) -> bool {
+    !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 /// The compiled scenario.
@@ -45,6 +65,9 @@ pub(crate) struct Plan {
     /// Cumulative journey weights, for a weighted choice.
     cumulative_weights: Vec<u64>,
     host: HeaderValue,
+    /// Requests go through bfgg's HTTP/1.1 codec (serialized bytes) rather than
+    /// hyper (HTTP/2).
+    pub(crate) serialized: bool,
 }
 
 impl Plan {
@@ -81,11 +104,12 @@ impl Plan {
                         names.len() - 1
                     }
                 };
-                planned.push(plan_step(&scenario, journey, step, name_id)?);
+                planned.push(plan_step(&scenario, journey, step, name_id, &host)?);
             }
             steps.push(planned);
         }
         Ok(Self {
+            serialized: !scenario.target.http2,
             scenario,
             names,
             steps,
@@ -109,6 +133,81 @@ impl Plan {
         &self.scenario.journeys[index]
     }
 
+    /// Serializes the request of a step into `scratch.wire` (HTTP/1.1),
+    /// rendering templates through `ctx`. Returns the bytes to send.
+    pub(crate) fn serialize(
+        &self,
+        step: &PlannedStep,
+        ctx: &mut IterationContext,
+        pools: &mut Pools,
+        scratch: &mut Scratch,
+    ) -> Result<(), ErrorKind> {
+        let Scratch { text, body, wire } = scratch;
+        wire.clear();
+        let body: &[u8] = match &step.body {
+            None => &[],
+            Some(Part::Fixed(b)) => b,
+            Some(Part::Templated(t)) => {
+                body.clear();
+                ctx.render(t, pools, body)?;
+                body.as_bytes()
+            }
+        };
+        match &step.fixed_head {
+            Some(head) => wire.extend_from_slice(head),
+            None => {
+                wire.extend_from_slice(step.method.as_str().as_bytes());
+                wire.push(b' ');
+                match &step.path {
+                    Part::Fixed(uri) => wire.extend_from_slice(uri_text(uri).as_bytes()),
+                    Part::Templated(t) => {
+                        text.clear();
+                        text.push_str(&self.scenario.target.base_path);
+                        ctx.render(t, pools, text)?;
+                        if text.is_empty()
+                            || !text.starts_with('/')
+                            || text.bytes().any(|b| b <= b' ' || b == 0x7f)
+                        {
+                            return Err(ErrorKind::Extract(format!(
+                                "path {} rendered to an invalid request target",
+                                t.source()
+                            )));
+                        }
+                        wire.extend_from_slice(text.as_bytes());
+                    }
+                }
+                wire.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+                wire.extend_from_slice(self.host.as_bytes());
+                wire.extend_from_slice(b"\r\n");
+                for (name, value) in &step.headers {
+                    wire.extend_from_slice(name.as_str().as_bytes());
+                    wire.extend_from_slice(b": ");
+                    match value {
+                        Part::Fixed(v) => wire.extend_from_slice(v.as_bytes()),
+                        Part::Templated(t) => {
+                            text.clear();
+                            ctx.render(t, pools, text)?;
+                            if !rendered_value_ok(text) {
+                                return Err(ErrorKind::Extract(format!(
+                                    "header {name} rendered to an invalid value"
+                                )));
+                            }
+                            wire.extend_from_slice(text.as_bytes());
+                        }
+                    }
+                    wire.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+        if !body.is_empty() || step.body.is_some() || needs_length(&step.method) {
+            // Writing into a Vec cannot fail.
+            let _ = write!(wire, "content-length: {}\r\n", body.len());
+        }
+        wire.extend_from_slice(b"\r\n");
+        wire.extend_from_slice(body);
+        Ok(())
+    }
+
     /// Builds the request of a step, rendering templates through `ctx`.
     /// Returns the request and its size in bytes as sent (approximately:
     /// request line, headers and body).
@@ -117,8 +216,9 @@ impl Plan {
         step: &PlannedStep,
         ctx: &mut IterationContext,
         pools: &mut Pools,
-        scratch: &mut String,
+        scratch: &mut Scratch,
     ) -> Result<(Request<Full<Bytes>>, u64), ErrorKind> {
+        let scratch = &mut scratch.text;
         let uri = match &step.path {
             Part::Fixed(u) => u.clone(),
             Part::Templated(t) => {
@@ -168,11 +268,24 @@ impl Plan {
     }
 }
 
+fn needs_length(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    )
+}
+
+/// Path and query of a parsed origin-form URI.
+fn uri_text(uri: &Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
 fn plan_step(
     scenario: &Scenario,
     journey: &Journey,
     step: &Step,
     name_id: usize,
+    host: &HeaderValue,
 ) -> anyhow::Result<PlannedStep> {
     let base = &scenario.target.base_path;
     let path = match step.path.as_literal() {
@@ -208,22 +321,55 @@ fn plan_step(
         }),
         Some(Body::File { bytes, .. }) => Some(Part::Fixed(bytes.clone())),
     };
-    let keep_body = step.checks.iter().any(|c| {
-        matches!(
-            c,
-            crate::scenario::check::Check::BodyContains(_)
-                | crate::scenario::check::Check::JsonEquals { .. }
-        )
-    }) || step
-        .extract
-        .iter()
-        .any(|(_, e)| !matches!(e, crate::scenario::extract::Extractor::Header(_)));
+    use crate::scenario::check::Check;
+    use crate::scenario::extract::Extractor;
+    let want = Want {
+        body: step
+            .checks
+            .iter()
+            .any(|c| matches!(c, Check::BodyContains(_) | Check::JsonEquals { .. }))
+            || step
+                .extract
+                .iter()
+                .any(|(_, e)| !matches!(e, Extractor::Header(_))),
+        headers: step
+            .checks
+            .iter()
+            .any(|c| matches!(c, Check::HeaderPresent(_)))
+            || step
+                .extract
+                .iter()
+                .any(|(_, e)| matches!(e, Extractor::Header(_))),
+        head_request: step.method == http::Method::HEAD,
+    };
+    let fixed_head = match &path {
+        Part::Fixed(uri) if headers.iter().all(|(_, v)| matches!(v, Part::Fixed(_))) => {
+            let mut head = Vec::new();
+            head.extend_from_slice(step.method.as_str().as_bytes());
+            head.push(b' ');
+            head.extend_from_slice(uri_text(uri).as_bytes());
+            head.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+            head.extend_from_slice(host.as_bytes());
+            head.extend_from_slice(b"\r\n");
+            for (name, value) in &headers {
+                if let Part::Fixed(v) = value {
+                    head.extend_from_slice(name.as_str().as_bytes());
+                    head.extend_from_slice(b": ");
+                    head.extend_from_slice(v.as_bytes());
+                    head.extend_from_slice(b"\r\n");
+                }
+            }
+            Some(head)
+        }
+        _ => None,
+    };
     Ok(PlannedStep {
         name_id,
         method: step.method.clone(),
         path,
         headers,
         body,
-        keep_body,
+        fixed_head,
+        want,
     })
 }

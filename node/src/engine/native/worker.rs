@@ -17,9 +17,10 @@ use bfgg_protocol::ErrorKind;
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
-use super::client::{Conn, Connector};
+use super::client::{Conn, Connector, Response};
 use super::cpu::thread_cpu_ns;
-use super::plan::Plan;
+use super::h1::{H1Error, Want};
+use super::plan::{Plan, PlannedStep, Scratch};
 use super::recorder::{Recorder, Sample};
 use crate::engine::schedule::{ArrivalSchedule, Segment, UserSchedule};
 use crate::engine::{EngineEvent, Phase};
@@ -278,7 +279,7 @@ async fn wait_for_tasks(w: &Rc<Worker>) {
 async fn open_slot(w: &Rc<Worker>, arrivals: &Rc<Arrivals>, slot: u64) {
     let mut conn: Option<Conn> = None;
     let mut ctx = IterationContext::new(slot, w.seed.wrapping_add(slot));
-    let mut scratch = String::new();
+    let mut scratch = Scratch::default();
     let mut draining = std::pin::pin!(phase_reaches(w.phase.clone(), Phase::Draining));
     loop {
         if w.phase() != Phase::Running {
@@ -356,7 +357,7 @@ async fn user(w: &Rc<Worker>, idx: u64, target: &Cell<u64>) {
     let global_user = w.segment.offset + idx * w.segment.stride;
     let mut conn: Option<Conn> = None;
     let mut ctx = IterationContext::new(global_user, w.seed.wrapping_add(global_user));
-    let mut scratch = String::new();
+    let mut scratch = Scratch::default();
     let mut iteration = 0u64;
     w.recorder.borrow_mut().inc_active();
     while w.phase() == Phase::Running && idx < target.get() {
@@ -376,7 +377,7 @@ async fn run_iteration(
     w: &Rc<Worker>,
     conn: &mut Option<Conn>,
     ctx: &mut IterationContext,
-    scratch: &mut String,
+    scratch: &mut Scratch,
     iteration: u64,
     lag: Option<Duration>,
 ) {
@@ -430,19 +431,130 @@ enum StepOutcome {
     Exhausted(Option<String>),
 }
 
+/// What one request came to, before checks.
+enum Exchange {
+    /// Nothing was sent: rendering or connecting failed.
+    NotSent(ErrorKind),
+    /// Sent, but no complete response.
+    Failed { error: ErrorKind, bytes_out: u64 },
+    /// A complete response.
+    Done {
+        resp: Response,
+        bytes_out: u64,
+        service: Duration,
+        request: String,
+    },
+}
+
+/// Renders the request, connects if needed, sends it and reads the response
+/// within the request timeout. A reused HTTP/1.1 connection that the server
+/// closed before answering is retried once on a fresh connection (the
+/// service time then includes the reconnect).
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    plan: &Plan,
+    connector: &Connector,
+    conn: &mut Option<Conn>,
+    planned: &PlannedStep,
+    ctx: &mut IterationContext,
+    pools: &RefCell<Pools>,
+    scratch: &mut Scratch,
+    want: Want,
+    describe: bool,
+) -> Exchange {
+    let timeout = plan.scenario.target.request_timeout;
+    let mut hyper_request = if plan.serialized {
+        if let Err(e) = plan.serialize(planned, ctx, &mut pools.borrow_mut(), scratch) {
+            return Exchange::NotSent(e);
+        }
+        None
+    } else {
+        match plan.build_request(planned, ctx, &mut pools.borrow_mut(), scratch) {
+            Ok(r) => Some(r),
+            Err(e) => return Exchange::NotSent(e),
+        }
+    };
+    let request = if describe {
+        match &hyper_request {
+            Some((req, _)) => format!("{} {}", req.method(), req.uri()),
+            None => String::from_utf8_lossy(
+                scratch
+                    .wire
+                    .split(|b| *b == b'\r')
+                    .next()
+                    .unwrap_or_default(),
+            )
+            .trim_end_matches(" HTTP/1.1")
+            .to_string(),
+        }
+    } else {
+        String::new()
+    };
+    let mut retried = false;
+    let sent = Instant::now();
+    loop {
+        if !conn.as_ref().is_some_and(Conn::is_usable) {
+            *conn = None;
+            match connector.connect().await {
+                Ok(c) => *conn = Some(c),
+                Err(e) => return Exchange::NotSent(e),
+            }
+        }
+        let Some(c) = conn.as_mut() else {
+            return Exchange::NotSent(ErrorKind::Io("no connection".into()));
+        };
+        let (result, bytes_out) = match hyper_request.take() {
+            None => {
+                let bytes_out = scratch.wire.len() as u64;
+                let r = tokio::time::timeout(timeout, c.send_bytes(&scratch.wire, want)).await;
+                let r = match r {
+                    Err(_) => Err(ErrorKind::RequestTimeout),
+                    Ok(Ok(resp)) => Ok(resp),
+                    Ok(Err(H1Error::ClosedBeforeResponse)) if !retried => {
+                        retried = true;
+                        *conn = None;
+                        continue;
+                    }
+                    Ok(Err(H1Error::ClosedBeforeResponse)) => Err(ErrorKind::Io(
+                        "connection closed before the response".into(),
+                    )),
+                    Ok(Err(H1Error::Failed(e))) => Err(e),
+                };
+                (r, bytes_out)
+            }
+            Some((req, bytes_out)) => {
+                let r = tokio::time::timeout(timeout, c.send(req, want.body)).await;
+                (r.unwrap_or(Err(ErrorKind::RequestTimeout)), bytes_out)
+            }
+        };
+        return match result {
+            Ok(resp) => Exchange::Done {
+                resp,
+                bytes_out,
+                service: sent.elapsed(),
+                request,
+            },
+            Err(error) => {
+                *conn = None;
+                Exchange::Failed { error, bytes_out }
+            }
+        };
+    }
+}
+
 /// One request, from rendering to checks and extraction.
 async fn execute_step(
     w: &Rc<Worker>,
     conn: &mut Option<Conn>,
     ctx: &mut IterationContext,
-    scratch: &mut String,
+    scratch: &mut Scratch,
     j: usize,
     si: usize,
     lag: Option<Duration>,
 ) -> StepOutcome {
     let planned = &w.plan.steps[j][si];
     let step = &w.plan.journey(j).steps[si];
-    let failed = |error: ErrorKind, bytes_out: u64, keep_going: bool| StepOutcome::Done {
+    let failed = |error: ErrorKind, bytes_out: u64| StepOutcome::Done {
         sample: Sample {
             name: planned.name_id,
             response_time: None,
@@ -451,48 +563,36 @@ async fn execute_step(
             bytes_out,
             error: Some(error),
         },
-        keep_going,
+        keep_going: false,
     };
-    let built = {
-        let mut pools = w.pools.borrow_mut();
-        let built = w.plan.build_request(planned, ctx, &mut pools, scratch);
-        if let Err(ErrorKind::DataExhausted(_)) = &built {
-            if let Some(pool) = pools.exhausted() {
-                return StepOutcome::Exhausted(Some(pool.to_string()));
-            }
+    let (resp, bytes_out, service) = match exchange(
+        &w.plan,
+        &w.connector,
+        conn,
+        planned,
+        ctx,
+        &w.pools,
+        scratch,
+        planned.want,
+        false,
+    )
+    .await
+    {
+        Exchange::NotSent(ErrorKind::DataExhausted(pool)) => {
+            return match w.pools.borrow().exhausted() {
+                Some(stop) => StepOutcome::Exhausted(Some(stop.to_string())),
+                None => failed(ErrorKind::DataExhausted(pool), 0),
+            };
         }
-        built
+        Exchange::NotSent(e) => return failed(e, 0),
+        Exchange::Failed { error, bytes_out } => return failed(error, bytes_out),
+        Exchange::Done {
+            resp,
+            bytes_out,
+            service,
+            ..
+        } => (resp, bytes_out, service),
     };
-    let (req, bytes_out) = match built {
-        Ok(r) => r,
-        Err(e) => return failed(e, 0, false),
-    };
-    if !conn.as_ref().is_some_and(Conn::is_usable) {
-        *conn = None;
-        match w.connector.connect().await {
-            Ok(c) => *conn = Some(c),
-            Err(e) => return failed(e, 0, false),
-        }
-    }
-    let Some(c) = conn.as_mut() else {
-        return failed(ErrorKind::Io("no connection".into()), 0, false);
-    };
-    let sent = Instant::now();
-    let timeout = w.scenario().target.request_timeout;
-    let result = tokio::time::timeout(timeout, c.send(req, planned.keep_body)).await;
-    let done = Instant::now();
-    let resp = match result {
-        Err(_) => {
-            *conn = None;
-            return failed(ErrorKind::RequestTimeout, bytes_out, false);
-        }
-        Ok(Err(e)) => {
-            *conn = None;
-            return failed(e, bytes_out, false);
-        }
-        Ok(Ok(resp)) => resp,
-    };
-    let service = done - sent;
     let view = ResponseView::new(resp.status, &resp.headers, &resp.body);
     let mut error = run_checks(&step.checks, &view).err();
     let mut keep_going = true;
@@ -530,7 +630,7 @@ pub struct DryRunStep {
     pub journey: String,
     /// Request name.
     pub name: String,
-    /// Method and URI as sent.
+    /// Method and request target as sent (or as written, if never sent).
     pub request: String,
     /// Response status, if a response arrived.
     pub status: Option<u16>,
@@ -542,19 +642,20 @@ pub struct DryRunStep {
     pub extracted: Vec<(String, String)>,
 }
 
-/// Runs every journey once, in order, with one user, and reports each request.
-/// Data pools are read like a one-worker run would.
+/// Runs every journey once, in order, with one user, and reports each request
+/// through the same code path as a run. A journey stops at its first transport
+/// or extraction failure, as in a run.
 pub async fn dry_run(scenario: Arc<Scenario>) -> anyhow::Result<Vec<DryRunStep>> {
     let plan = Plan::new(scenario)?;
     let connector = Connector::new(&plan.scenario.target)?;
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async move {
-            let mut pools = Pools::new(&plan.scenario.pools, 0, 1);
+            let pools = RefCell::new(Pools::new(&plan.scenario.pools, 0, 1));
             let mut out = Vec::new();
             let mut conn: Option<Conn> = None;
             let mut ctx = IterationContext::new(0, 1);
-            let mut scratch = String::new();
+            let mut scratch = Scratch::default();
             for (j, journey) in plan.scenario.journeys.iter().enumerate() {
                 ctx.begin(j as u64);
                 for (si, step) in journey.steps.iter().enumerate() {
@@ -568,72 +669,65 @@ pub async fn dry_run(scenario: Arc<Scenario>) -> anyhow::Result<Vec<DryRunStep>>
                         error: None,
                         extracted: Vec::new(),
                     };
-                    let (req, _) =
-                        match plan.build_request(planned, &mut ctx, &mut pools, &mut scratch) {
-                            Ok(r) => r,
-                            Err(e) => {
-                                line.error = Some(e.to_string());
-                                out.push(line);
-                                break;
-                            }
-                        };
-                    line.request = format!("{} {}", req.method(), req.uri());
-                    if !conn.as_ref().is_some_and(Conn::is_usable) {
-                        match connector.connect().await {
-                            Ok(c) => conn = Some(c),
-                            Err(e) => {
-                                line.error = Some(e.to_string());
-                                out.push(line);
-                                break;
-                            }
-                        }
-                    }
-                    let Some(c) = conn.as_mut() else { break };
-                    let sent = Instant::now();
-                    let result = tokio::time::timeout(
-                        plan.scenario.target.request_timeout,
-                        c.send(req, true),
-                    )
-                    .await;
-                    line.elapsed = sent.elapsed();
-                    let resp = match result {
-                        Err(_) => Err(ErrorKind::RequestTimeout),
-                        Ok(r) => r,
+                    let want = Want {
+                        body: true,
+                        headers: true,
+                        ..planned.want
                     };
-                    let resp = match resp {
-                        Ok(r) => r,
-                        Err(e) => {
-                            conn = None;
+                    match exchange(
+                        &plan,
+                        &connector,
+                        &mut conn,
+                        planned,
+                        &mut ctx,
+                        &pools,
+                        &mut scratch,
+                        want,
+                        true,
+                    )
+                    .await
+                    {
+                        Exchange::NotSent(e) | Exchange::Failed { error: e, .. } => {
                             line.error = Some(e.to_string());
                             out.push(line);
                             break;
                         }
-                    };
-                    line.status = Some(resp.status);
-                    let view = ResponseView::new(resp.status, &resp.headers, &resp.body);
-                    line.error = run_checks(&step.checks, &view).err().map(|e| e.to_string());
-                    let mut stop = false;
-                    for (var, extractor) in &step.extract {
-                        match extractor.extract(&view) {
-                            Some(v) => {
-                                line.extracted.push((var.clone(), v.clone()));
-                                ctx.set_var(var, v);
+                        Exchange::Done {
+                            resp,
+                            service,
+                            request,
+                            ..
+                        } => {
+                            line.request = request;
+                            line.elapsed = service;
+                            line.status = Some(resp.status);
+                            let view = ResponseView::new(resp.status, &resp.headers, &resp.body);
+                            line.error =
+                                run_checks(&step.checks, &view).err().map(|e| e.to_string());
+                            let mut stop = false;
+                            for (var, extractor) in &step.extract {
+                                match extractor.extract(&view) {
+                                    Some(v) => {
+                                        line.extracted.push((var.clone(), v.clone()));
+                                        ctx.set_var(var, v);
+                                    }
+                                    None => {
+                                        stop = true;
+                                        line.error.get_or_insert_with(|| {
+                                            ErrorKind::Extract(format!(
+                                                "{var} from {}",
+                                                extractor.describe()
+                                            ))
+                                            .to_string()
+                                        });
+                                    }
+                                }
                             }
-                            None => {
-                                stop = true;
-                                line.error.get_or_insert_with(|| {
-                                    ErrorKind::Extract(format!(
-                                        "{var} from {}",
-                                        extractor.describe()
-                                    ))
-                                    .to_string()
-                                });
+                            out.push(line);
+                            if stop {
+                                break;
                             }
                         }
-                    }
-                    out.push(line);
-                    if stop {
-                        break;
                     }
                 }
             }

@@ -1,3 +1,4 @@
+//! Unit tests of `scenario::check`.
 use serde_json::json;
 
 use super::*;

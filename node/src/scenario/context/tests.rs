@@ -1,3 +1,4 @@
+//! Unit tests of `scenario::context`.
 use std::collections::BTreeSet;
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Unit tests of `scenario::data`.
 use std::collections::BTreeSet;
 use std::io::Write as _;
 

@@ -1,3 +1,4 @@
+//! Unit tests of `scenario::extract`.
 use crate::scenario::check::{Check, run_checks};
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Unit tests of `scenario::template`.
 use super::*;
 
 fn refs(text: &str) -> Vec<VarRef> {
