@@ -11,12 +11,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Path of the `bfgg` binary under test.
-pub fn bfgg_bin() -> &'static str {
+pub(crate) fn bfgg_bin() -> &'static str {
     env!("CARGO_BIN_EXE_bfgg")
 }
 
 /// A `bfgg` command with logging quiet and a private data dir.
-pub fn bfgg(home: &Path) -> Command {
+pub(crate) fn bfgg(home: &Path) -> Command {
     let mut cmd = Command::new(bfgg_bin());
     cmd.env("HOME", home)
         .env("XDG_DATA_HOME", home.join("data"))
@@ -26,7 +26,7 @@ pub fn bfgg(home: &Path) -> Command {
 }
 
 /// Runs a command with a hard time limit, returning its output.
-pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
+pub(crate) fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -51,16 +51,16 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
 }
 
 /// A `bfgg target` child process on 127.0.0.1, killed on drop.
-pub struct Target {
+pub(crate) struct Target {
     child: Child,
     /// `http://127.0.0.1:PORT`
-    pub url: String,
+    pub(crate) url: String,
 }
 
 impl Target {
     /// Starts `bfgg target --listen 127.0.0.1:0 <args>` and waits for its
     /// machine-readable `{"listening":"..."}` line.
-    pub fn start(args: &[&str]) -> Target {
+    pub(crate) fn start(args: &[&str]) -> Target {
         let mut child = Command::new(bfgg_bin())
             .args(["target", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -95,7 +95,7 @@ impl Target {
     }
 
     /// GET /stats of the target: what it actually served.
-    pub fn stats(&self) -> serde_json::Value {
+    pub(crate) fn stats(&self) -> serde_json::Value {
         let addr = self.url.trim_start_matches("http://");
         let body = http_get(addr, "/stats");
         serde_json::from_str(&body).expect("stats JSON")
@@ -110,7 +110,7 @@ impl Drop for Target {
 }
 
 /// A minimal blocking HTTP/1.1 GET (Connection: close) returning the body.
-pub fn http_get(addr: &str, path: &str) -> String {
+pub(crate) fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to target");
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -144,23 +144,23 @@ pub fn http_get(addr: &str, path: &str) -> String {
 }
 
 /// A temp dir holding a scenario file (and any extra files).
-pub struct Workspace {
-    pub dir: tempfile::TempDir,
+pub(crate) struct Workspace {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    pub fn new() -> Workspace {
+    pub(crate) fn new() -> Workspace {
         Workspace {
             dir: tempfile::tempdir().expect("tempdir"),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes `name` with `text`, returning its path.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("mkdir");
@@ -171,7 +171,11 @@ impl Workspace {
 
     /// `bfgg run FILE --out <ws>/out --json`, bounded, returning (exit code,
     /// summary JSON if any, stderr).
-    pub fn run(&self, scenario: &Path, extra: &[&str]) -> (i32, Option<serde_json::Value>, String) {
+    pub(crate) fn run(
+        &self,
+        scenario: &Path,
+        extra: &[&str],
+    ) -> (i32, Option<serde_json::Value>, String) {
         let mut cmd = bfgg(self.path());
         cmd.arg("run")
             .arg(scenario)
@@ -186,18 +190,18 @@ impl Workspace {
         (out.status.code().unwrap_or(-1), json, stderr)
     }
 
-    pub fn out_dir(&self) -> PathBuf {
+    pub(crate) fn out_dir(&self) -> PathBuf {
         self.path().join("out")
     }
 }
 
 /// Whether skips must fail (CI).
-pub fn external_required() -> bool {
+pub(crate) fn external_required() -> bool {
     std::env::var("BFGG_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
 }
 
 /// Skips (returns `None`) with a printed reason, or fails in CI.
-pub fn skip<T>(reason: &str) -> Option<T> {
+pub(crate) fn skip<T>(reason: &str) -> Option<T> {
     assert!(
         !external_required(),
         "required external tool unavailable: {reason}"
@@ -211,7 +215,7 @@ static VENV: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// The Python venv under `target/py-venv` with `packages` installed (created and
 /// cached on first use). `None` (with a printed reason) when Python or PyPI is
 /// unavailable outside CI.
-pub fn python_venv(packages: &[&str]) -> Option<PathBuf> {
+pub(crate) fn python_venv(packages: &[&str]) -> Option<PathBuf> {
     let mut guard = VENV.lock().unwrap_or_else(|p| p.into_inner());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-venv");
     let python = root.join("bin/python");
