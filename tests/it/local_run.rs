@@ -451,3 +451,150 @@ fn demo_completes_with_no_setup() {
             .expect("json");
     assert!(u(&summary, "/total/requests") > 0);
 }
+
+#[test]
+fn http2_prior_knowledge_runs_against_the_target() {
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "h2.toml",
+        &format!(
+            r#"
+[scenario]
+name = "h2"
+[target]
+base_url = "{}"
+http2 = true
+[load]
+model = "closed"
+users = 4
+duration = "2s"
+[[request]]
+name = "json"
+path = "/json"
+check = {{ status = 200, json = {{ "/status" = "ok" }} }}
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    let n = u(&s, "/total/requests");
+    assert!(n > 10, "{s:#}");
+    assert_eq!(u(&s, "/total/errors"), 0, "{s:#}");
+    assert_eq!(target.stats()["total"].as_u64(), Some(n));
+}
+
+#[test]
+fn journeys_carry_extracted_values_and_pool_rows_between_steps() {
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write(
+        "data/users.csv",
+        "user,password,tenant\nada,pw1,t-1\ngrace,pw2,t-2\n",
+    );
+    let file = ws.write(
+        "journey.toml",
+        &format!(
+            r#"
+[scenario]
+name = "journey"
+thresholds = ["errors < 1"]
+[target]
+base_url = "{}"
+[load]
+model = "closed"
+users = 3
+duration = "2s"
+[data.users]
+file = "data/users.csv"
+strategy = "circular"
+[[journey]]
+name = "flow"
+  [[journey.step]]
+  name = "login"
+  method = "POST"
+  path = "/login"
+  json = {{ user = "{{{{users.user}}}}", password = "{{{{users.password}}}}" }}
+  extract = {{ token = {{ json = "/token" }} }}
+  check = {{ status = 200 }}
+  [[journey.step]]
+  name = "me"
+  path = "/me"
+  headers = {{ authorization = "Bearer {{{{token}}}}" }}
+  check = {{ status = 200, body_contains = "\"user\":" }}
+  [[journey.step]]
+  name = "echo"
+  method = "POST"
+  path = "/echo"
+  headers = {{ x-tenant = "{{{{users.tenant}}}}" }}
+  body = "hello {{{{users.user}}}}"
+  check = {{ status = 200, body_contains = "hello ", headers_present = ["x-echo-x-tenant"] }}
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &[]);
+    let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
+    assert_eq!(code, 0, "{s:#}");
+    for name in ["login", "me", "echo"] {
+        assert!(
+            u(&s, &format!("/by_name/{name}/requests")) > 5,
+            "{name}: {s:#}"
+        );
+        assert_eq!(
+            u(&s, &format!("/by_name/{name}/errors")),
+            0,
+            "{name}: {s:#}"
+        );
+    }
+}
+
+#[test]
+fn the_closed_model_ramps_users_at_the_spawn_rate() {
+    let target = Target::start(&["--latency", "20ms"]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "ramp.toml",
+        &format!(
+            r#"
+[scenario]
+name = "ramp"
+[target]
+base_url = "{}"
+[load]
+model = "closed"
+users = 20
+spawn_rate = 5
+duration = "5s"
+[[request]]
+path = "/"
+"#,
+            target.url
+        ),
+    );
+    let (code, _, stderr) = ws.run(&file, &["--workers", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    // `active` in the `*` rows: users running at the end of each second.
+    let csv = std::fs::read_to_string(ws.out_dir().join("timeseries.csv")).expect("timeseries");
+    let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "active")
+        .expect("active column");
+    let active: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("*"))
+        .map(|l| l.split(',').nth(col).expect("col").parse().expect("number"))
+        .collect();
+    // 5 users/s: about 5, 10, 15, 20 at the ends of seconds 1-4 (±1 for timing).
+    for (i, want) in [5u64, 10, 15, 20].iter().enumerate() {
+        let got = active[i];
+        assert!(
+            got.abs_diff(*want) <= 1,
+            "second {i}: {got} users, expected ~{want}: {active:?}"
+        );
+    }
+}
