@@ -598,3 +598,108 @@ path = "/"
         );
     }
 }
+
+#[test]
+fn a_generator_that_cannot_keep_its_schedule_says_so() {
+    // Two slots at most, 50 ms per request: about 40 requests/s can start on
+    // time, but 100/s are asked for. The rate must not quietly drop: the
+    // shortfall shows up as late starts, missed arrivals and a warning.
+    let target = Target::start(&["--latency", "50ms"]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "overload.toml",
+        &format!(
+            r#"
+[scenario]
+name = "overload"
+[target]
+base_url = "{}"
+[load]
+model = "open"
+rate = 100
+duration = "2s"
+max_in_flight = 2
+graceful_stop = "1s"
+[[request]]
+path = "/"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &["--workers", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    let scheduled = u(&s, "/generator/scheduled");
+    let late = u(&s, "/generator/late_starts");
+    let missed = u(&s, "/generator/missed");
+    assert_eq!(
+        scheduled + missed,
+        200,
+        "every arrival is accounted for: {s:#}"
+    );
+    assert!(late > scheduled / 2, "most starts were late: {s:#}");
+    assert!(
+        missed > 50,
+        "the backlog left at the end is reported: {s:#}"
+    );
+    assert!(f(&s, "/generator/schedule_lag_ms/max") > 500.0, "{s:#}");
+    let warnings = s["generator"]["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.contains("could not keep its schedule"))),
+        "{warnings:?}"
+    );
+    // The corrected latency carries the queueing; the service time does not.
+    assert!(f(&s, "/total/latency_ms/p50") > 200.0, "{s:#}");
+    assert!(f(&s, "/total/service_time_ms/p50") < 100.0, "{s:#}");
+}
+
+#[test]
+fn a_server_stall_is_seen_in_the_corrected_latency_as_the_analysis_predicts() {
+    // 100 arrivals/s for 3 s; the server holds every response for 500 ms from
+    // t = 1 s. With at most 2 requests in flight, the 50 arrivals due during
+    // the stall queue behind it: one sixth of all requests, with corrected
+    // latencies spread evenly over (0, 500 ms]. So P(L > x) = (1/6)(1 - x/500):
+    // p90 = 200 ms, p99 = 470 ms. Service times hide the stall (only the two
+    // requests in flight saw it), which is coordinated omission.
+    let target = Target::start(&["--stall", "500ms@1100ms"]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "stall.toml",
+        &format!(
+            r#"
+[scenario]
+name = "stall"
+[target]
+base_url = "{}"
+[load]
+model = "open"
+rate = 100
+duration = "3s"
+max_in_flight = 2
+[[request]]
+path = "/"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &["--workers", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert_eq!(u(&s, "/total/requests"), 300, "{s:#}");
+    let p90 = f(&s, "/total/latency_ms/p90");
+    let p99 = f(&s, "/total/latency_ms/p99");
+    assert!(
+        (150.0..=260.0).contains(&p90),
+        "corrected p90 {p90} vs analytic 200 ms: {s:#}"
+    );
+    assert!(
+        (420.0..=530.0).contains(&p99),
+        "corrected p99 {p99} vs analytic 470 ms: {s:#}"
+    );
+    assert!(
+        f(&s, "/total/service_time_ms/p90") < 50.0,
+        "service time hides the stall: {s:#}"
+    );
+}

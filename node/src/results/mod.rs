@@ -164,7 +164,7 @@ impl ResultsWriter {
         }
         if g.scheduled > 0 && g.late_starts * 100 > g.scheduled {
             warnings.push(format!(
-                "{} of {} arrivals started more than {} ms late (p99 lag {} ms): the generator could not keep its schedule",
+                "{} of {} arrivals started more than {} ms late (p99 lag {} ms): the generator could not keep its schedule (max_in_flight reached, or the generator is saturated)",
                 g.late_starts,
                 g.scheduled,
                 GeneratorStats::LATE_THRESHOLD_US / 1000,
