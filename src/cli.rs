@@ -89,6 +89,15 @@ pub(crate) struct TargetArgs {
     /// Server threads.
     #[arg(long, default_value_t = 1)]
     pub(crate) workers: usize,
+    /// Serve HTTPS with a fresh self-signed certificate for localhost, 127.0.0.1 and ::1.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub(crate) tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

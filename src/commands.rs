@@ -238,6 +238,16 @@ fn target_config(args: &TargetArgs) -> anyhow::Result<TargetConfig> {
             None => None,
         },
         workers: args.workers,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(bfgg_node::target::TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (Some(_), None) | (None, Some(_)) => {
+                anyhow::bail!("--tls-cert and --tls-key go together")
+            }
+            (None, None) => args.tls.then_some(bfgg_node::target::TlsSource::SelfSigned),
+        },
     };
     config.validate()?;
     Ok(config)
@@ -245,8 +255,13 @@ fn target_config(args: &TargetArgs) -> anyhow::Result<TargetConfig> {
 
 fn target(args: TargetArgs) -> anyhow::Result<ExitCode> {
     let config = target_config(&args)?;
+    let tls = if config.tls.is_some() {
+        ",\"tls\":true"
+    } else {
+        ""
+    };
     bfgg_node::target::run_blocking(config, |addr| {
-        println!("{{\"listening\":\"{addr}\"}}");
+        println!("{{\"listening\":\"{addr}\"{tls}}}");
         let _ = std::io::stdout().flush();
     })?;
     Ok(ExitCode::SUCCESS)

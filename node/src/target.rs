@@ -2,10 +2,12 @@
 //! controllable, for demos, integration tests and benchmarks of load
 //! generators.
 //!
-//! It speaks HTTP/1.1 with keep-alive and HTTP/2 with prior knowledge (no
-//! TLS), listens on `127.0.0.1:8080` unless told otherwise, and never blocks a
-//! thread: every delay is a tokio timer. This module owns the listener, the
-//! connections and shutdown; `routes` owns what each request gets.
+//! It speaks HTTP/1.1 with keep-alive and HTTP/2 with prior knowledge, or,
+//! with [`TargetConfig::tls`], the same behind a rustls handshake (HTTP/2 when
+//! ALPN picks `h2`). It listens on `127.0.0.1:8080` unless told otherwise and
+//! never blocks a thread: every delay is a tokio timer. This module owns the
+//! listener, the connections and shutdown; `routes` owns what each request
+//! gets, `tls` where the certificate comes from.
 //!
 //! # Routes (all methods unless said)
 //!
@@ -46,6 +48,9 @@ mod spec;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 use std::future::{Future, poll_fn};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -61,10 +66,12 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use routes::{Handler, Shared};
 pub use spec::{LATENCY_SYNTAX, Latency, STALL_SYNTAX, SpecError, Stall};
 pub use stats::TargetStats;
+pub use tls::{SELF_SIGNED_NAMES, TlsSource};
 
 /// How long `shutdown` lets in-flight responses finish before closing their
 /// connections anyway.
@@ -75,7 +82,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 const BACKLOG: u32 = 4096;
 
 /// How `bfgg target` behaves. [`Default`] gives `127.0.0.1:8080`, no latency,
-/// no errors, a 2-byte `ok` body, no stall and one worker thread.
+/// no errors, a 2-byte `ok` body, no stall, one worker thread and no TLS.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {
     /// Where to listen; port 0 picks a free port (see
@@ -97,6 +104,8 @@ pub struct TargetConfig {
     /// the server's CPU use predictable for benchmarks.
     /// [`TargetServer::start`] runs on the caller's runtime and ignores it.
     pub workers: usize,
+    /// Serve over TLS with this certificate; `None` serves plain HTTP.
+    pub tls: Option<TlsSource>,
 }
 
 impl Default for TargetConfig {
@@ -109,6 +118,7 @@ impl Default for TargetConfig {
             response_size: 2,
             stall: None,
             workers: 1,
+            tls: None,
         }
     }
 }
@@ -138,6 +148,8 @@ pub struct TargetServer {
     /// connection task hold receivers.
     stop: watch::Sender<bool>,
     accept: JoinHandle<()>,
+    /// The leaf certificate presented, when serving TLS.
+    certificate: Option<rustls::pki_types::CertificateDer<'static>>,
     /// Never receives a message: it yields `None` once the accept loop and
     /// every connection task have dropped their senders, i.e. have ended.
     ended: mpsc::Receiver<()>,
@@ -146,22 +158,35 @@ pub struct TargetServer {
 impl TargetServer {
     /// Validates `config`, binds the listener and serves on spawned tasks of
     /// the current tokio runtime. When this returns the socket is bound, so a
-    /// client may connect at once. Fails on a bad config or a failed bind.
+    /// client may connect at once. Fails on a bad config, an unusable TLS
+    /// certificate or key (the error names the file) or a failed bind.
     pub async fn start(config: TargetConfig) -> anyhow::Result<TargetServer> {
         config.validate()?;
+        let tls = config.tls.as_ref().map(tls::ServerTls::new).transpose()?;
+        let (acceptor, certificate) = match tls {
+            Some(tls) => (Some(tls.acceptor), Some(tls.certificate)),
+            None => (None, None),
+        };
         let listener =
             bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&config, Instant::now())?);
         let (stop, stop_rx) = watch::channel(false);
         let (alive, ended) = mpsc::channel(1);
-        let accept = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx, alive));
-        tracing::debug!(%local_addr, "target server listening");
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            acceptor,
+            stop_rx,
+            alive,
+        ));
+        tracing::debug!(%local_addr, tls = certificate.is_some(), "target server listening");
         Ok(TargetServer {
             local_addr,
             shared,
             stop,
             accept,
+            certificate,
             ended,
         })
     }
@@ -169,6 +194,12 @@ impl TargetServer {
     /// The bound address, with the real port when the config asked for 0.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The leaf certificate the server presents (DER), or `None` without TLS.
+    /// A client can trust exactly this one to reach a self-signed server.
+    pub fn certificate(&self) -> Option<&rustls::pki_types::CertificateDer<'static>> {
+        self.certificate.as_ref()
     }
 
     /// Responses sent so far (lock-free; `GET /stats` is not counted).
@@ -268,6 +299,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
     stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
@@ -283,8 +315,12 @@ async fn accept_loop(
                 let shared = shared.clone();
                 let stop = stop.clone();
                 let alive = alive.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, shared, stop).await;
+                    match tls {
+                        None => serve_connection(stream, shared, stop).await,
+                        Some(tls) => serve_tls_connection(stream, tls, shared, stop).await,
+                    }
                     drop(alive);
                 });
             }
@@ -306,25 +342,53 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, mut stop: watc
         is_h2 = starts_with_h2_preface(&stream) => is_h2,
         _ = stop.wait_for(|stop| *stop) => return,
     };
-    let io = TokioIo::new(stream);
-    let handler = Handler::new(shared);
     match is_h2 {
-        Ok(true) => {
-            let conn = http2::Builder::new(TokioExecutor::new()).serve_connection(io, handler);
-            drive(conn, stop).await;
-        }
-        Ok(false) => {
-            // No header read timeout: idle keep-alive connections stay open
-            // as long as the client wants, and hyper needn't arm a timer per
-            // request.
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .header_read_timeout(None)
-                .pipeline_flush(true)
-                .serve_connection(io, handler);
-            drive(conn, stop).await;
-        }
+        Ok(is_h2) => serve_http(TokioIo::new(stream), is_h2, shared, stop).await,
         Err(e) => tracing::debug!("target connection failed before a request: {e}"),
+    }
+}
+
+/// Serves one TLS connection: the handshake, then HTTP/2 if ALPN picked `h2`
+/// and HTTP/1.1 otherwise, until the client closes it or the server stops.
+async fn serve_tls_connection(
+    stream: TcpStream,
+    tls: TlsAcceptor,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let accepted = tokio::select! {
+        accepted = tls.accept(stream) => accepted,
+        _ = stop.wait_for(|stop| *stop) => return,
+    };
+    match accepted {
+        Ok(stream) => {
+            let is_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            serve_http(TokioIo::new(stream), is_h2, shared, stop).await;
+        }
+        // Clients that refuse the certificate end up here (as do scanners).
+        Err(e) => tracing::debug!("target TLS handshake failed: {e}"),
+    }
+}
+
+/// Serves HTTP/2 or HTTP/1.1 with keep-alive on an established connection.
+async fn serve_http<I>(io: I, is_h2: bool, shared: Arc<Shared>, stop: watch::Receiver<bool>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let handler = Handler::new(shared);
+    if is_h2 {
+        let conn = http2::Builder::new(TokioExecutor::new()).serve_connection(io, handler);
+        drive(conn, stop).await;
+    } else {
+        // No header read timeout: idle keep-alive connections stay open as
+        // long as the client wants, and hyper needn't arm a timer per request.
+        let conn = http1::Builder::new()
+            .keep_alive(true)
+            .header_read_timeout(None)
+            .pipeline_flush(true)
+            .serve_connection(io, handler);
+        drive(conn, stop).await;
     }
 }
 
@@ -358,13 +422,19 @@ trait GracefulConnection: Future<Output = hyper::Result<()>> {
     fn graceful(self: Pin<&mut Self>);
 }
 
-impl GracefulConnection for http1::Connection<TokioIo<TcpStream>, Handler> {
+impl<I> GracefulConnection for http1::Connection<I, Handler>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     fn graceful(self: Pin<&mut Self>) {
         self.graceful_shutdown();
     }
 }
 
-impl GracefulConnection for http2::Connection<TokioIo<TcpStream>, Handler, TokioExecutor> {
+impl<I> GracefulConnection for http2::Connection<I, Handler, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     fn graceful(self: Pin<&mut Self>) {
         self.graceful_shutdown();
     }

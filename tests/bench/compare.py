@@ -55,6 +55,7 @@ SERVER_CORE = "0"
 CONNECTIONS = 50
 GRACE_S = 30  # every generator run is killed after duration + GRACE_S
 STALL_S = 0.5
+QUIET_FOREIGN = 0.10  # a run is "quiet" under 10 % of a core of foreign CPU
 
 
 def analytic_stall_ms(q: float, run_s: float, stall_s: float = STALL_S) -> float:
@@ -126,6 +127,12 @@ def run_measured(cmd: list[str], timeout: float, env: dict | None = None,
             _, status, ru = os.wait4(p.pid, 0)
         except BaseException:
             kill()
+            try:
+                os.waitpid(p.pid, 0)
+                p.returncode = -9
+            except ChildProcessError:
+                pass
+            _live_pgids.discard(p.pid)
             raise
         finally:
             killer.cancel()
@@ -641,6 +648,11 @@ class Sample:
         return v * 1e6 / self.requests
 
     @property
+    def quiet(self) -> bool:
+        """Under 10 % of a core of foreign CPU during the run."""
+        return self.wall_s > 0 and self.foreign_cpu_s / self.wall_s < QUIET_FOREIGN
+
+    @property
     def rps(self) -> float:
         return self.requests / self.secs if self.secs else 0.0
 
@@ -737,6 +749,9 @@ def median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+LOADAVG_AT_START = Path("/proc/loadavg").read_text().split()[0]
+
+
 def machine_info() -> list[str]:
     cpu = "?"
     try:
@@ -747,7 +762,7 @@ def machine_info() -> list[str]:
     except OSError:
         pass
     return [f"nproc {os.cpu_count()}", f"kernel {platform.release()}", cpu,
-            f"load average at start {Path('/proc/loadavg').read_text().split()[0]}"]
+            f"1-min load average at start {LOADAVG_AT_START}"]
 
 
 def report(args, tools: dict[str, Tool], samples: list[Sample], strace: dict, open_res: list, stall_res: list,
@@ -769,17 +784,20 @@ def report(args, tools: dict[str, Tool], samples: list[Sample], strace: dict, op
     L.append("### Closed model, 50 connections: generator CPU per request")
     L.append("")
     L.append("| tool | req/s | CPU µs/request (user + sys) | paired ratio to wrk | ratios per round "
-             "| nginx µs/request | foreign CPU | syscalls/request |")
-    L.append("|---|---|---|---|---|---|---|---|")
+             "| ratio, quiet rounds | nginx µs/request | foreign CPU | syscalls/request |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
     wrk_by_round = {s.round: s for s in samples if s.tool == "wrk" and s.ok}
     order = [n for n in args.tools if n in {s.tool for s in samples}]
     for n in order:
         ss = [s for s in samples if s.tool == n and s.ok]
         errs = [s.error for s in samples if s.tool == n and s.error]
         if not ss:
-            L.append(f"| {n} | – | failed: {errs[0][:120] if errs else '?'} | – | – | – | – | – |")
+            L.append(f"| {n} | – | failed: {errs[0][:120] if errs else '?'} | – | – | – | – | – | – |")
             continue
         ratios = [s.us_per_req() / wrk_by_round[s.round].us_per_req() for s in ss if s.round in wrk_by_round]
+        quiet = [s.us_per_req() / wrk_by_round[s.round].us_per_req() for s in ss
+                 if s.round in wrk_by_round and s.quiet and wrk_by_round[s.round].quiet]
+        qcol = f"{fmt(median(quiet), 2)} ({len(quiet)})" if quiet else "– (0)"
         tot, usr, sy = (median([s.us_per_req(w) for s in ss]) for w in ("total", "user", "sys"))
         ng = median([s.nginx_cpu_s * 1e6 / s.requests for s in ss])
         foreign = median([100 * s.foreign_cpu_s / s.wall_s for s in ss if s.wall_s])
@@ -793,14 +811,15 @@ def report(args, tools: dict[str, Tool], samples: list[Sample], strace: dict, op
         extra = f" ({len(errs)} failed run(s))" if errs else ""
         L.append(f"| {n} | {fmt(median([s.rps for s in ss]))} | {fmt(tot)} ({fmt(usr)} + {fmt(sy)}){extra} "
                  f"| {fmt(median(ratios), 2) if ratios else '–'} | {', '.join(f'{x:.2f}' for x in ratios) or '–'} "
-                 f"| {fmt(ng)} | {fmt(foreign, 0)} % | {sc} |")
+                 f"| {qcol} | {fmt(ng)} | {fmt(foreign, 0)} % | {sc} |")
     L.append("")
     L.append("Medians over rounds. *Paired ratio*: the tool's CPU µs/request divided by wrk's in the same round, "
              "then the median over rounds. *nginx µs/request*: the nginx worker's CPU over the run "
              "(10 ms tick resolution) per request the tool completed, a check that the server side was the same. "
              "*Foreign CPU*: busy CPU on the machine during the run that was neither the generator nor the "
-             "nginx worker, in % of one core (other jobs, the nginx master, the harness); above ~10 % the round "
-             "is noisy.")
+             "nginx worker, in % of one core (other jobs, the nginx master, the harness); above ~10 % the run "
+             "is noisy. *Ratio, quiet rounds*: the median paired ratio over only the rounds where both the tool's "
+             "and wrk's runs had under 10 % foreign CPU (their number in brackets); prefer it when it exists.")
     if strace:
         L.append("Syscalls per request come from one extra `strace -f -c` run per tool; strace slows the tool "
                  "down a lot, so only its call counts are used, never its times.")
@@ -846,6 +865,12 @@ def report(args, tools: dict[str, Tool], samples: list[Sample], strace: dict, op
             stall = f"{p['stall_s'] * 1000:.0f} ms" if p.get("stall_s") else (p.get("note") or "–")
             L.append(f"| {n} | {i} | {fmt(p['rate'])} | {stall} | {fmt(p['p99'], 1)} | {fmt(p['p99_9'], 1)} "
                      f"| {fmt(p['service_p99'], 1)} |")
+        for n in dict.fromkeys(n for n, _, _ in stall_res):
+            ps = [p for m, _, p in stall_res if m == n and "error" not in p]
+            if len(ps) > 1:
+                L.append(f"| **{n}** | **median** | {fmt(median([p['rate'] for p in ps]))} | – "
+                         f"| **{fmt(median([p['p99'] for p in ps]), 1)}** | **{fmt(median([p['p99_9'] for p in ps]), 1)}** "
+                         f"| {fmt(median([p['service_p99'] for p in ps]), 1)} |")
         L.append("")
         L.append(f"Analytic values: with arrivals every 0.2 ms, a 500 ms stall delays the 2,500 requests due "
                  f"during it by 0-500 ms (uniformly), {100 * STALL_S / args.open_duration:.1f} % of the run's "
@@ -952,6 +977,7 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     try:
         nginx.start()
         log(f"nginx on {nginx.url} (worker pid {nginx.worker}, core {SERVER_CORE}); workdir {workdir}")

@@ -3,9 +3,11 @@
 //!
 //! Modules: `harness` (child processes, temp scenarios, the Python venv),
 //! `cli` (arguments, validation errors, exit codes), `local_run` (runs and
-//! their results), `tidy` (architecture invariants checked by grep).
+//! their results), `tls` (HTTPS against `bfgg target --tls`, self-signed
+//! and `insecure_tls`), `tidy` (architecture invariants checked by grep).
 
 mod cli;
 mod harness;
 mod local_run;
 mod tidy;
+mod tls;
