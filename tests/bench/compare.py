@@ -173,6 +173,7 @@ class Tool:
     reason: str = ""  # why unavailable
     version: str = ""
     install_s: float | None = None  # seconds spent installing in this invocation
+    help: str = ""  # `run --help` text (bfgg), to see which flags exist
 
 
 def record_install(name: str, what: str, seconds: float, ok: bool, note: str = "") -> None:
@@ -288,6 +289,7 @@ def ensure_bfgg() -> Tool:
         t.reason = "`bfgg run --help` failed or has no --target flag"
         return t
     t.path = str(exe)
+    t.help = r.stdout + r.stderr
     return t
 
 
@@ -306,7 +308,20 @@ def tool_version(t: Tool) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     text = (r.stdout + r.stderr).strip().splitlines()
-    return text[0].split(" Copyright")[0].strip() if text else "?"
+    v = text[0].split(" Copyright")[0].strip() if text else "?"
+    if t.name == "bfgg" and t.path:
+        built = dt.datetime.fromtimestamp(Path(t.path).stat().st_mtime, dt.timezone.utc)
+        v += f" (binary built {built.strftime('%Y-%m-%d %H:%M')} UTC)"
+    return v
+
+
+def git_describe() -> str:
+    try:
+        head = sh(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], timeout=10).stdout.strip()
+        dirty = sh(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (head or "?") + (" + uncommitted changes" if dirty else "")
 
 
 def debian_version(pkg: str) -> str:
@@ -527,7 +542,7 @@ class Gen:
                     "-e", f"URL={nginx.url}", "-e", f"DUR={secs}s", "-e", f"VUS={c}", str(HERE / "k6-closed.js")]
         if n == "bfgg":
             scen = scenario_copy(HERE / "closed-50.toml", self.workdir, nginx.base, f"{secs}s")
-            return [self.tool.path, "run", str(scen), "--target", nginx.base, "--json"]
+            return self.bfgg_run(scen, nginx, secs)
         raise ValueError(n)
 
     def parse_closed(self, r: RunResult) -> dict:
@@ -586,8 +601,16 @@ class Gen:
             scen = scenario_copy(src, self.workdir, nginx.base, f"{secs}s")
             if rate not in (5000, 40000):
                 scen.write_text(re.sub(r"(?m)^rate\s*=.*$", f"rate = {rate}", scen.read_text()))
-            return [self.tool.path, "run", str(scen), "--target", nginx.base, "--json"]
+            return self.bfgg_run(scen, nginx, secs)
         raise ValueError(n)
+
+    def bfgg_run(self, scen: Path, nginx: Nginx, secs: int) -> list[str]:
+        cmd = [self.tool.path, "run", str(scen), "--target", nginx.base, "--json"]
+        if "--duration" in self.tool.help:  # the copy has it too; the flag is the documented way
+            cmd += ["--duration", f"{secs}s"]
+        if "--out" in self.tool.help:  # keep result files in the temp dir, not the user's data dir
+            cmd += ["--out", str(self.workdir / "bfgg-results")]
+        return cmd
 
     def parse_open(self, r: RunResult) -> dict:
         n = self.tool.name
@@ -772,7 +795,7 @@ def report(args, tools: dict[str, Tool], samples: list[Sample], strace: dict, op
              f"{args.rounds} round(s) × {args.duration} s per tool, {CONNECTIONS} connections, "
              f"generator on core {GEN_CORE}, nginx (1 worker) on core {SERVER_CORE}.")
     L.append("")
-    L.append("Machine: " + "; ".join(machine_info()) + ".")
+    L.append("Machine: " + "; ".join(machine_info()) + f". Repository at {git_describe()}.")
     L.append("")
     L.append("Versions: " + "; ".join(f"{k}: {v}" for k, v in versions.items()) + ".")
     unavailable = [t for t in tools.values() if not t.path]
@@ -844,7 +867,7 @@ def report(args, tools: dict[str, Tool], samples: list[Sample], strace: dict, op
                      f"| {fmt(p['p99'], 2)} | {fmt(p['service_p99'], 2)} "
                      f"| {g.get('late_starts', '–') if g else '–'} | {fmt(lag, 2)} "
                      f"| {fmt(g.get('max_cpu_busy_pct'), 0) if g else '–'} "
-                     f"| {'; '.join(g.get('warnings') or []) if g else '–'} |")
+                     f"| {('; '.join(g.get('warnings') or []) or 'none') if g else '–'} |")
         L.append("")
         L.append("oha runs `-q RATE --latency-correction -c 50`; its latencies are measured from the intended "
                  "send time. bfgg's *corrected* latency is from the intended start, *service* from the actual "
