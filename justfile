@@ -24,14 +24,13 @@ invariants:
 # Everything CI runs.
 ci:
     bash .ci/run
-# --- paste into the justfile (tests/bench/compare.py; see docs/BENCHMARKS.md) ---
-
 # Comparative generator benchmark: wrk, h2load, oha, k6 and bfgg against a local
 # nginx; headline = generator CPU per request as a paired ratio to wrk.
 # First use installs nginx/wrk/nghttp2-client/strace (apt, as root) and builds
 # oha and k6 into target/tools/ (several minutes each, cached).
 # e.g. `just bench --rounds 5`, `just bench --only wrk,bfgg`, `just bench --write`
 bench *ARGS:
+    cargo bench -p bfgg-protocol
     cargo build --release --bin bfgg
     python3 tests/bench/compare.py {{ARGS}}
 
