@@ -204,6 +204,37 @@ pub struct RunSummary {
     pub thresholds: Vec<ThresholdResult>,
     /// Generator health.
     pub generator: GeneratorSummary,
+    /// Cluster runs: one entry per agent (empty for local runs).
+    #[serde(default)]
+    pub agents: Vec<AgentSummary>,
+    /// Cluster runs: true when an agent was lost and its share is incomplete.
+    #[serde(default)]
+    pub partial: bool,
+}
+
+/// One agent of a cluster run, as the coordinator saw it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentSummary {
+    /// Its node id.
+    pub node: String,
+    /// Its name.
+    pub name: String,
+    /// Its share index (of `agents.len()`).
+    pub index: u32,
+    /// Requests it completed (its own count; the totals are the sum of these).
+    pub requests: u64,
+    /// Its errors.
+    pub errors: u64,
+    /// Its clock offset to the coordinator, ms (coordinator − agent).
+    pub clock_offset_ms: f64,
+    /// When it started, Unix ms on the coordinator's clock.
+    pub started_at_ms: u64,
+    /// `complete`, or `lost` (went silent; its gossiped intervals were used).
+    pub status: String,
+    /// When it was last heard, Unix ms, if it was lost.
+    pub last_heard_ms: Option<u64>,
+    /// Intervals of the run it has no measurements for (gaps).
+    pub missing_intervals: Vec<u32>,
 }
 
 impl RunSummary {

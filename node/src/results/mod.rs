@@ -147,6 +147,8 @@ impl ResultsWriter {
             by_name,
             thresholds: Vec::new(),
             generator: self.generator_summary(),
+            agents: Vec::new(),
+            partial: false,
         };
         Ok((summary, self.dir))
     }

@@ -199,3 +199,55 @@ fn step_load_adds_users_in_steps() {
     assert_eq!(s.users_at(secs(12.0)), 30);
     assert_eq!(s.users_at(secs(60.0)), 30);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_ramp_played_on_paused_tokio_time_delivers_the_profile() {
+    // 0 -> 100 arrivals/s over 10 s, played with tokio's (paused) timer the
+    // way a worker sleeps until each due time: second k holds 5(2k+1).
+    let p = Profile {
+        start: 0.0,
+        stages: vec![Stage { duration: secs(10.0), target: 100.0 }],
+        step: false,
+    };
+    let mut s = ArrivalSchedule::new(&p, secs(10.0));
+    let start = tokio::time::Instant::now();
+    let mut per_second = [0u32; 10];
+    let mut i = 0;
+    while let Some(t) = s.time_of(i) {
+        tokio::time::sleep_until(start + t).await;
+        per_second[start.elapsed().as_secs() as usize] += 1;
+        i += 1;
+    }
+    let expected: Vec<u32> = (0..10).map(|k| 5 * (2 * k + 1)).collect();
+    assert_eq!(per_second.to_vec(), expected);
+    assert!(start.elapsed() < secs(10.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn users_follow_stages_on_paused_tokio_time() {
+    // 0 -> 20 users over 4 s, hold, sampled every 100 ms like the closed-model
+    // controller: never above the target, never faster than the spawn rate.
+    let p = Profile {
+        start: 0.0,
+        stages: vec![
+            Stage { duration: secs(4.0), target: 20.0 },
+            Stage { duration: secs(2.0), target: 20.0 },
+        ],
+        step: false,
+    };
+    let mut s = UserSchedule::new(&p, 4.0);
+    let start = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut last = 0;
+    let mut samples = Vec::new();
+    while start.elapsed() < secs(6.0) {
+        tick.tick().await;
+        let users = s.users_at(start.elapsed());
+        assert!(users >= last, "monotone while ramping up");
+        assert!(users as f64 <= 4.0 * start.elapsed().as_secs_f64() + 1.0, "spawn rate respected");
+        last = users;
+        samples.push(users);
+    }
+    assert_eq!(s.users_at(secs(6.0)), 20);
+    assert!(samples.contains(&10), "{samples:?}");
+}

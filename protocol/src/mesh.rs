@@ -1,0 +1,343 @@
+//! What nodes say to each other: gossip (facts everyone needs: health, live
+//! interval snapshots, run events) and control requests (point-to-point asks
+//! with exactly one answer: submit, prepare, stop, fetch).
+//!
+//! The version is in every protocol id and topic name, so nodes of another
+//! protocol version simply don't hear each other; the codec envelope checks
+//! it again on every message.
+//!
+//! To add a message: 1. add the variant at the END of its enum (variant order
+//! is the wire format); 2. handle it in `bfgg_node::node` (and the cockpit if
+//! it shows it); 3. add it to the round-trip test in `mesh/tests.rs`;
+//! 4. bump [`crate::PROTOCOL_VERSION`] if an existing variant changed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{NodeId, RunId};
+use crate::stats::IntervalSnapshot;
+use crate::summary::RunSummary;
+
+/// libp2p request-response protocol id of control requests.
+pub const CONTROL_PROTOCOL: &str = "/bfgg/control/1";
+/// Gossipsub topic of node health (one message per node per second).
+pub const HEALTH_TOPIC: &str = "bfgg/1/health";
+/// Gossipsub topic of runs: interval snapshots and run events.
+pub const RUN_TOPIC: &str = "bfgg/1/runs";
+/// Largest gossip message (gossipsub's default transmit limit, 64 KiB).
+pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
+/// Largest control request or response.
+pub const MAX_CONTROL_BYTES: usize = 16 * 1024 * 1024;
+
+/// Where a node is in its life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeState {
+    /// Ready for a run.
+    Idle,
+    /// Fetching the bundle and waiting for the start time of a run.
+    Preparing(RunId),
+    /// Generating load for a run.
+    Running(RunId),
+    /// Load ended; results not yet confirmed by a coordinator.
+    Finishing(RunId),
+}
+
+/// An engine a node can run, with its version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    /// `native`, `locust`, `gatling`.
+    pub name: String,
+    /// Its version, as the engine reports it.
+    pub version: String,
+}
+
+/// One node's health, published every second by a task separate from load
+/// generation (so a busy node is never taken for a dead one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeHealth {
+    /// Who.
+    pub node: NodeId,
+    /// `--name`, default the host name.
+    pub name: String,
+    /// `--labels key=value,...`.
+    pub labels: BTreeMap<String, String>,
+    /// Where it is.
+    pub state: NodeState,
+    /// Engines available.
+    pub engines: Vec<EngineInfo>,
+    /// Host CPU use, percent of all cores.
+    pub cpu_pct: f32,
+    /// Resident memory of the node process, bytes.
+    pub mem_bytes: u64,
+    /// False when the generator is behind its schedule or a core is saturated.
+    pub keeping_schedule: bool,
+    /// The node's wall clock when it sent this, Unix ms (for clock offsets).
+    pub sent_at_ms: u64,
+    /// bfgg version.
+    pub bfgg_version: String,
+    /// [`crate::PROTOCOL_VERSION`] of the sender.
+    pub protocol_version: u16,
+    /// Malformed or oversized messages this node dropped so far.
+    pub dropped_messages: u64,
+    /// Addresses it listens on (multiaddrs with `/p2p/<id>`).
+    pub listen_addrs: Vec<String>,
+}
+
+/// Facts published on gossip.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Gossip {
+    /// On [`HEALTH_TOPIC`].
+    Health(NodeHealth),
+    /// On [`RUN_TOPIC`]: one agent's measurements of one interval of a run.
+    Interval {
+        /// The run.
+        run: RunId,
+        /// The agent.
+        node: NodeId,
+        /// Its measurements.
+        snapshot: IntervalSnapshot,
+    },
+    /// On [`RUN_TOPIC`]: something happened to a run.
+    Run {
+        /// The run.
+        run: RunId,
+        /// What.
+        event: RunEvent,
+    },
+}
+
+/// Run events, published by the coordinator (or the node taking over).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RunEvent {
+    /// Every participant accepted the plan; load starts at its start time.
+    Planned(RunPlan),
+    /// The coordinator stopped the run early (`reason`).
+    Stopping {
+        /// Why.
+        reason: String,
+    },
+    /// An agent went silent; the run goes on without it.
+    AgentLost {
+        /// The agent.
+        node: NodeId,
+        /// When it was last heard, Unix ms.
+        last_heard_ms: u64,
+    },
+    /// Another node took over coordination.
+    CoordinatorChanged {
+        /// The new coordinator.
+        node: NodeId,
+    },
+    /// Results are written; `summary` is the merged summary.
+    Finished {
+        /// The merged summary.
+        summary: Box<RunSummary>,
+    },
+    /// An agent's load ended; its results are ready to fetch.
+    AgentFinished {
+        /// The agent.
+        node: NodeId,
+        /// Interval snapshots it recorded (indices `0..intervals`).
+        intervals: u32,
+        /// When it actually started, Unix ms on the coordinator's clock.
+        started_at_ms: u64,
+        /// Its clock offset to the coordinator, µs (coordinator − agent).
+        clock_offset_us: i64,
+        /// Why it stopped early, if it did.
+        stop_reason: Option<String>,
+        /// How long it generated load, ms.
+        load_ms: u64,
+    },
+}
+
+/// A file of a scenario bundle, content-addressed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleFile {
+    /// Path relative to the scenario file's directory (`data/users.csv`);
+    /// the scenario file itself is the first entry.
+    pub path: String,
+    /// SHA-256 of the contents, lowercase hex.
+    pub sha256: String,
+    /// Size, bytes.
+    pub size: u64,
+}
+
+/// Which agents a run wants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentSelection {
+    /// Every idle node.
+    All,
+    /// This many idle nodes.
+    Count(u32),
+    /// Idle nodes carrying every one of these labels.
+    Labels(BTreeMap<String, String>),
+}
+
+/// A request to run a scenario across the cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The bundle's files (the scenario first).
+    pub files: Vec<BundleFile>,
+    /// Their contents, in the same order (verified against `files`).
+    pub contents: Vec<Vec<u8>>,
+    /// `--target` override.
+    pub target: Option<String>,
+    /// `--duration` override, ms.
+    pub duration_ms: Option<u64>,
+    /// Which agents.
+    pub selection: AgentSelection,
+    /// Move a lost agent's share to the live agents.
+    pub rebalance: bool,
+}
+
+/// One agent of a plan and its share of the load.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// The agent.
+    pub node: NodeId,
+    /// Its name, for reports.
+    pub name: String,
+    /// Its share: global arrival/user indices `i` with `i % stride == index`.
+    pub index: u32,
+}
+
+/// The replicated plan of a run: every participant holds a copy, so any of
+/// them can take over coordination.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// The run.
+    pub run: RunId,
+    /// Who coordinates it (at planning time).
+    pub coordinator: NodeId,
+    /// The agents, in share order; `stride` = their number.
+    pub participants: Vec<Participant>,
+    /// When load starts, Unix ms on the coordinator's clock.
+    pub start_at_ms: u64,
+    /// The bundle (content-addressed; agents fetch files they lack).
+    pub files: Vec<BundleFile>,
+    /// `--target` override.
+    pub target: Option<String>,
+    /// `--duration` override, ms.
+    pub duration_ms: Option<u64>,
+    /// Whether lost agents' shares move to live ones.
+    pub rebalance: bool,
+    /// The scenario's duration plus its graceful stop, ms: every agent is
+    /// done by `start_at_ms + load_ms` unless it is lost.
+    pub load_ms: u64,
+}
+
+/// Point-to-point asks. Each gets exactly one [`ControlResponse`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// Client → any node: coordinate this run.
+    Submit(RunRequest),
+    /// Coordinator → agent: take part in this run.
+    Prepare(RunPlan),
+    /// Agent → coordinator: a bundle file by hash.
+    FetchFile {
+        /// SHA-256, hex.
+        sha256: String,
+    },
+    /// Anyone → coordinator or agent: stop the run now.
+    Stop {
+        /// The run.
+        run: RunId,
+    },
+    /// Coordinator → agent (its own intervals) or client → coordinator (merged):
+    /// a page of interval snapshots, from interval `from`.
+    FetchIntervals {
+        /// The run.
+        run: RunId,
+        /// First interval index wanted.
+        from: u32,
+        /// At most this many.
+        max: u32,
+        /// The coordinator's merged intervals (true) or the node's own (false).
+        merged: bool,
+    },
+    /// Coordinator → agent: results are safely written; the agent may delete
+    /// its copy.
+    ConfirmResults {
+        /// The run.
+        run: RunId,
+    },
+    /// Clock sync: the asker's wall clock, Unix µs.
+    Clock {
+        /// When the asker sent it.
+        sent_us: u64,
+    },
+    /// Anyone → coordinator: where is this run?
+    Status {
+        /// The run.
+        run: RunId,
+    },
+    /// Coordinator → agent (after every agent prepared): start at this time,
+    /// Unix ms on the coordinator's clock.
+    Start {
+        /// The run.
+        run: RunId,
+        /// Start time.
+        start_at_ms: u64,
+    },
+}
+
+/// Answers to [`ControlRequest`]s.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ControlResponse {
+    /// `Submit`: accepted; `coordinator` runs it.
+    Accepted {
+        /// The run.
+        run: RunId,
+        /// Its coordinator.
+        coordinator: NodeId,
+        /// The plan.
+        plan: RunPlan,
+    },
+    /// The request cannot be served (reason for people).
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// `Prepare`: this node already takes part in another run.
+    Busy {
+        /// That run.
+        run: RunId,
+    },
+    /// `Prepare`: ready; will start at the plan's start time.
+    Prepared {
+        /// Measured clock offset to the coordinator, µs (theirs − ours).
+        clock_offset_us: i64,
+    },
+    /// `FetchFile`.
+    File {
+        /// The contents.
+        contents: Vec<u8>,
+    },
+    /// `Stop`, `ConfirmResults`: done.
+    Done,
+    /// `FetchIntervals`: a page; `complete` when nothing follows.
+    Intervals {
+        /// The snapshots, in interval order.
+        snapshots: Vec<IntervalSnapshot>,
+        /// True when this is the last page and the source has finished.
+        complete: bool,
+    },
+    /// `Clock`: the answerer's wall clock when it received the ask, Unix µs.
+    Clock {
+        /// Echo of the ask's `sent_us`.
+        sent_us: u64,
+        /// The answerer's clock.
+        now_us: u64,
+    },
+    /// `Status`.
+    Status {
+        /// Still running, or finished with a summary.
+        finished: Option<Box<RunSummary>>,
+        /// The coordinator now.
+        coordinator: NodeId,
+    },
+}
+
+#[cfg(test)]
+mod tests;
