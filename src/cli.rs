@@ -28,6 +28,81 @@ pub(crate) enum Command {
     Target(TargetArgs),
     /// Start the built-in target and run the demo scenario against it.
     Demo(DemoArgs),
+    /// Run a node of the mesh: discover peers, take shares of runs, coordinate runs.
+    Node(NodeArgs),
+    /// Join the mesh as a light peer and list the nodes it sees.
+    Status(StatusArgs),
+    /// Stop a cluster run (any node forwards to its coordinator).
+    Stop(StopArgs),
+}
+
+/// How a light peer or node finds and joins the mesh.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct MeshArgs {
+    /// A node to dial (multiaddr, repeatable), e.g. /ip4/10.0.0.5/tcp/7700 or
+    /// /dns4/bfgg-0.bfgg/tcp/7700.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) join: Vec<String>,
+    /// The cluster key file (go-ipfs swarm.key format). Default: the
+    /// BFGG_CLUSTER_KEY variable, else <config dir>/cluster.key (created on
+    /// first use).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cluster_key_file: Option<PathBuf>,
+    /// Don't use mDNS discovery (it does not cross loopback anyway).
+    #[arg(long)]
+    pub(crate) no_mdns: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    #[command(flatten)]
+    pub(crate) mesh: MeshArgs,
+    /// Address to listen on (multiaddr, repeatable).
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        default_value = "/ip4/0.0.0.0/tcp/7700"
+    )]
+    pub(crate) listen: Vec<String>,
+    /// This node's name in tables and reports (default: the host name).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Labels for agent selection: key=value,key=value.
+    #[arg(long, value_name = "K=V,...")]
+    pub(crate) labels: Option<String>,
+    /// Data directory (identity, bundles, results). Several nodes on one
+    /// host each need their own.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// A node unheard this long is shown as unresponsive.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub(crate) unresponsive_after: String,
+    /// A node unheard this long is dead: its share of a run is lost.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub(crate) dead_after: String,
+    /// Worker threads for load (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) mesh: MeshArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// How long to listen for nodes.
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    pub(crate) wait: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StopArgs {
+    /// The run id (printed when the run started).
+    pub(crate) run: String,
+    #[command(flatten)]
+    pub(crate) mesh: MeshArgs,
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +127,22 @@ pub(crate) struct RunArgs {
     /// Seed for journey choice, think times and random data.
     #[arg(long, value_name = "N")]
     pub(crate) seed: Option<u64>,
+    /// Run across the mesh: hand the run to a node, which coordinates it.
+    #[arg(long)]
+    pub(crate) cluster: bool,
+    #[command(flatten)]
+    pub(crate) mesh: MeshArgs,
+    /// Cluster: use this many idle agents (default: all).
+    #[arg(long, value_name = "N", requires = "cluster")]
+    pub(crate) agents: Option<u32>,
+    /// Cluster: use idle agents with these labels (key=value,...).
+    #[arg(
+        long,
+        value_name = "K=V,...",
+        requires = "cluster",
+        conflicts_with = "agents"
+    )]
+    pub(crate) labels: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,11 +6,22 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use bfgg_node::run::{Progress, RunOptions, run_local};
+use bfgg_node::run::{Progress, RunOptions, StopRequest, run_local};
 use bfgg_node::scenario::{self, Scenario};
 use bfgg_node::target::{TargetConfig, TargetServer};
 
-use crate::cli::{CheckArgs, Command, DemoArgs, RunArgs, TargetArgs};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bfgg_node::cluster::NodeConfig;
+use bfgg_node::cluster::client::{Client, Follow};
+use bfgg_node::cluster::view::Timeouts;
+use bfgg_node::net::{ClusterKey, KeySource, NetConfig};
+use bfgg_protocol::mesh::{AgentSelection, RunEvent, RunRequest};
+
+use crate::cli::{
+    CheckArgs, Command, DemoArgs, MeshArgs, NodeArgs, RunArgs, StatusArgs, StopArgs, TargetArgs,
+};
 
 /// The demo scenario and its data, embedded so `bfgg demo` needs no checkout.
 const DEMO_SCENARIO: &str = include_str!("../scenarios/demo.toml");
@@ -22,6 +33,9 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Target(args) => target(args),
         Command::Demo(args) => demo(args),
+        Command::Node(args) => node(args),
+        Command::Status(args) => status(args),
+        Command::Stop(args) => stop(args),
     }
 }
 
@@ -68,7 +82,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
+async fn stop_signal() -> StopRequest {
+    wait_for_signal().await;
+    StopRequest::by_user()
+}
+
+async fn wait_for_signal() {
     #[cfg(unix)]
     {
         let mut term =
@@ -158,6 +177,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    if args.cluster {
+        return run_cluster(scenario, &args);
+    }
+    anyhow::ensure!(args.mesh.join.is_empty(), "--join needs --cluster");
     execute(
         scenario,
         args.out,
@@ -299,4 +322,305 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(server.shutdown());
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Default directories from the `directories` crate.
+fn project_dirs() -> anyhow::Result<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "bfgg")
+        .context("cannot find a home directory; pass --data-dir and --cluster-key-file")
+}
+
+fn parse_labels(text: Option<&str>) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for pair in text
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
+        let (k, v) = pair
+            .split_once('=')
+            .with_context(|| format!("label {pair:?} is not key=value"))?;
+        anyhow::ensure!(!k.trim().is_empty(), "label {pair:?} has an empty key");
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+fn duration_arg(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    scenario::duration::parse_duration(text).map_err(|e| anyhow::anyhow!("{flag} {text}: {e}"))
+}
+
+/// The network config shared by nodes and light peers.
+fn net_config(
+    mesh: &MeshArgs,
+    identity_file: PathBuf,
+    listen: Vec<String>,
+) -> anyhow::Result<NetConfig> {
+    let config_dir = project_dirs()?.config_dir().to_path_buf();
+    let env = std::env::var("BFGG_CLUSTER_KEY").ok();
+    let (key, source) = ClusterKey::resolve(
+        mesh.cluster_key_file.as_deref(),
+        env.as_deref(),
+        &config_dir,
+    )?;
+    match &source {
+        KeySource::Created(path) => eprintln!(
+            "bfgg: created a new cluster key {} (fingerprint {}); give it to other hosts with --cluster-key-file or BFGG_CLUSTER_KEY",
+            path.display(),
+            key.fingerprint()
+        ),
+        other => tracing::info!("cluster key {} from {other:?}", key.fingerprint()),
+    }
+    Ok(NetConfig {
+        identity_file,
+        cluster_key: key,
+        listen,
+        join: mesh.join.clone(),
+        mdns: !mesh.no_mdns,
+        mdns_query_interval: std::time::Duration::from_secs(2),
+        idle_connection_timeout: std::time::Duration::from_secs(120),
+        request_timeout: std::time::Duration::from_secs(30),
+    })
+}
+
+fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => project_dirs()?.data_dir().join("node"),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let net = net_config(
+        &args.mesh,
+        data_dir.join("identity.key"),
+        args.listen.clone(),
+    )?;
+    let config = NodeConfig {
+        name: args.name.clone().unwrap_or_else(host_name),
+        labels: parse_labels(args.labels.as_deref())?,
+        data_dir,
+        net,
+        timeouts: Timeouts {
+            unresponsive: duration_arg("--unresponsive-after", &args.unresponsive_after)?,
+            dead: duration_arg("--dead-after", &args.dead_after)?,
+        },
+        workers: args.workers,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the node's runtime")?;
+    let fingerprint = config.net.cluster_key.fingerprint();
+    rt.block_on(bfgg_node::cluster::run_node(
+        config,
+        wait_for_signal(),
+        |id, addr| {
+            println!(
+                "{{\"node\":\"{id}\",\"listening\":\"{addr}\",\"cluster_key\":\"{fingerprint}\"}}"
+            );
+            let _ = std::io::stdout().flush();
+        },
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+/// A light peer's identity: fresh per process (it is never addressed).
+fn light_identity() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("bfgg-light-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir.join("identity.key"))
+}
+
+fn light_client(rt: &tokio::runtime::Runtime, mesh: &MeshArgs) -> anyhow::Result<Client> {
+    let net = net_config(mesh, light_identity()?, vec!["/ip4/0.0.0.0/tcp/0".into()])?;
+    rt.block_on(Client::connect(net, std::time::Duration::from_secs(10)))
+}
+
+fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let wait = duration_arg("--wait", &args.wait)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut client = light_client(&rt, &args.mesh)?;
+    let nodes = rt.block_on(client.nodes(wait));
+    if args.json {
+        let rows: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|(p, l)| {
+                let h = &p.health;
+                serde_json::json!({
+                    "node": h.node.0, "name": h.name, "labels": h.labels, "liveness": l.as_str(),
+                    "state": format!("{:?}", h.state), "engines": h.engines.iter().map(|e| format!("{} {}", e.name, e.version)).collect::<Vec<_>>(),
+                    "cpu_pct": h.cpu_pct, "mem_bytes": h.mem_bytes, "keeping_schedule": h.keeping_schedule,
+                    "clock_offset_ms": p.clock_offset_ms, "bfgg_version": h.bfgg_version,
+                    "protocol_version": h.protocol_version, "dropped_messages": h.dropped_messages,
+                    "listen_addrs": h.listen_addrs,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<16} {:<10} {:<13} {:<24} {:>6} {:>9} {:>9}  labels",
+            "name", "id", "liveness", "state", "cpu", "mem", "offset"
+        );
+        for (p, l) in &nodes {
+            let h = &p.health;
+            let state = match &h.state {
+                bfgg_protocol::mesh::NodeState::Idle => "idle".to_string(),
+                bfgg_protocol::mesh::NodeState::Preparing(r) => format!("preparing {}", r.0),
+                bfgg_protocol::mesh::NodeState::Running(r) => format!("running {}", r.0),
+                bfgg_protocol::mesh::NodeState::Finishing(r) => format!("finishing {}", r.0),
+            };
+            println!(
+                "{:<16} {:<10} {:<13} {:<24} {:>5.1}% {:>7.1}MB {:>7}ms  {}",
+                h.name,
+                h.node.short(),
+                l.as_str(),
+                state.chars().take(24).collect::<String>(),
+                h.cpu_pct,
+                h.mem_bytes as f64 / 1e6,
+                p.clock_offset_ms,
+                h.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut client = light_client(&rt, &args.mesh)?;
+    rt.block_on(client.stop(&bfgg_protocol::RunId(args.run.clone())))?;
+    println!("stopped {}", args.run);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bfgg run --cluster`: hand the run to a node, follow it, write the results
+/// where a local run would.
+fn run_cluster(scenario: Scenario, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let (files, contents) = bfgg_node::cluster::bundle::build(&scenario)?;
+    let selection = match (&args.agents, &args.labels) {
+        (Some(n), _) => AgentSelection::Count(*n),
+        (None, Some(l)) => AgentSelection::Labels(parse_labels(Some(l))?),
+        (None, None) => AgentSelection::All,
+    };
+    let request = RunRequest {
+        files,
+        contents,
+        target: args.target.clone(),
+        duration_ms: args
+            .duration
+            .as_deref()
+            .map(|d| duration_arg("--duration", d))
+            .transpose()?
+            .map(|d| d.as_millis() as u64),
+        selection,
+        rebalance: false,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut client = light_client(&rt, &args.mesh)?;
+    let plan = rt.block_on(client.submit(request))?;
+    eprintln!(
+        "run {} on {} agents ({}), coordinated by {}",
+        plan.run,
+        plan.participants.len(),
+        plan.participants
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.coordinator.short()
+    );
+    let live = std::io::stderr().is_terminal();
+    let duration = scenario.load.duration;
+    let mut total_requests = 0u64;
+    let mut total_errors = 0u64;
+    let finished = rt.block_on(client.follow(&plan, wait_for_signal(), |f| match f {
+        Follow::Interval(snap) => {
+            let t = snap.total();
+            total_requests += t.requests;
+            total_errors += t.error_count();
+            if live {
+                let p = Progress {
+                    interval: snap,
+                    elapsed: std::time::Duration::from_secs(u64::from(snap.index) + 1),
+                    duration,
+                    total_requests,
+                    total_errors,
+                };
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K{}", progress_line(&p));
+                let _ = err.flush();
+            }
+        }
+        Follow::Event(e) => {
+            if live {
+                eprint!("\r\x1b[2K");
+            }
+            match e {
+                RunEvent::AgentLost { node, .. } => {
+                    eprintln!("agent {} lost: the run goes on without it", node.short())
+                }
+                RunEvent::CoordinatorChanged { node } => {
+                    eprintln!("coordinator is now {}", node.short())
+                }
+                RunEvent::Stopping { reason } => eprintln!("stopping: {reason}"),
+                _ => {}
+            }
+        }
+    }))?;
+    if live {
+        eprint!("\r\x1b[2K");
+    }
+    // The same results directory a local run writes.
+    let started_at =
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(plan.start_at_ms);
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => bfgg_node::results::default_dir(&scenario.name, started_at)?,
+    };
+    let mut writer = bfgg_node::results::ResultsWriter::create(&dir, &scenario, started_at)?;
+    for snap in &finished.intervals {
+        writer.add_interval(snap)?;
+    }
+    let facts = bfgg_node::results::RunFacts {
+        started_at,
+        duration_s: finished.summary.duration_s,
+        stop_reason: finished.summary.stop_reason.clone(),
+    };
+    let _ = writer.finish(&scenario, &facts)?;
+    bfgg_node::results::write_summary(&dir, &finished.summary)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&finished.summary)?);
+        eprintln!("results: {}", dir.display());
+    } else {
+        print!("{}", bfgg_node::results::render_summary(&finished.summary));
+        println!("\nresults: {}", dir.display());
+    }
+    Ok(if finished.summary.thresholds_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -7,8 +7,13 @@
 //! * [`run`]: a local run from start to results.
 //! * [`results`]: the results directory (summary, time series, hlog).
 //! * [`target`]: the built-in HTTP test server (`bfgg target`).
+//! * [`net`]: the libp2p swarm actor of the mesh (the only module importing libp2p).
+//! * [`cluster`]: `bfgg node` (agent, coordinator, takeover) and the light
+//!   peer client behind `bfgg run --cluster`, `status` and `stop`.
 
+pub mod cluster;
 pub mod engine;
+pub mod net;
 pub mod results;
 pub mod run;
 pub mod scenario;

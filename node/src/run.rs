@@ -58,47 +58,48 @@ pub struct RunOutcome {
     pub dir: PathBuf,
 }
 
-/// Runs `scenario` on this host until its duration ends or `stop` resolves
-/// (a second resolution of `stop` is not awaited: graceful stop then bounds
-/// the wait). Errors only for things that prevent a run (bad results
-/// directory, engine start failure); everything measured until then is kept.
-pub async fn run_local(
-    scenario: Scenario,
-    options: RunOptions,
-    stop: impl Future<Output = ()>,
-    mut on_progress: impl FnMut(&Progress<'_>),
-) -> anyhow::Result<RunOutcome> {
-    let started_at = SystemTime::now();
-    let dir = match &options.out_dir {
-        Some(d) => d.clone(),
-        None => results::default_dir(&scenario.name, started_at)?,
-    };
-    let mut writer = ResultsWriter::create(&dir, &scenario, started_at)?;
-    let scenario = Arc::new(scenario);
-    let workers = options.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let seed = options.seed.unwrap_or_else(|| {
-        started_at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
-    // Time zero a little ahead, so worker threads are up before the first
-    // arrival is due; a late start would show as schedule lag.
-    let t0 = Instant::now() + START_LEAD;
-    let mut handle = engine::start(
-        scenario.clone(),
-        EngineConfig {
-            segment: Segment::WHOLE,
-            workers,
-            t0,
-            seed,
-        },
-    )?;
+/// Why and how a run is asked to stop before its duration ends.
+#[derive(Debug, Clone)]
+pub struct StopRequest {
+    /// Reported as the run's `stop_reason`.
+    pub reason: String,
+    /// How long in-flight requests may finish; `None`: the scenario's
+    /// graceful stop.
+    pub grace: Option<Duration>,
+}
 
+impl StopRequest {
+    /// Ctrl-C or SIGTERM.
+    pub fn by_user() -> Self {
+        Self {
+            reason: "stopped by user".into(),
+            grace: None,
+        }
+    }
+}
+
+/// How a driven engine ended.
+#[derive(Debug)]
+pub struct Driven {
+    /// When load stopped (duration reached, or the stop), or the end.
+    pub load_ended: Instant,
+    /// Set when the run ended before its duration.
+    pub stop_reason: Option<String>,
+}
+
+/// Drives an engine through its phases: starts it with `config` (its time
+/// zero and share), ends load at the scenario's duration or when `stop`
+/// resolves, bounds the drain by the graceful stop, and hands every merged
+/// interval (all workers) to `on_interval` in order. An error from
+/// `on_interval` ends the drive (after stopping the engine).
+pub async fn drive(
+    scenario: Arc<Scenario>,
+    config: EngineConfig,
+    stop: impl Future<Output = StopRequest>,
+    mut on_interval: impl FnMut(IntervalSnapshot) -> anyhow::Result<()>,
+) -> anyhow::Result<Driven> {
+    let t0 = config.t0;
+    let mut handle = engine::start(scenario.clone(), config)?;
     let load = &scenario.load;
     let end_of_load = tokio::time::sleep_until((t0 + load.duration).into());
     tokio::pin!(end_of_load);
@@ -110,8 +111,10 @@ pub async fn run_local(
     let mut merger = Merger::new(handle.sources);
     let mut finished = 0;
     let mut stop_seen = false;
+    let mut failure: Option<anyhow::Error> = None;
 
     let begin_drain = |reason: Option<String>,
+                       grace: Duration,
                        load_ended: &mut Option<Instant>,
                        stop_reason: &mut Option<String>,
                        phase: &tokio::sync::watch::Sender<Phase>|
@@ -122,39 +125,48 @@ pub async fn run_local(
         *load_ended = Some(Instant::now());
         *stop_reason = reason;
         let _ = phase.send(Phase::Draining);
-        Some(Instant::now() + load.graceful_stop)
+        Some(Instant::now() + grace)
+    };
+    let mut deliver = |merged: Vec<IntervalSnapshot>, failure: &mut Option<anyhow::Error>| {
+        for m in merged {
+            if failure.is_none()
+                && let Err(e) = on_interval(m)
+            {
+                *failure = Some(e);
+            }
+        }
     };
 
     while finished < handle.sources {
         tokio::select! {
             event = handle.events.recv() => match event {
                 Some(EngineEvent::Interval { source, snapshot }) => {
-                    for merged in merger.add(source, snapshot) {
-                        emit_interval(&mut writer, &merged, t0, load.duration, &mut on_progress)?;
+                    deliver(merger.add(source, snapshot), &mut failure);
+                    if failure.is_some() {
+                        let _ = handle.phase.send(Phase::Abort);
                     }
                 }
                 Some(EngineEvent::Exhausted { pool }) => {
                     let reason = format!("data pool {pool} exhausted");
-                    if let Some(deadline) = begin_drain(Some(reason), &mut load_ended, &mut stop_reason, &handle.phase) {
+                    if let Some(deadline) = begin_drain(Some(reason), load.graceful_stop, &mut load_ended, &mut stop_reason, &handle.phase) {
                         abort_at.as_mut().reset(deadline.into());
                     }
                 }
                 Some(EngineEvent::Finished { source }) => {
                     finished += 1;
-                    for merged in merger.finish(source) {
-                        emit_interval(&mut writer, &merged, t0, load.duration, &mut on_progress)?;
-                    }
+                    deliver(merger.finish(source), &mut failure);
                 }
                 None => break,
             },
             () = &mut end_of_load, if load_ended.is_none() => {
-                if let Some(deadline) = begin_drain(None, &mut load_ended, &mut stop_reason, &handle.phase) {
+                if let Some(deadline) = begin_drain(None, load.graceful_stop, &mut load_ended, &mut stop_reason, &handle.phase) {
                     abort_at.as_mut().reset(deadline.into());
                 }
             }
-            () = &mut stop, if !stop_seen => {
+            request = &mut stop, if !stop_seen => {
                 stop_seen = true;
-                if let Some(deadline) = begin_drain(Some("stopped by user".into()), &mut load_ended, &mut stop_reason, &handle.phase) {
+                let grace = request.grace.unwrap_or(load.graceful_stop).min(load.graceful_stop);
+                if let Some(deadline) = begin_drain(Some(request.reason), grace, &mut load_ended, &mut stop_reason, &handle.phase) {
                     abort_at.as_mut().reset(deadline.into());
                 }
             }
@@ -164,19 +176,61 @@ pub async fn run_local(
             }
         }
     }
-    for merged in merger.drain_all() {
-        emit_interval(&mut writer, &merged, t0, load.duration, &mut on_progress)?;
-    }
+    deliver(merger.drain_all(), &mut failure);
     for t in handle.threads.drain(..) {
         let _ = t.join();
     }
-    let measured = load_ended
-        .unwrap_or_else(Instant::now)
-        .saturating_duration_since(t0);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(Driven {
+        load_ended: load_ended.unwrap_or_else(Instant::now),
+        stop_reason,
+    })
+}
+
+/// Runs `scenario` on this host until its duration ends or `stop` resolves.
+/// Errors only for things that prevent a run (bad results directory, engine
+/// start failure) or stop recording it (a results file that cannot be
+/// written); everything measured until then is kept on disk.
+pub async fn run_local(
+    scenario: Scenario,
+    options: RunOptions,
+    stop: impl Future<Output = StopRequest>,
+    mut on_progress: impl FnMut(&Progress<'_>),
+) -> anyhow::Result<RunOutcome> {
+    let started_at = SystemTime::now();
+    let dir = match &options.out_dir {
+        Some(d) => d.clone(),
+        None => results::default_dir(&scenario.name, started_at)?,
+    };
+    let mut writer = ResultsWriter::create(&dir, &scenario, started_at)?;
+    let scenario = Arc::new(scenario);
+    let workers = options.workers.unwrap_or_else(default_workers);
+    let seed = options.seed.unwrap_or_else(|| seed_from(started_at));
+    // Time zero a little ahead, so worker threads are up before the first
+    // arrival is due; a late start would show as schedule lag.
+    let t0 = Instant::now() + START_LEAD;
+    let duration = scenario.load.duration;
+    let driven = drive(
+        scenario.clone(),
+        EngineConfig {
+            segment: Segment::WHOLE,
+            workers,
+            t0,
+            seed,
+        },
+        stop,
+        |merged| emit_interval(&mut writer, &merged, t0, duration, &mut on_progress),
+    )
+    .await?;
     let facts = RunFacts {
         started_at,
-        duration_s: measured.as_secs_f64(),
-        stop_reason,
+        duration_s: driven
+            .load_ended
+            .saturating_duration_since(t0)
+            .as_secs_f64(),
+        stop_reason: driven.stop_reason,
     };
     let (mut summary, dir) = writer.finish(&scenario, &facts)?;
     summary.thresholds = scenario
@@ -186,6 +240,20 @@ pub async fn run_local(
         .collect();
     results::write_summary(&dir, &summary)?;
     Ok(RunOutcome { summary, dir })
+}
+
+/// One worker per available core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// A seed from the clock, for runs that don't fix one.
+pub fn seed_from(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
 }
 
 fn emit_interval(

@@ -41,7 +41,10 @@ mod tests {
 
     #[test]
     fn short_ids_keep_the_tail() {
-        assert_eq!(NodeId("12D3KooWabcdefgh12345678".into()).short(), "12345678");
+        assert_eq!(
+            NodeId("12D3KooWabcdefgh12345678".into()).short(),
+            "12345678"
+        );
         assert_eq!(NodeId("abc".into()).short(), "abc");
     }
 }

@@ -12,6 +12,7 @@
 //! libp2p, hyper, ratatui, crossterm or the AWS SDK (`just invariants` checks).
 
 pub mod codec;
+mod hdr_v2;
 pub mod ids;
 pub mod mesh;
 pub mod stats;

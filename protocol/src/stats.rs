@@ -12,7 +12,7 @@ use std::fmt;
 use std::ops::AddAssign;
 
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
 /// A latency histogram in microseconds: 1 µs to 1 hour at 3 significant digits.
@@ -91,17 +91,16 @@ impl LatencyHistogram {
         out
     }
 
-    /// Parses a V2 or V2+DEFLATE histogram and re-bases it on the shared bounds.
+    /// Parses a V2 or V2+DEFLATE histogram with the shared bounds. Bounded in
+    /// memory and time whatever the bytes claim (see `hdr_v2`).
     pub fn from_v2(bytes: &[u8]) -> Result<Self, String> {
-        let mut cursor = bytes;
-        let h: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut cursor)
-            .map_err(|e| format!("invalid histogram: {e:?}"))?;
-        let mut out = Self::new();
-        out.0
-            .add(&h)
-            .map_err(|e| format!("histogram out of range: {e:?}"))?;
-        Ok(out)
+        crate::hdr_v2::decode(bytes)
+    }
+
+    /// Records `count` samples of `micros` (clamped; the count saturates).
+    pub(crate) fn record_n(&mut self, micros: u64, count: u64) {
+        self.0
+            .saturating_record_n(micros.min(Self::HIGHEST_US), count);
     }
 }
 
@@ -260,18 +259,20 @@ pub struct NameStats {
 impl NameStats {
     /// Total error count.
     pub fn error_count(&self) -> u64 {
-        self.errors.values().sum()
+        self.errors.values().fold(0u64, |a, n| a.saturating_add(*n))
     }
 }
 
 impl AddAssign<&NameStats> for NameStats {
     fn add_assign(&mut self, rhs: &NameStats) {
-        self.requests += rhs.requests;
+        // Counters saturate: a hostile peer's u64::MAX must not panic a node.
+        self.requests = self.requests.saturating_add(rhs.requests);
         for (kind, n) in &rhs.errors {
-            *self.errors.entry(kind.clone()).or_default() += n;
+            let mine = self.errors.entry(kind.clone()).or_default();
+            *mine = mine.saturating_add(*n);
         }
-        self.bytes_in += rhs.bytes_in;
-        self.bytes_out += rhs.bytes_out;
+        self.bytes_in = self.bytes_in.saturating_add(rhs.bytes_in);
+        self.bytes_out = self.bytes_out.saturating_add(rhs.bytes_out);
         self.response_time.add(&rhs.response_time);
         self.service_time.add(&rhs.service_time);
     }
@@ -305,11 +306,11 @@ impl AddAssign<&GeneratorStats> for GeneratorStats {
     /// Merges two sources of the *same* interval: counters add, gauges of
     /// different sources add, and the busiest core wins.
     fn add_assign(&mut self, rhs: &GeneratorStats) {
-        self.scheduled += rhs.scheduled;
-        self.late_starts += rhs.late_starts;
-        self.missed += rhs.missed;
+        self.scheduled = self.scheduled.saturating_add(rhs.scheduled);
+        self.late_starts = self.late_starts.saturating_add(rhs.late_starts);
+        self.missed = self.missed.saturating_add(rhs.missed);
         self.schedule_lag.add(&rhs.schedule_lag);
-        self.active += rhs.active;
+        self.active = self.active.saturating_add(rhs.active);
         self.cpu_busy_permille = self.cpu_busy_permille.max(rhs.cpu_busy_permille);
     }
 }

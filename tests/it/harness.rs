@@ -109,6 +109,28 @@ impl Drop for Target {
     }
 }
 
+/// The body of a raw HTTP/1.1 response, chunked framing removed.
+pub(crate) fn http_body(text: &str) -> String {
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
 /// A minimal blocking HTTP/1.1 GET (Connection: close) returning the body.
 pub(crate) fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
@@ -122,25 +144,7 @@ pub(crate) fn http_get(addr: &str, path: &str) -> String {
     .expect("write");
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read");
-    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        // Decode chunked framing.
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
-            if n == 0 {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = &tail[n + 2..];
-        }
-        return out;
-    }
-    body.to_string()
+    http_body(&text)
 }
 
 /// A temp dir holding a scenario file (and any extra files).

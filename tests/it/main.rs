@@ -2,12 +2,17 @@
 //! processes against `bfgg target` on 127.0.0.1 (never anything else).
 //!
 //! Modules: `harness` (child processes, temp scenarios, the Python venv),
-//! `cli` (arguments, validation errors, exit codes), `local_run` (runs and
+//! `cli` (arguments, validation errors, exit codes), `cluster` (`bfgg node`
+//! processes joined on 127.0.0.1: distributed runs, stop, agent and
+//! coordinator loss, keys), `netns` (mDNS, a cluster run and a partition
+//! across network namespaces, as root), `local_run` (runs and
 //! their results), `tls` (HTTPS against `bfgg target --tls`, self-signed
 //! and `insecure_tls`), `tidy` (architecture invariants checked by grep).
 
 mod cli;
+mod cluster;
 mod harness;
 mod local_run;
+mod netns;
 mod tidy;
 mod tls;

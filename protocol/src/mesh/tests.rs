@@ -27,7 +27,12 @@ fn plan() -> RunPlan {
 
 fn gossip_samples() -> Vec<Gossip> {
     let mut snapshot = IntervalSnapshot::new(3);
-    snapshot.by_name.entry("home".into()).or_default().response_time.record(1200);
+    snapshot
+        .by_name
+        .entry("home".into())
+        .or_default()
+        .response_time
+        .record(1200);
     vec![
         Gossip::Health(NodeHealth {
             node: NodeId("12D3KooWx".into()),
@@ -78,7 +83,9 @@ fn gossip_round_trips() {
 fn control_messages_round_trip() {
     let requests = vec![
         ControlRequest::Prepare(plan()),
-        ControlRequest::Stop { run: RunId("r".into()) },
+        ControlRequest::Stop {
+            run: RunId("r".into()),
+        },
         ControlRequest::FetchIntervals {
             run: RunId("r".into()),
             from: 0,
@@ -92,8 +99,12 @@ fn control_messages_round_trip() {
         assert_eq!(decode::<ControlRequest>(&bytes).expect("decodes"), r);
     }
     let responses = vec![
-        ControlResponse::Prepared { clock_offset_us: -42 },
-        ControlResponse::Busy { run: RunId("x".into()) },
+        ControlResponse::Prepared {
+            clock_offset_us: -42,
+        },
+        ControlResponse::Busy {
+            run: RunId("x".into()),
+        },
         ControlResponse::Intervals {
             snapshots: vec![IntervalSnapshot::new(0)],
             complete: true,

@@ -206,7 +206,10 @@ async fn a_ramp_played_on_paused_tokio_time_delivers_the_profile() {
     // way a worker sleeps until each due time: second k holds 5(2k+1).
     let p = Profile {
         start: 0.0,
-        stages: vec![Stage { duration: secs(10.0), target: 100.0 }],
+        stages: vec![Stage {
+            duration: secs(10.0),
+            target: 100.0,
+        }],
         step: false,
     };
     let mut s = ArrivalSchedule::new(&p, secs(10.0));
@@ -230,8 +233,14 @@ async fn users_follow_stages_on_paused_tokio_time() {
     let p = Profile {
         start: 0.0,
         stages: vec![
-            Stage { duration: secs(4.0), target: 20.0 },
-            Stage { duration: secs(2.0), target: 20.0 },
+            Stage {
+                duration: secs(4.0),
+                target: 20.0,
+            },
+            Stage {
+                duration: secs(2.0),
+                target: 20.0,
+            },
         ],
         step: false,
     };
@@ -244,7 +253,10 @@ async fn users_follow_stages_on_paused_tokio_time() {
         tick.tick().await;
         let users = s.users_at(start.elapsed());
         assert!(users >= last, "monotone while ramping up");
-        assert!(users as f64 <= 4.0 * start.elapsed().as_secs_f64() + 1.0, "spawn rate respected");
+        assert!(
+            users as f64 <= 4.0 * start.elapsed().as_secs_f64() + 1.0,
+            "spawn rate respected"
+        );
         last = users;
         samples.push(users);
     }

@@ -1,0 +1,205 @@
+//! Scenario bundles: the scenario file and every file it references, shipped
+//! content-addressed (SHA-256) and verified on arrival.
+//!
+//! The client builds a bundle from a loaded scenario ([`build`]); nodes keep
+//! files in a content store under their data dir ([`Store`]) and materialize
+//! a run's bundle into a directory ([`Store::materialize`]) from which the
+//! scenario loads exactly as it did on the client. Paths in a bundle are
+//! relative, without `..`: a hostile bundle cannot write outside its
+//! directory.
+
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::Context as _;
+use bfgg_protocol::mesh::BundleFile;
+use sha2::{Digest, Sha256};
+
+use crate::scenario::{Body, Scenario};
+
+/// SHA-256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// The files of a scenario: the scenario file first, then data pools and body
+/// files, relative to the scenario's directory, with their contents.
+pub fn build(scenario: &Scenario) -> anyhow::Result<(Vec<BundleFile>, Vec<Vec<u8>>)> {
+    let base = &scenario.base_dir;
+    let mut paths: Vec<PathBuf> = vec![scenario.source.clone()];
+    paths.extend(scenario.pools.iter().map(|p| p.path.clone()));
+    for journey in &scenario.journeys {
+        for step in &journey.steps {
+            if let Some(Body::File { path, .. }) = &step.body {
+                paths.push(path.clone());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    let mut contents = Vec::new();
+    for path in paths {
+        let rel = relative_to(&path, base).with_context(|| {
+            format!(
+                "{} is outside the scenario's directory {}; a cluster run ships only files under it",
+                path.display(),
+                base.display()
+            )
+        })?;
+        let rel_text = rel.to_string_lossy().replace('\\', "/");
+        if files.iter().any(|f: &BundleFile| f.path == rel_text) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        files.push(BundleFile {
+            path: rel_text,
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+        });
+        contents.push(bytes);
+    }
+    Ok((files, contents))
+}
+
+fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
+    let abs = |p: &Path| std::fs::canonicalize(p).ok();
+    let (p, b) = (abs(path)?, abs(base)?);
+    p.strip_prefix(&b).ok().map(Path::to_path_buf)
+}
+
+/// A bundle path is safe when it is relative and never climbs out.
+pub fn safe_path(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// The content store of a node: `<data dir>/store/<sha256>`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// The store under `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.join("store"),
+        }
+    }
+
+    fn path_of(&self, sha256: &str) -> Option<PathBuf> {
+        (sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| self.dir.join(sha256))
+    }
+
+    /// Whether the store holds `sha256`.
+    pub fn has(&self, sha256: &str) -> bool {
+        self.path_of(sha256).is_some_and(|p| p.is_file())
+    }
+
+    /// The contents of `sha256`, if held.
+    pub fn get(&self, sha256: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.path_of(sha256)?).ok()
+    }
+
+    /// Stores `bytes` if they hash to `sha256`; refuses them otherwise.
+    pub fn put(&self, sha256: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self
+            .path_of(sha256)
+            .with_context(|| format!("invalid content hash {sha256:?}"))?;
+        let actual = sha256_hex(bytes);
+        anyhow::ensure!(
+            actual == sha256,
+            "content does not match its hash: expected {sha256}, got {actual}"
+        );
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let tmp = self.dir.join(format!("{sha256}.tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Lays the bundle's files out under `dir` by their paths; returns the
+    /// scenario file's path. Every file must be in the store.
+    pub fn materialize(&self, files: &[BundleFile], dir: &Path) -> anyhow::Result<PathBuf> {
+        let first = files.first().context("the bundle has no files")?;
+        for f in files {
+            anyhow::ensure!(safe_path(&f.path), "unsafe path in bundle: {:?}", f.path);
+            let bytes = self.get(&f.sha256).with_context(|| {
+                format!("bundle file {} ({}) is not in the store", f.path, f.sha256)
+            })?;
+            let target = dir.join(&f.path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::write(&target, bytes)
+                .with_context(|| format!("writing {}", target.display()))?;
+        }
+        Ok(dir.join(&first.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundles_carry_the_scenario_and_its_files_and_load_back() {
+        let src = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(src.path().join("data")).expect("mkdir");
+        std::fs::write(src.path().join("data/users.csv"), "user\nada\n").expect("csv");
+        std::fs::write(src.path().join("body.bin"), b"\x00\x01").expect("body");
+        let toml = r#"
+[target]
+base_url = "http://127.0.0.1:1"
+[load]
+model = "closed"
+users = 1
+duration = "1s"
+[data.users]
+file = "data/users.csv"
+[[request]]
+method = "POST"
+path = "/x/{{users.user}}"
+body_file = "body.bin"
+"#;
+        std::fs::write(src.path().join("s.toml"), toml).expect("toml");
+        let scenario = crate::scenario::load(&src.path().join("s.toml")).expect("loads");
+        let (files, contents) = build(&scenario).expect("bundle");
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["s.toml", "data/users.csv", "body.bin"]);
+        assert_eq!(files[1].sha256, sha256_hex(b"user\nada\n"));
+
+        let node = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(node.path());
+        for (f, c) in files.iter().zip(&contents) {
+            store.put(&f.sha256, c).expect("put");
+        }
+        assert!(
+            store.put(&files[0].sha256, b"tampered").is_err(),
+            "hash mismatch refused"
+        );
+        let out = node.path().join("run");
+        let scenario_path = store.materialize(&files, &out).expect("materialize");
+        let again = crate::scenario::load(&scenario_path).expect("loads from the bundle");
+        assert_eq!(again.journeys.len(), 1);
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for p in ["../x", "/etc/passwd", "a/../../b", ""] {
+            assert!(!safe_path(p), "{p}");
+        }
+        for p in ["x.csv", "data/x.csv"] {
+            assert!(safe_path(p), "{p}");
+        }
+        let store = Store::new(Path::new("/nonexistent"));
+        assert!(!store.has("../../etc/passwd"));
+        assert!(store.get("zz").is_none());
+    }
+}

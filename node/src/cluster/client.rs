@@ -1,0 +1,335 @@
+//! A light peer: joins the mesh with the cluster key, publishes nothing and
+//! takes no load, and asks nodes to act. Used by `bfgg run --cluster`,
+//! `bfgg status` and `bfgg stop` (and later the cockpit).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bfgg_protocol::mesh::{ControlRequest, ControlResponse, Gossip, RunEvent, RunPlan, RunRequest};
+use bfgg_protocol::summary::RunSummary;
+use bfgg_protocol::{IntervalSnapshot, NodeId, RunId};
+use tokio::sync::mpsc;
+
+use super::coordinator::fetch_pages;
+use super::sys;
+use super::view::{ClusterView, Liveness, PeerView, Timeouts};
+use crate::net::{self, NetConfig, NetEvent, NetHandle};
+
+/// A connected light peer.
+pub struct Client {
+    net: NetHandle,
+    events: mpsc::Receiver<NetEvent>,
+    view: ClusterView,
+    timeouts: Timeouts,
+    joined: Vec<String>,
+}
+
+/// A finished cluster run, as the client received it.
+#[derive(Debug)]
+pub struct Finished {
+    /// The coordinator's summary (totals, per name, per agent, thresholds).
+    pub summary: RunSummary,
+    /// The merged interval snapshots, in order.
+    pub intervals: Vec<IntervalSnapshot>,
+    /// Who wrote the results (the coordinator at the end).
+    pub coordinator: NodeId,
+}
+
+/// Live progress of a followed run.
+#[derive(Debug)]
+pub enum Follow<'a> {
+    /// One interval merged over the agents that sent it so far.
+    Interval(&'a IntervalSnapshot),
+    /// Something happened to the run.
+    Event(&'a RunEvent),
+}
+
+impl Client {
+    /// Joins the mesh and waits (up to `wait`) until at least one node's
+    /// health has been heard.
+    pub async fn connect(config: NetConfig, wait: Duration) -> anyhow::Result<Client> {
+        let joined = config.join.clone();
+        let (net, events) = net::spawn(config)?;
+        let mut client = Client {
+            net,
+            events,
+            view: ClusterView::default(),
+            timeouts: Timeouts::default(),
+            joined,
+        };
+        let deadline = Instant::now() + wait;
+        while client.view.peers().next().is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!(
+                    "no bfgg node answered within {} s (joined: {}). Is `bfgg node` running there, with the same cluster key?",
+                    wait.as_secs(),
+                    if client.joined.is_empty() {
+                        "none: pass --join ADDR, or run on a LAN where mDNS works".to_string()
+                    } else {
+                        client.joined.join(", ")
+                    }
+                );
+            }
+            client.next_event(left).await;
+        }
+        Ok(client)
+    }
+
+    /// Handles one network event (or times out); returns gossip for callers
+    /// that follow runs.
+    async fn next_event(&mut self, wait: Duration) -> Option<(NodeId, Gossip)> {
+        let ev = tokio::time::timeout(wait, self.events.recv())
+            .await
+            .ok()??;
+        match ev {
+            NetEvent::Gossip { from, msg } => {
+                if let Gossip::Health(h) = &msg
+                    && h.node == from
+                {
+                    self.view.heard(h.clone(), Instant::now(), sys::now_ms());
+                }
+                Some((from, msg))
+            }
+            NetEvent::Request { reply, .. } => {
+                reply.send(ControlResponse::Rejected {
+                    reason: "a light peer serves no requests".into(),
+                });
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Listens for `wait` and returns every node heard, with its liveness.
+    pub async fn nodes(&mut self, wait: Duration) -> Vec<(PeerView, Liveness)> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.next_event(left).await;
+        }
+        let now = Instant::now();
+        let mut out: Vec<(PeerView, Liveness)> = self
+            .view
+            .peers()
+            .map(|p| {
+                (
+                    p.clone(),
+                    self.view.liveness(&p.health.node, now, &self.timeouts),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.0.health
+                .name
+                .cmp(&b.0.health.name)
+                .then(a.0.health.node.cmp(&b.0.health.node))
+        });
+        out
+    }
+
+    fn alive_nodes(&self) -> Vec<NodeId> {
+        let now = Instant::now();
+        let mut ids: Vec<NodeId> = self
+            .view
+            .peers()
+            .filter(|p| self.view.liveness(&p.health.node, now, &self.timeouts) == Liveness::Alive)
+            .map(|p| p.health.node.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// The node of the first `--join` address that names one (`/p2p/<id>`).
+    fn joined_node(&self) -> Option<NodeId> {
+        self.joined
+            .iter()
+            .find_map(|a| a.rsplit_once("/p2p/").map(|(_, id)| NodeId(id.to_string())))
+    }
+
+    /// Hands the run to a node: the first joined one if it is alive, else the
+    /// first alive one by id. That node coordinates the run.
+    pub async fn submit(&mut self, req: RunRequest) -> anyhow::Result<RunPlan> {
+        let nodes = self.alive_nodes();
+        let to = self
+            .joined_node()
+            .filter(|j| nodes.contains(j))
+            .or_else(|| nodes.first().cloned())
+            .context("no alive node to coordinate the run")?;
+        let to = &to;
+        match self.net.request(to, ControlRequest::Submit(req)).await? {
+            ControlResponse::Accepted { plan, .. } => Ok(plan),
+            ControlResponse::Rejected { reason } => {
+                anyhow::bail!("the cluster refused the run: {reason}")
+            }
+            other => anyhow::bail!("unexpected answer to the run request: {other:?}"),
+        }
+    }
+
+    /// Asks `run`'s coordinator (found through any node that knows it) to stop it.
+    pub async fn stop(&mut self, run: &RunId) -> anyhow::Result<()> {
+        let mut last = None;
+        for node in self.alive_nodes() {
+            match self
+                .net
+                .request(&node, ControlRequest::Stop { run: run.clone() })
+                .await
+            {
+                Ok(ControlResponse::Done) => return Ok(()),
+                Ok(ControlResponse::Rejected { reason }) => last = Some(reason),
+                Ok(other) => last = Some(format!("{other:?}")),
+                Err(e) => last = Some(e.to_string()),
+            }
+        }
+        anyhow::bail!(
+            "no node could stop run {run}: {}",
+            last.unwrap_or_else(|| "no alive node".into())
+        )
+    }
+
+    /// Follows `plan` until its results are written, reporting live intervals
+    /// and events; `stop` (once) asks the coordinator to stop the run. Then
+    /// fetches the merged intervals from whoever wrote the results.
+    pub async fn follow(
+        &mut self,
+        plan: &RunPlan,
+        stop: impl std::future::Future<Output = ()>,
+        mut on_progress: impl FnMut(Follow<'_>),
+    ) -> anyhow::Result<Finished> {
+        let run = plan.run.clone();
+        let mut coordinator = plan.coordinator.clone();
+        let participants: BTreeSet<NodeId> =
+            plan.participants.iter().map(|p| p.node.clone()).collect();
+        let give_up = Instant::now()
+            + Duration::from_millis(plan.start_at_ms.saturating_sub(sys::now_ms()) + plan.load_ms)
+            + Duration::from_secs(90);
+        // Live merge: interval index -> (merged, agents that sent it).
+        let mut live: BTreeMap<u32, (IntervalSnapshot, BTreeSet<NodeId>)> = BTreeMap::new();
+        let mut shown = 0u32;
+        let mut last_poll = Instant::now();
+        let mut stop_sent = false;
+        // Connect to every participant, so the run can be followed (and its
+        // results fetched) whichever node ends up coordinating it.
+        for p in &plan.participants {
+            if let Some(view) = self.view.get(&p.node) {
+                for addr in view.health.listen_addrs.clone() {
+                    if let Err(e) = self.net.dial(&addr).await {
+                        tracing::debug!("dialing {addr}: {e}");
+                    }
+                }
+            }
+        }
+        tokio::pin!(stop);
+        loop {
+            if Instant::now() > give_up {
+                anyhow::bail!("run {run} did not finish in time (coordinator {coordinator})");
+            }
+            let mut finished_by: Option<NodeId> = None;
+            tokio::select! {
+                got = self.next_event(Duration::from_millis(500)) => {
+                    if let Some((from, msg)) = got {
+                        match msg {
+                            Gossip::Interval { run: r, node, snapshot }
+                                if r == run
+                                    && node == from
+                                    && participants.contains(&node)
+                                    && snapshot.index >= shown =>
+                            {
+                                let entry = live.entry(snapshot.index).or_insert_with(|| (IntervalSnapshot::new(snapshot.index), BTreeSet::new()));
+                                if entry.1.insert(node) {
+                                    entry.0 += &snapshot;
+                                }
+                            }
+                            Gossip::Run { run: r, event } if r == run => {
+                                match &event {
+                                    RunEvent::CoordinatorChanged { node } if node == &from => coordinator = node.clone(),
+                                    RunEvent::Finished { .. } => finished_by = Some(from.clone()),
+                                    _ => {}
+                                }
+                                on_progress(Follow::Event(&event));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                () = &mut stop, if !stop_sent => {
+                    stop_sent = true;
+                    if let Err(e) = self.stop(&run).await {
+                        tracing::warn!("stopping {run}: {e:#}");
+                    }
+                }
+            }
+            // Show intervals every agent sent, or that are 2 s old.
+            let newest = live.keys().next_back().copied().unwrap_or(0);
+            while let Some((&k, (_, from))) = live.first_key_value() {
+                if from.len() < participants.len() && k + 2 > newest {
+                    break;
+                }
+                if let Some((_, (snap, _))) = live.pop_first() {
+                    shown = k + 1;
+                    on_progress(Follow::Interval(&snap));
+                }
+            }
+            // Gossip can be missed: ask the coordinator now and then.
+            if finished_by.is_none() && last_poll.elapsed() > Duration::from_secs(3) {
+                last_poll = Instant::now();
+                match self.status(&run, &coordinator, &participants).await {
+                    Some((c, true)) => finished_by = Some(c),
+                    Some((c, false)) => coordinator = c,
+                    None => {}
+                }
+            }
+            if let Some(by) = finished_by {
+                let intervals = fetch_pages(&self.net, &by, &run, true)
+                    .await
+                    .with_context(|| format!("fetching the results of {run} from {by}"))?;
+                let summary = match self
+                    .net
+                    .request(&by, ControlRequest::Status { run: run.clone() })
+                    .await?
+                {
+                    ControlResponse::Status {
+                        finished: Some(summary),
+                        ..
+                    } => *summary,
+                    other => anyhow::bail!("unexpected status of a finished run: {other:?}"),
+                };
+                return Ok(Finished {
+                    summary,
+                    intervals,
+                    coordinator: by,
+                });
+            }
+        }
+    }
+
+    /// Asks the coordinator, then the participants, where the run is:
+    /// `(coordinator, finished)`.
+    async fn status(
+        &self,
+        run: &RunId,
+        coordinator: &NodeId,
+        participants: &BTreeSet<NodeId>,
+    ) -> Option<(NodeId, bool)> {
+        for node in std::iter::once(coordinator).chain(participants.iter()) {
+            let ask = self
+                .net
+                .request(node, ControlRequest::Status { run: run.clone() });
+            if let Ok(Ok(ControlResponse::Status {
+                finished,
+                coordinator,
+            })) = tokio::time::timeout(Duration::from_secs(2), ask).await
+            {
+                if finished.is_some() {
+                    return Some((node.clone(), true));
+                }
+                return Some((coordinator, false));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,207 @@
+//! What this node knows of the cluster: every node heard on the health topic,
+//! when it was last heard, and its clock offset estimate. Pure state updated
+//! by the node's event loop; liveness is a function of "now", passed in.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bfgg_protocol::NodeId;
+use bfgg_protocol::mesh::{NodeHealth, NodeState};
+
+/// How a peer looks from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Liveness {
+    /// Heard within the unresponsive threshold.
+    Alive,
+    /// Not heard for a while (default 5 s).
+    Unresponsive,
+    /// Not heard for long (default 15 s): its share of a run is lost.
+    Dead,
+}
+
+impl Liveness {
+    /// Lowercase name for tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Alive => "alive",
+            Liveness::Unresponsive => "unresponsive",
+            Liveness::Dead => "dead",
+        }
+    }
+}
+
+/// Thresholds of [`Liveness`].
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Unheard this long: unresponsive.
+    pub unresponsive: Duration,
+    /// Unheard this long: dead.
+    pub dead: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            unresponsive: Duration::from_secs(5),
+            dead: Duration::from_secs(15),
+        }
+    }
+}
+
+/// One peer as last heard.
+#[derive(Debug, Clone)]
+pub struct PeerView {
+    /// Its last health message.
+    pub health: NodeHealth,
+    /// When we received it.
+    pub last_heard: Instant,
+    /// Our wall clock minus its wall clock when it sent, ms (includes the
+    /// one-way delay: a rough estimate; runs measure offsets properly).
+    pub clock_offset_ms: i64,
+}
+
+/// Every node heard so far, by id.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterView {
+    peers: BTreeMap<NodeId, PeerView>,
+}
+
+impl ClusterView {
+    /// Records a health message received at `now` (wall clock `now_ms`).
+    pub fn heard(&mut self, health: NodeHealth, now: Instant, now_ms: u64) {
+        let clock_offset_ms = now_ms as i64 - health.sent_at_ms as i64;
+        self.peers.insert(
+            health.node.clone(),
+            PeerView {
+                health,
+                last_heard: now,
+                clock_offset_ms,
+            },
+        );
+    }
+
+    /// A peer by id.
+    pub fn get(&self, id: &NodeId) -> Option<&PeerView> {
+        self.peers.get(id)
+    }
+
+    /// Every peer, by id.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerView> {
+        self.peers.values()
+    }
+
+    /// How `id` looks at `now`; unknown peers are dead.
+    pub fn liveness(&self, id: &NodeId, now: Instant, t: &Timeouts) -> Liveness {
+        match self.peers.get(id) {
+            None => Liveness::Dead,
+            Some(p) => {
+                let silent = now.saturating_duration_since(p.last_heard);
+                if silent >= t.dead {
+                    Liveness::Dead
+                } else if silent >= t.unresponsive {
+                    Liveness::Unresponsive
+                } else {
+                    Liveness::Alive
+                }
+            }
+        }
+    }
+
+    /// Alive, idle nodes that speak our protocol and have `engine`, by id.
+    pub fn idle_agents(&self, engine: &str, now: Instant, t: &Timeouts) -> Vec<&PeerView> {
+        self.peers
+            .values()
+            .filter(|p| self.liveness(&p.health.node, now, t) == Liveness::Alive)
+            .filter(|p| p.health.state == NodeState::Idle)
+            .filter(|p| p.health.protocol_version == bfgg_protocol::PROTOCOL_VERSION)
+            .filter(|p| p.health.engines.iter().any(|e| e.name == engine))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bfgg_protocol::mesh::EngineInfo;
+
+    fn health(id: &str, state: NodeState, version: u16) -> NodeHealth {
+        NodeHealth {
+            node: NodeId(id.into()),
+            name: id.into(),
+            labels: Default::default(),
+            state,
+            engines: vec![EngineInfo {
+                name: "native".into(),
+                version: "0".into(),
+            }],
+            cpu_pct: 0.0,
+            mem_bytes: 0,
+            keeping_schedule: true,
+            sent_at_ms: 1_000,
+            bfgg_version: "0".into(),
+            protocol_version: version,
+            dropped_messages: 0,
+            listen_addrs: vec![],
+        }
+    }
+
+    #[test]
+    fn liveness_follows_silence() {
+        let t0 = Instant::now();
+        let mut v = ClusterView::default();
+        v.heard(
+            health("a", NodeState::Idle, bfgg_protocol::PROTOCOL_VERSION),
+            t0,
+            1_250,
+        );
+        let id = NodeId("a".into());
+        let t = Timeouts::default();
+        assert_eq!(v.get(&id).map(|p| p.clock_offset_ms), Some(250));
+        assert_eq!(
+            v.liveness(&id, t0 + Duration::from_secs(4), &t),
+            Liveness::Alive
+        );
+        assert_eq!(
+            v.liveness(&id, t0 + Duration::from_secs(5), &t),
+            Liveness::Unresponsive
+        );
+        assert_eq!(
+            v.liveness(&id, t0 + Duration::from_secs(15), &t),
+            Liveness::Dead
+        );
+        assert_eq!(v.liveness(&NodeId("zz".into()), t0, &t), Liveness::Dead);
+    }
+
+    #[test]
+    fn only_alive_idle_compatible_nodes_are_agents() {
+        let t0 = Instant::now();
+        let mut v = ClusterView::default();
+        let p = bfgg_protocol::PROTOCOL_VERSION;
+        v.heard(health("idle", NodeState::Idle, p), t0, 0);
+        v.heard(
+            health(
+                "busy",
+                NodeState::Running(bfgg_protocol::RunId("r".into())),
+                p,
+            ),
+            t0,
+            0,
+        );
+        v.heard(health("old", NodeState::Idle, p + 1), t0, 0);
+        v.heard(
+            health("silent", NodeState::Idle, p),
+            t0 - Duration::from_secs(30),
+            0,
+        );
+        let agents: Vec<&str> = v
+            .idle_agents("native", t0, &Timeouts::default())
+            .iter()
+            .map(|p| p.health.node.0.as_str())
+            .collect();
+        assert_eq!(agents, vec!["idle"]);
+        assert!(
+            v.idle_agents("gatling", t0, &Timeouts::default())
+                .is_empty()
+        );
+    }
+}

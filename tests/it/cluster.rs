@@ -1,0 +1,437 @@
+//! `bfgg node` processes on 127.0.0.1 joined with `--join` (mDNS does not
+//! cross loopback): distributed runs whose merged totals equal the sum of
+//! the agents' own counts, stop from another process, agent and coordinator
+//! loss, a node with another key, malformed messages.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Target, Workspace, bfgg_bin, run_with_timeout};
+
+/// A cluster key in go-ipfs swarm.key format.
+fn key_text(byte: u8) -> String {
+    format!(
+        "/key/swarm/psk/1.0.0/\n/base16/\n{}\n",
+        format!("{byte:02x}").repeat(32)
+    )
+}
+
+/// A `bfgg node` child, killed on drop.
+pub(crate) struct Node {
+    child: Child,
+    /// Its listen multiaddr with `/p2p/<id>`.
+    pub(crate) addr: String,
+    /// Its peer id.
+    pub(crate) id: String,
+    /// Stdout lines after the first (for debugging).
+    _lines: mpsc::Receiver<String>,
+}
+
+impl Node {
+    pub(crate) fn start(ws: &Path, name: &str, key: &Path, join: &[&str], extra: &[&str]) -> Node {
+        let data = ws.join(format!("node-{name}"));
+        let mut cmd = Command::new(bfgg_bin());
+        cmd.args([
+            "node",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--name",
+            name,
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--cluster-key-file")
+        .arg(key)
+        .args([
+            "--unresponsive-after",
+            "3s",
+            "--dead-after",
+            "5s",
+            "--workers",
+            "1",
+        ])
+        .args(extra)
+        .env("HOME", ws)
+        .env("XDG_CONFIG_HOME", ws.join("config"))
+        .env("XDG_DATA_HOME", ws.join("data"))
+        .env("BFGG_LOG", "bfgg_node=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::File::create(ws.join(format!("node-{name}.log"))).expect("log file"),
+        ));
+        for j in join {
+            cmd.args(["--join", j]);
+        }
+        let mut child = cmd.spawn().expect("spawn bfgg node");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("node {name} did not report its address within 30 s"));
+        let v: serde_json::Value = serde_json::from_str(&line).expect("listening line is JSON");
+        let addr = v["listening"].as_str().expect("listening").to_string();
+        let id = v["node"].as_str().expect("node id").to_string();
+        assert!(addr.starts_with("/ip4/127.0.0.1/"), "{addr}");
+        let addr = if addr.contains("/p2p/") {
+            addr
+        } else {
+            format!("{addr}/p2p/{id}")
+        };
+        Node {
+            child,
+            addr,
+            id,
+            _lines: rx,
+        }
+    }
+
+    /// SIGKILL, as a crash.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Cluster {
+    ws: Workspace,
+    key: PathBuf,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// `n` nodes; every node after the first joins the first. `labels[i]`
+    /// are passed to node i.
+    fn start(n: usize, labels: &[&str]) -> Cluster {
+        let ws = Workspace::new();
+        let key = ws.write("cluster.key", &key_text(0x42));
+        let mut nodes: Vec<Node> = Vec::new();
+        for i in 0..n {
+            let mut extra = Vec::new();
+            if let Some(l) = labels.get(i).filter(|l| !l.is_empty()) {
+                extra.extend(["--labels", l]);
+            }
+            let join: Vec<String> = nodes.first().map(|f| f.addr.clone()).into_iter().collect();
+            let join: Vec<&str> = join.iter().map(String::as_str).collect();
+            nodes.push(Node::start(
+                ws.path(),
+                &format!("n{i}"),
+                &key,
+                &join,
+                &extra,
+            ));
+        }
+        let c = Cluster { ws, key, nodes };
+        c.wait_for_nodes(n);
+        c
+    }
+
+    fn bfgg(&self) -> Command {
+        let mut cmd = crate::harness::bfgg(self.ws.path());
+        cmd.env("BFGG_LOG", "warn");
+        cmd
+    }
+
+    fn status(&self) -> Vec<serde_json::Value> {
+        let mut cmd = self.bfgg();
+        cmd.args([
+            "status",
+            "--json",
+            "--no-mdns",
+            "--wait",
+            "2s",
+            "--join",
+            &self.nodes[0].addr,
+        ])
+        .arg("--cluster-key-file")
+        .arg(&self.key);
+        let out = run_with_timeout(cmd, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).expect("status json")
+    }
+
+    /// Waits until `bfgg status` sees `n` alive idle nodes.
+    fn wait_for_nodes(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let nodes = self.status();
+            let alive = nodes.iter().filter(|v| v["liveness"] == "alive").count();
+            if alive >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {alive} of {n} nodes alive: {nodes:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// `bfgg run --cluster` as a child (not waited for).
+    fn run_cluster(&self, scenario: &Path, extra: &[&str]) -> Child {
+        let mut cmd = self.bfgg();
+        cmd.arg("run")
+            .arg(scenario)
+            .args([
+                "--cluster",
+                "--no-mdns",
+                "--json",
+                "--join",
+                &self.nodes[0].addr,
+            ])
+            .arg("--cluster-key-file")
+            .arg(&self.key)
+            .arg("--out")
+            .arg(self.ws.out_dir())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("spawn bfgg run --cluster")
+    }
+}
+
+fn wait_output(child: Child, limit: Duration) -> (i32, Option<serde_json::Value>, String) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("bfgg run --cluster did not finish within {limit:?}"))
+        .expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).ok(),
+        stderr,
+    )
+}
+
+fn scenario(ws: &Workspace, target: &Target, model: &str, duration: &str) -> PathBuf {
+    let load = match model {
+        "open" => "model = \"open\"\nrate = 300",
+        _ => "model = \"closed\"\nusers = 6",
+    };
+    ws.write(
+        "cluster.toml",
+        &format!(
+            r#"
+[scenario]
+name = "cluster"
+[target]
+base_url = "{}"
+[load]
+{load}
+duration = "{duration}"
+graceful_stop = "1s"
+[[request]]
+name = "home"
+path = "/"
+"#,
+            target.url
+        ),
+    )
+}
+
+fn u(v: &serde_json::Value, path: &str) -> u64 {
+    v.pointer(path)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_else(|| panic!("missing {path} in {v:#}"))
+}
+
+#[test]
+fn a_three_node_run_merges_exactly_what_the_agents_measured() {
+    let target = Target::start(&["--latency", "1ms"]);
+    let cluster = Cluster::start(3, &[]);
+    let file = scenario(&cluster.ws, &target, "open", "4s");
+    let (code, summary, stderr) =
+        wait_output(cluster.run_cluster(&file, &[]), Duration::from_secs(90));
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let agents = s["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 3, "{s:#}");
+    let sum: u64 = agents
+        .iter()
+        .map(|a| a["requests"].as_u64().expect("requests"))
+        .sum();
+    assert_eq!(
+        u(&s, "/total/requests"),
+        sum,
+        "totals are the sum of the agents' counts"
+    );
+    // 300/s for 4 s, split exactly: every arrival sent once.
+    assert_eq!(sum, 1200, "{s:#}");
+    assert_eq!(target.stats()["total"].as_u64(), Some(sum));
+    assert_eq!(s["partial"], false);
+    for a in agents {
+        assert_eq!(a["status"], "complete", "{a}");
+        let n = a["requests"].as_u64().expect("requests");
+        assert!((350..=450).contains(&n), "an even share: {a}");
+        assert!(a["clock_offset_ms"].as_f64().expect("offset").abs() < 100.0);
+    }
+    // The local results directory looks like a local run's.
+    let out = cluster.ws.out_dir();
+    for f in [
+        "summary.json",
+        "timeseries.csv",
+        "latency.hlog",
+        "scenario.toml",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+}
+
+#[test]
+fn a_run_is_stopped_from_a_fourth_process() {
+    let target = Target::start(&[]);
+    let cluster = Cluster::start(3, &[]);
+    let file = scenario(&cluster.ws, &target, "closed", "60s");
+    let child = cluster.run_cluster(&file, &[]);
+    // Wait for the run id on stderr ("run <id> on 3 agents ...").
+    let run_id = wait_for_run_id(&cluster, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    let mut cmd = cluster.bfgg();
+    cmd.args([
+        "stop",
+        &run_id,
+        "--no-mdns",
+        "--join",
+        &cluster.nodes[1].addr,
+    ])
+    .arg("--cluster-key-file")
+    .arg(&cluster.key);
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, summary, stderr) = wait_output(child, Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert_eq!(s["stopped_early"], true, "{s:#}");
+    assert!(s["duration_s"].as_f64().expect("duration") < 30.0);
+    assert!(started.elapsed() < Duration::from_secs(40));
+    let sum: u64 = s["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| a["requests"].as_u64().expect("n"))
+        .sum();
+    assert!(sum > 0);
+    assert_eq!(u(&s, "/total/requests"), sum);
+}
+
+/// Reads the run id from the coordinator's data dir (runs/<id>/).
+fn wait_for_run_id(cluster: &Cluster, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        for i in 0..cluster.nodes.len() {
+            let runs = cluster.ws.path().join(format!("node-n{i}/runs"));
+            if let Some(e) = std::fs::read_dir(&runs)
+                .ok()
+                .and_then(|mut entries| entries.find_map(Result::ok))
+            {
+                return e.file_name().to_string_lossy().to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "no run appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn losing_an_agent_mid_run_completes_the_run_marked_partial() {
+    let target = Target::start(&[]);
+    let mut cluster = Cluster::start(3, &["", "role=agent", "role=agent"]);
+    let file = scenario(&cluster.ws, &target, "open", "10s");
+    let child = cluster.run_cluster(&file, &["--labels", "role=agent"]);
+    wait_for_run_id(&cluster, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(4));
+    cluster.nodes[2].kill();
+    let (code, summary, stderr) = wait_output(child, Duration::from_secs(120));
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert_eq!(s["partial"], true, "{s:#}");
+    let agents = s["agents"].as_array().expect("agents");
+    let lost: Vec<&serde_json::Value> = agents.iter().filter(|a| a["status"] == "lost").collect();
+    assert_eq!(lost.len(), 1, "{s:#}");
+    assert_eq!(lost[0]["node"], cluster.nodes[2].id.as_str());
+    assert!(
+        !lost[0]["missing_intervals"]
+            .as_array()
+            .expect("gaps")
+            .is_empty(),
+        "gaps named: {s:#}"
+    );
+    let sum: u64 = agents
+        .iter()
+        .map(|a| a["requests"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(u(&s, "/total/requests"), sum);
+}
+
+#[test]
+fn losing_the_coordinator_mid_run_another_node_finishes_it() {
+    let target = Target::start(&[]);
+    let mut cluster = Cluster::start(3, &["", "role=agent", "role=agent"]);
+    let file = scenario(&cluster.ws, &target, "open", "10s");
+    let child = cluster.run_cluster(&file, &["--labels", "role=agent"]);
+    wait_for_run_id(&cluster, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    // Node 0 coordinates (the client joined it) and takes no share.
+    cluster.nodes[0].kill();
+    let (code, summary, stderr) = wait_output(child, Duration::from_secs(120));
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert_eq!(s["partial"], false, "both agents finished: {s:#}");
+    let sum: u64 = s["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| a["requests"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(u(&s, "/total/requests"), sum);
+    // 300/s for 10 s: nothing the agents measured was lost with the coordinator.
+    assert_eq!(sum, 3000, "{s:#}");
+    assert_eq!(target.stats()["total"].as_u64(), Some(sum));
+}
+
+#[test]
+fn a_node_with_another_key_never_joins() {
+    let cluster = Cluster::start(2, &[]);
+    let other_key = cluster.ws.write("other.key", &key_text(0x77));
+    let stranger = Node::start(
+        cluster.ws.path(),
+        "stranger",
+        &other_key,
+        &[&cluster.nodes[0].addr],
+        &[],
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let nodes = cluster.status();
+    assert_eq!(nodes.len(), 2, "{nodes:#?}");
+    assert!(nodes.iter().all(|n| n["node"] != stranger.id.as_str()));
+}
