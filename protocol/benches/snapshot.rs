@@ -65,24 +65,46 @@ fn main() {
 
     for (names, rps) in [(1, 1_000), (5, 1_000), (5, 20_000), (20, 20_000)] {
         let snap = snapshot(names, rps, 42);
-        let bytes = encode(&snap).expect("encodes");
-        let mut acc = snapshot(names, rps, 7);
-        let merge = best(5, 200, || {
-            acc += black_box(&snap);
-        });
-        let enc = best(5, 100, || {
-            black_box(encode(black_box(&snap)).expect("encodes"));
-        });
-        let dec = best(5, 100, || {
-            black_box(decode::<IntervalSnapshot>(black_box(&bytes)).expect("decodes"));
+        for (what, s) in [("exact", snap.clone()), ("live ", snap.live())] {
+            let bytes = encode(&s).expect("encodes");
+            let mut acc = snapshot(names, rps, 7);
+            let merge = best(5, 200, || {
+                acc += black_box(&s);
+            });
+            let enc = best(5, 100, || {
+                black_box(encode(black_box(&s)).expect("encodes"));
+            });
+            let dec = best(5, 100, || {
+                black_box(decode::<IntervalSnapshot>(black_box(&bytes)).expect("decodes"));
+            });
+            println!(
+                "{what} snapshot {names:>2} names {rps:>6} req/s: {:>6} bytes encoded; merge {:>6.1} µs, encode {:>6.1} µs, decode {:>6.1} µs, decode+merge {:>6.1} µs",
+                bytes.len(),
+                merge.as_secs_f64() * 1e6,
+                enc.as_secs_f64() * 1e6,
+                dec.as_secs_f64() * 1e6,
+                (dec + merge).as_secs_f64() * 1e6,
+            );
+        }
+        let live = best(5, 100, || {
+            black_box(black_box(&snap).live());
         });
         println!(
-            "snapshot {names:>2} names {rps:>6} req/s: {:>6} bytes encoded; merge {:>6.1} µs, encode {:>6.1} µs, decode {:>6.1} µs, decode+merge {:>6.1} µs",
-            bytes.len(),
-            merge.as_secs_f64() * 1e6,
-            enc.as_secs_f64() * 1e6,
-            dec.as_secs_f64() * 1e6,
-            (dec + merge).as_secs_f64() * 1e6,
+            "      making the live copy: {:.1} µs",
+            live.as_secs_f64() * 1e6
         );
+        if std::env::var_os("BFGG_BENCH_SWEEP").is_some() {
+            for bits in 4..=8 {
+                let mut s = snap.clone();
+                for n in s.by_name.values_mut() {
+                    n.response_time = n.response_time.coarsened_to(bits);
+                    n.service_time = n.service_time.coarsened_to(bits);
+                }
+                println!(
+                    "      {bits} bits: {} bytes",
+                    encode(&s).expect("encodes").len()
+                );
+            }
+        }
     }
 }

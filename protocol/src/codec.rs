@@ -1,11 +1,17 @@
 //! The wire codec: bincode 2 (serde mode) inside a versioned envelope.
 //!
-//! Every encoded message is `varint(PROTOCOL_VERSION) ++ body`. Decoding checks
-//! the total size before touching the bytes, refuses other versions before
-//! decoding the body, limits every length prefix (so a hostile prefix cannot
+//! Every encoded message is `varint(PROTOCOL_VERSION) ++ flag ++ body`, the
+//! body zlib-compressed (flag 1) when that pays, raw (flag 0) otherwise:
+//! histograms travel as plain V2 inside, so one compression covers a whole
+//! snapshot (its headers and similar histograms compress against each other).
+//! Decoding checks the total size before touching the bytes, refuses other
+//! versions before decoding the body, inflates into a buffer capped at the
+//! same limit, limits every length prefix (so a hostile prefix cannot
 //! allocate gigabytes) and refuses trailing bytes. This is the only module that
 //! names bincode, so the codec can be swapped (postcard is the maintained
 //! alternative, see ../shared/NOTES.md).
+
+use std::io::{Read, Write};
 
 use bincode::config::{self, Configuration, Limit, LittleEndian, Varint};
 use serde::Serialize;
@@ -54,12 +60,28 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
+/// Bodies shorter than this go uncompressed.
+const COMPRESS_FROM: usize = 128;
+const RAW: u8 = 0;
+const ZLIB: u8 = 1;
+
 /// Encodes `msg` in the versioned envelope.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, EncodeError> {
     let mut out = bincode::serde::encode_to_vec(PROTOCOL_VERSION, config())
         .map_err(|e| EncodeError(e.to_string()))?;
     let body =
         bincode::serde::encode_to_vec(msg, config()).map_err(|e| EncodeError(e.to_string()))?;
+    if body.len() >= COMPRESS_FROM {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&body).map_err(|e| EncodeError(e.to_string()))?;
+        let zipped = z.finish().map_err(|e| EncodeError(e.to_string()))?;
+        if zipped.len() < body.len() {
+            out.push(ZLIB);
+            out.extend_from_slice(&zipped);
+            return Ok(out);
+        }
+    }
+    out.push(RAW);
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -80,7 +102,37 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
             expected: PROTOCOL_VERSION,
         });
     }
-    let rest = &bytes[used..];
+    let inflated;
+    let rest = match bytes.get(used) {
+        Some(&RAW) => &bytes[used + 1..],
+        Some(&ZLIB) => {
+            let zipped = &bytes[used + 1..];
+            let mut out = Vec::new();
+            let mut z = flate2::bufread::ZlibDecoder::new(zipped);
+            (&mut z)
+                .take(MAX_MESSAGE_BYTES as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| DecodeError::Malformed(format!("body does not inflate: {e}")))?;
+            let consumed = usize::try_from(z.total_in()).unwrap_or(usize::MAX);
+            if consumed < zipped.len() && out.len() <= MAX_MESSAGE_BYTES {
+                return Err(DecodeError::Trailing(zipped.len() - consumed));
+            }
+            if out.len() > MAX_MESSAGE_BYTES {
+                return Err(DecodeError::TooLarge {
+                    len: out.len(),
+                    max: MAX_MESSAGE_BYTES,
+                });
+            }
+            inflated = out;
+            &inflated[..]
+        }
+        Some(other) => {
+            return Err(DecodeError::Malformed(format!(
+                "unknown body encoding {other}"
+            )));
+        }
+        None => return Err(DecodeError::Malformed("no body".into())),
+    };
     let (msg, body_used): (T, usize) = bincode::serde::decode_from_slice(rest, config())
         .map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if body_used != rest.len() {

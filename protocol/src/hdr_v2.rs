@@ -53,6 +53,56 @@ fn value_at(index: usize) -> u64 {
     (sub as u64) << bucket
 }
 
+/// The slot of `value` (inverse of [`value_at`] for values in range).
+#[cfg(test)]
+fn index_of(value: u64) -> usize {
+    let bits = 64 - value.leading_zeros();
+    if bits <= SUB_BUCKET_HALF_MAGNITUDE + 1 {
+        return value as usize;
+    }
+    let bucket = bits - (SUB_BUCKET_HALF_MAGNITUDE + 1);
+    (bucket as usize) * SUB_BUCKET_HALF_COUNT + (value >> bucket) as usize
+}
+
+/// Encodes `h` as plain V2 (header and zig-zag LEB128 counts, runs of empty
+/// slots as one negative number). The wire codec compresses whole messages,
+/// so histograms go uncompressed inside them. `hdrhistogram`'s serializer
+/// walks the counts array directly (its iterators are an order of magnitude
+/// slower); one per thread keeps its scratch buffer.
+pub(crate) fn encode(h: &LatencyHistogram) -> Vec<u8> {
+    use hdrhistogram::serialization::{Serializer, V2Serializer};
+    thread_local! {
+        static SERIALIZER: std::cell::RefCell<V2Serializer> =
+            std::cell::RefCell::new(V2Serializer::new());
+    }
+    let mut out = Vec::with_capacity(64);
+    SERIALIZER.with(|s| {
+        s.borrow_mut()
+            .serialize(h.inner(), &mut out)
+            .expect("a histogram with the shared bounds serializes into a Vec")
+    });
+    out
+}
+
+/// Calls `f(lowest value, count)` for every non-empty slot of a plain V2
+/// encoding made by [`encode`].
+pub(crate) fn for_each_count(v2: &[u8], mut f: impl FnMut(u64, u64)) {
+    let mut index = 0usize;
+    let mut at = HEADER_LEN;
+    while let Some((zz, used)) = v2.get(at..).and_then(varint) {
+        at += used;
+        let n = (zz >> 1) as i64 ^ -((zz & 1) as i64);
+        if n < 0 {
+            index = index.saturating_add(usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX));
+        } else {
+            if n > 0 && index < counts_len() {
+                f(value_at(index), n as u64);
+            }
+            index += 1;
+        }
+    }
+}
+
 /// Decodes `bytes` (V2 or V2 + DEFLATE) into a histogram with the shared
 /// bounds. Errors name what was wrong.
 pub(crate) fn decode(bytes: &[u8]) -> Result<LatencyHistogram, String> {
@@ -231,6 +281,27 @@ mod tests {
             assert_eq!(got.inner(), &h, "deflate={deflate}");
             assert_eq!(got.len(), h.len());
         }
+    }
+
+    #[test]
+    fn encodes_what_hdrhistogram_decodes() {
+        let mut ours = LatencyHistogram::new();
+        for v in [0, 1, 2, 1023, 2047, 2048, 2049, 4095, 123_456, 7_000_000] {
+            ours.record(v);
+        }
+        ours.record_n(LatencyHistogram::HIGHEST_US, 5);
+        for index in [0, 1, 3000, counts_len() - 1] {
+            assert_eq!(index_of(value_at(index)), index);
+        }
+        let bytes = encode(&ours);
+        let theirs: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .expect("hdrhistogram reads it");
+        assert_eq!(&theirs, ours.inner());
+        assert_eq!(decode(&bytes).expect("we read it"), ours);
+        let empty = encode(&LatencyHistogram::new());
+        assert!(empty.len() <= HEADER_LEN + 2, "{} bytes", empty.len());
+        assert!(decode(&empty).expect("empty").is_empty());
     }
 
     #[test]

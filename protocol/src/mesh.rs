@@ -148,6 +148,9 @@ pub enum RunEvent {
         stop_reason: Option<String>,
         /// How long it generated load, ms.
         load_ms: u64,
+        /// Bytes it published on gossip (health, live intervals, events)
+        /// from its start to its end: the mesh's cost of one agent.
+        gossip_bytes: u64,
     },
 }
 

@@ -91,17 +91,54 @@ impl LatencyHistogram {
         out
     }
 
+    /// Serializes as plain HdrHistogram V2 (what travels inside messages,
+    /// which the codec compresses as a whole).
+    pub fn to_v2(&self) -> Vec<u8> {
+        crate::hdr_v2::encode(self)
+    }
+
     /// Parses a V2 or V2+DEFLATE histogram with the shared bounds. Bounded in
     /// memory and time whatever the bytes claim (see `hdr_v2`).
     pub fn from_v2(bytes: &[u8]) -> Result<Self, String> {
         crate::hdr_v2::decode(bytes)
     }
 
+    /// A copy at live precision: every sample moved to the middle of its bin
+    /// of [`Self::LIVE_BITS`] significant bits (within 0.8 % of the truth,
+    /// about 2 significant decimal digits). Counts are unchanged, so merges of
+    /// coarsened histograms stay exact; their encoding is several times
+    /// smaller, which is what live gossip needs (see `IntervalSnapshot::live`).
+    pub fn coarsened(&self) -> Self {
+        self.coarsened_to(Self::LIVE_BITS)
+    }
+
+    #[doc(hidden)]
+    pub fn coarsened_to(&self, bits: u32) -> Self {
+        let mut out = Self::new();
+        crate::hdr_v2::for_each_count(&self.to_v2(), |value, count| {
+            out.record_n(coarse(value, bits), count);
+        });
+        out
+    }
+
+    /// Significant bits kept by [`Self::coarsened`].
+    pub const LIVE_BITS: u32 = 7;
+
     /// Records `count` samples of `micros` (clamped; the count saturates).
     pub(crate) fn record_n(&mut self, micros: u64, count: u64) {
         self.0
             .saturating_record_n(micros.min(Self::HIGHEST_US), count);
     }
+}
+
+/// The middle of `v`'s bin of [`LatencyHistogram::LIVE_BITS`] significant bits.
+fn coarse(v: u64, keep: u32) -> u64 {
+    let bits = 64 - v.leading_zeros();
+    if bits <= keep {
+        return v;
+    }
+    let shift = bits - keep;
+    ((v >> shift) << shift) + (1 << (shift - 1))
 }
 
 impl Default for LatencyHistogram {
@@ -122,7 +159,7 @@ impl fmt::Debug for LatencyHistogram {
 
 impl Serialize for LatencyHistogram {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.to_v2_deflate())
+        s.serialize_bytes(&self.to_v2())
     }
 }
 
@@ -332,6 +369,32 @@ impl IntervalSnapshot {
         Self {
             index,
             ..Self::default()
+        }
+    }
+
+    /// This snapshot at live precision, for gossip: counts, errors and bytes
+    /// exact, histograms [`LatencyHistogram::coarsened`]. The exact snapshot
+    /// stays on the agent's disk and is fetched at the end of a run.
+    pub fn live(&self) -> IntervalSnapshot {
+        let coarsen = |s: &NameStats| NameStats {
+            requests: s.requests,
+            errors: s.errors.clone(),
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            response_time: s.response_time.coarsened(),
+            service_time: s.service_time.coarsened(),
+        };
+        IntervalSnapshot {
+            index: self.index,
+            by_name: self
+                .by_name
+                .iter()
+                .map(|(name, s)| (name.clone(), coarsen(s)))
+                .collect(),
+            generator: GeneratorStats {
+                schedule_lag: self.generator.schedule_lag.coarsened(),
+                ..self.generator.clone()
+            },
         }
     }
 

@@ -229,12 +229,16 @@ pub struct AgentSummary {
     pub clock_offset_ms: f64,
     /// When it started, Unix ms on the coordinator's clock.
     pub started_at_ms: u64,
-    /// `complete`, or `lost` (went silent; its gossiped intervals were used).
+    /// `complete`, or `lost` (went silent; its gossiped intervals were used:
+    /// counts exact, latencies at live precision, within 0.8 %).
     pub status: String,
     /// When it was last heard, Unix ms, if it was lost.
     pub last_heard_ms: Option<u64>,
     /// Intervals of the run it has no measurements for (gaps).
     pub missing_intervals: Vec<u32>,
+    /// Gossip it published per second of load (health, live intervals,
+    /// events), bytes; 0 when unknown (lost agents).
+    pub gossip_bytes_per_s: f64,
 }
 
 impl RunSummary {

@@ -335,14 +335,14 @@ fn agent_summary() -> impl Strategy<Value = AgentSummary> {
             any::<u64>(),
             prop_oneof![Just("complete".to_string()), Just("lost".to_string())],
         ),
-        prop::option::of(any::<u64>()),
+        (prop::option::of(any::<u64>()), f64_eq()),
         prop::collection::vec(any::<u32>(), 0..4),
     )
         .prop_map(
             |(
                 (node, name, index, requests, errors),
                 (clock_offset_ms, started_at_ms, status),
-                last_heard_ms,
+                (last_heard_ms, gossip_bytes_per_s),
                 missing_intervals,
             )| AgentSummary {
                 node: node.0,
@@ -355,6 +355,7 @@ fn agent_summary() -> impl Strategy<Value = AgentSummary> {
                 status,
                 last_heard_ms,
                 missing_intervals,
+                gossip_bytes_per_s,
             },
         )
 }
@@ -392,10 +393,18 @@ fn run_event() -> impl Strategy<Value = RunEvent> {
         }),
         (
             (node_id(), any::<u32>(), any::<u64>()),
-            (any::<i64>(), prop::option::of(text()), any::<u64>()),
+            (
+                any::<i64>(),
+                prop::option::of(text()),
+                any::<u64>(),
+                any::<u64>(),
+            ),
         )
             .prop_map(
-                |((node, intervals, started_at_ms), (clock_offset_us, stop_reason, load_ms))| {
+                |(
+                    (node, intervals, started_at_ms),
+                    (clock_offset_us, stop_reason, load_ms, gossip_bytes),
+                )| {
                     RunEvent::AgentFinished {
                         node,
                         intervals,
@@ -403,6 +412,7 @@ fn run_event() -> impl Strategy<Value = RunEvent> {
                         clock_offset_us,
                         stop_reason,
                         load_ms,
+                        gossip_bytes,
                     }
                 },
             ),
@@ -637,7 +647,7 @@ mod raw {
         /// One name ("home") whose response time is `histogram`; every other
         /// histogram is a valid empty one.
         pub(crate) fn with_histogram(histogram: Vec<u8>) -> Snapshot {
-            let empty = bfgg_protocol::LatencyHistogram::new().to_v2_deflate();
+            let empty = bfgg_protocol::LatencyHistogram::new().to_v2();
             let name = NameStats {
                 requests: 1,
                 errors: BTreeMap::new(),
@@ -870,7 +880,7 @@ fn raw_mirror_encodes_like_the_real_snapshot() {
     let name = real.by_name.entry("home".into()).or_default();
     name.requests = 1;
     name.response_time.record(1234);
-    let raw = raw::Snapshot::with_histogram(name.response_time.to_v2_deflate());
+    let raw = raw::Snapshot::with_histogram(name.response_time.to_v2());
     assert_eq!(encode(&raw).expect("raw"), encode(&real).expect("real"));
 }
 

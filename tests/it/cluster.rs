@@ -289,6 +289,11 @@ fn a_three_node_run_merges_exactly_what_the_agents_measured() {
         let n = a["requests"].as_u64().expect("requests");
         assert!((350..=450).contains(&n), "an even share: {a}");
         assert!(a["clock_offset_ms"].as_f64().expect("offset").abs() < 100.0);
+        // Every agent gossiped (health and live intervals) and says how much.
+        assert!(
+            a["gossip_bytes_per_s"].as_f64().expect("gossip") > 0.0,
+            "{a}"
+        );
     }
     // The local results directory looks like a local run's.
     let out = cluster.ws.out_dir();

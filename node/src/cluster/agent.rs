@@ -246,16 +246,25 @@ async fn execute(
     let wait_ms = local_start_ms - sys::now_ms() as i64;
     let t0 = Instant::now() + Duration::from_millis(wait_ms.max(0) as u64);
     let mut log = IntervalLog::create(&log::dir_of(&ctx.data_dir, &plan.run.0))?;
+    // Gossip published from the load's start on (the prepare wait excluded).
+    let gossip_at_start = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(t0.into()).await;
+            ctx.net.stats().gossip_out_bytes
+        })
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<IntervalSnapshot>(64);
     let publisher = {
         let ctx = ctx.clone();
         let run = plan.run.clone();
         tokio::spawn(async move {
             while let Some(snapshot) = rx.recv().await {
+                // Live precision on the wire; the exact snapshot is on disk.
                 let msg = Gossip::Interval {
                     run: run.clone(),
                     node: ctx.me.clone(),
-                    snapshot,
+                    snapshot: snapshot.live(),
                 };
                 ctx.publish(RUN_TOPIC, &msg).await;
             }
@@ -314,6 +323,10 @@ async fn execute(
         clock_offset_us: offset_us,
         stop_reason,
         load_ms,
+        gossip_bytes: match gossip_at_start.await {
+            Ok(before) => ctx.net.stats().gossip_out_bytes.saturating_sub(before),
+            Err(_) => 0,
+        },
     };
     // Apply locally too: this node may be the coordinator.
     super::coordinator::on_run_event(ctx, ctx.me.clone(), plan.run.clone(), event.clone());

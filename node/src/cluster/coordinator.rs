@@ -277,6 +277,7 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
             clock_offset_us,
             stop_reason,
             load_ms,
+            gossip_bytes,
         } => {
             if node != from {
                 return;
@@ -290,6 +291,7 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
                         clock_offset_us,
                         stop_reason,
                         load_ms,
+                        gossip_bytes,
                     },
                 );
             }
@@ -523,6 +525,9 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
                 status: status[&p.node].to_string(),
                 last_heard_ms: lost.get(&p.node).copied(),
                 missing_intervals: (0..expected).filter(|i| !have.contains(i)).collect(),
+                gossip_bytes_per_s: done
+                    .filter(|d| d.load_ms > 0)
+                    .map_or(0.0, |d| d.gossip_bytes as f64 * 1000.0 / d.load_ms as f64),
             }
         })
         .collect();

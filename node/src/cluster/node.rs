@@ -71,6 +71,7 @@ pub(crate) struct AgentDone {
     pub(crate) clock_offset_us: i64,
     pub(crate) stop_reason: Option<String>,
     pub(crate) load_ms: u64,
+    pub(crate) gossip_bytes: u64,
 }
 
 /// A finished run, as the coordinator wrote it.

@@ -125,3 +125,72 @@ fn error_kinds_read_like_a_report() {
     assert_eq!(ErrorKind::Status(503).class(), "http 5xx");
     assert_eq!(ErrorKind::Status(404).class(), "http 4xx");
 }
+
+fn long_tailed(seed: &mut u64, n: usize) -> LatencyHistogram {
+    let mut h = LatencyHistogram::new();
+    for _ in 0..n {
+        let r = lcg(seed);
+        h.record(match r % 100 {
+            0 => 1_000_000 + r % 3_000_000,
+            1..=9 => 20_000 + r % 50_000,
+            _ => 50 + r % 5_000,
+        });
+    }
+    h
+}
+
+#[test]
+fn live_precision_keeps_counts_and_stays_within_half_a_percent() {
+    let mut seed = 7;
+    let exact = long_tailed(&mut seed, 50_000);
+    let live = exact.coarsened();
+    assert_eq!(live.len(), exact.len());
+    for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+        let (e, l) = (exact.quantile_us(q) as f64, live.quantile_us(q) as f64);
+        // 0.78 % from the 7-bit bin, plus the 3-digit bins on both sides.
+        assert!(
+            (l - e).abs() / e <= 0.0078 + 0.002,
+            "q{q}: exact {e} live {l}"
+        );
+    }
+    assert!(
+        live.to_v2_deflate().len() * 2 < exact.to_v2_deflate().len(),
+        "live {} bytes vs exact {}",
+        live.to_v2_deflate().len(),
+        exact.to_v2_deflate().len()
+    );
+}
+
+#[test]
+fn live_copies_merge_exactly_like_the_exact_ones() {
+    let mut seed = 11;
+    let parts: Vec<LatencyHistogram> = (0..5).map(|_| long_tailed(&mut seed, 5_000)).collect();
+    let mut exact = LatencyHistogram::new();
+    let mut live = LatencyHistogram::new();
+    for p in &parts {
+        exact.add(p);
+        live.add(&p.coarsened());
+    }
+    assert_eq!(live, exact.coarsened(), "live(a) + live(b) == live(a + b)");
+}
+
+#[test]
+fn a_live_snapshot_keeps_every_count() {
+    let s = snapshot(
+        3,
+        "home",
+        &[120, 5_000, 70_000, 1_234_567],
+        &[(ErrorKind::Status(503), 2)],
+    );
+    let live = s.live();
+    assert_eq!(live.index, 3);
+    assert_eq!(live.total().requests, s.total().requests);
+    assert_eq!(live.total().errors, s.total().errors);
+    assert_eq!(live.total().bytes_in, s.total().bytes_in);
+    assert_eq!(live.generator.scheduled, s.generator.scheduled);
+    assert_eq!(
+        live.by_name["home"].response_time.len(),
+        s.by_name["home"].response_time.len()
+    );
+    assert_ne!(live, s, "histograms above 256 µs are coarsened");
+}
