@@ -28,10 +28,12 @@ ci:
 # nginx; headline = generator CPU per request as a paired ratio to wrk.
 # First use installs nginx/wrk/nghttp2-client/strace (apt, as root) and builds
 # oha and k6 into target/tools/ (several minutes each, cached).
+# Also: the snapshot micro-benchmark and the mesh's gossip bytes per agent (docs/MESH.md).
 # e.g. `just bench --rounds 5`, `just bench --only wrk,bfgg`, `just bench --write`
 bench *ARGS:
     cargo bench -p bfgg-protocol
     cargo build --release --bin bfgg
+    python3 tests/bench/gossip.py
     python3 tests/bench/compare.py {{ARGS}}
 
 # Smoke check of the harness itself: 1 round, 3 s per tool, no strace, no open model.

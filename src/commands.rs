@@ -371,16 +371,14 @@ fn net_config(
         ),
         other => tracing::info!("cluster key {} from {other:?}", key.fingerprint()),
     }
-    Ok(NetConfig {
-        identity_file,
-        cluster_key: key,
-        listen,
-        join: mesh.join.clone(),
-        mdns: !mesh.no_mdns,
-        mdns_query_interval: std::time::Duration::from_secs(2),
-        idle_connection_timeout: std::time::Duration::from_secs(120),
-        request_timeout: std::time::Duration::from_secs(30),
-    })
+    let mut config = NetConfig::new(identity_file, key);
+    config.listen = listen;
+    config.join = mesh.join.clone();
+    config.mdns = !mesh.no_mdns;
+    config.mdns_query_interval = std::time::Duration::from_secs(2);
+    config.idle_connection_timeout = std::time::Duration::from_secs(120);
+    config.request_timeout = std::time::Duration::from_secs(30);
+    Ok(config)
 }
 
 fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -453,8 +451,10 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let mut client = light_client(&rt, &args.mesh)?;
     let nodes = rt.block_on(client.nodes(wait));
+    // Nodes of another protocol version: shown, never given work.
+    let incompatible = client.incompatible();
     if args.json {
-        let rows: Vec<serde_json::Value> = nodes
+        let mut rows: Vec<serde_json::Value> = nodes
             .iter()
             .map(|(p, l)| {
                 let h = &p.health;
@@ -468,6 +468,12 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
+        rows.extend(incompatible.iter().map(|p| {
+            serde_json::json!({
+                "node": p.node.0, "liveness": "incompatible",
+                "protocol": p.protocol, "agent": p.agent,
+            })
+        }));
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
@@ -496,6 +502,18 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(","),
+            );
+        }
+        for p in &incompatible {
+            println!(
+                "{:<16} {:<10} {:<13} {:<24} {:>6} {:>9} {:>9}",
+                "-",
+                p.node.short(),
+                "incompatible",
+                format!("protocol {} ({})", p.protocol, p.agent),
+                "-",
+                "-",
+                "-",
             );
         }
     }

@@ -9,6 +9,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc keeps freed pages for reuse: decoding a snapshot allocates a
+/// 196 KiB histogram per request name, which glibc's allocator hands back to
+/// the kernel and faults in again every time (6-10x slower decodes on the
+/// coordinator; see docs/MESH.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()

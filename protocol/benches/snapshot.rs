@@ -4,6 +4,10 @@
 //! wire, with the encoded size. Plain `Instant` timing, best of several
 //! batches (this machine is noisy); prints one line per measurement.
 
+/// The allocator the `bfgg` binary uses (see src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

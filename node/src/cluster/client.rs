@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::coordinator::fetch_pages;
 use super::sys;
-use super::view::{ClusterView, Liveness, PeerView, Timeouts};
+use super::view::{ClusterView, IncompatiblePeer, Liveness, PeerView, Timeouts};
 use crate::net::{self, NetConfig, NetEvent, NetHandle};
 
 /// A connected light peer.
@@ -47,7 +47,9 @@ pub enum Follow<'a> {
 
 impl Client {
     /// Joins the mesh and waits (up to `wait`) until at least one node's
-    /// health has been heard.
+    /// health has been heard. If none is, but nodes of another protocol
+    /// version answered, the client is returned anyway (so `bfgg status` can
+    /// show them; nothing can be asked of them).
     pub async fn connect(config: NetConfig, wait: Duration) -> anyhow::Result<Client> {
         let joined = config.join.clone();
         let (net, events) = net::spawn(config)?;
@@ -62,6 +64,9 @@ impl Client {
         while client.view.peers().next().is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                if client.view.incompatible().next().is_some() {
+                    break;
+                }
                 anyhow::bail!(
                     "no bfgg node answered within {} s (joined: {}). Is `bfgg node` running there, with the same cluster key?",
                     wait.as_secs(),
@@ -84,6 +89,19 @@ impl Client {
             .await
             .ok()??;
         match ev {
+            NetEvent::PeerConnected(id) => {
+                self.view.reconnected(&id);
+                None
+            }
+            NetEvent::Incompatible {
+                peer,
+                protocol,
+                agent,
+            } => {
+                self.view
+                    .heard_incompatible(peer, protocol, agent, Instant::now());
+                None
+            }
             NetEvent::Gossip { from, msg } => {
                 if let Gossip::Health(h) = &msg
                     && h.node == from
@@ -132,6 +150,12 @@ impl Client {
         out
     }
 
+    /// Every peer heard so far that speaks another protocol version, by id
+    /// (after [`Client::nodes`] has listened).
+    pub fn incompatible(&self) -> Vec<IncompatiblePeer> {
+        self.view.incompatible().cloned().collect()
+    }
+
     fn alive_nodes(&self) -> Vec<NodeId> {
         let now = Instant::now();
         let mut ids: Vec<NodeId> = self
@@ -159,7 +183,21 @@ impl Client {
             .joined_node()
             .filter(|j| nodes.contains(j))
             .or_else(|| nodes.first().cloned())
-            .context("no alive node to coordinate the run")?;
+            .with_context(|| {
+                let other: Vec<String> = self
+                    .view
+                    .incompatible()
+                    .map(|p| format!("{} ({} {})", p.node.short(), p.protocol, p.agent))
+                    .collect();
+                if other.is_empty() {
+                    "no alive node to coordinate the run".to_string()
+                } else {
+                    format!(
+                        "no alive node to coordinate the run; these speak another protocol version: {}",
+                        other.join(", ")
+                    )
+                }
+            })?;
         let to = &to;
         match self.net.request(to, ControlRequest::Submit(req)).await? {
             ControlResponse::Accepted { plan, .. } => Ok(plan),

@@ -248,7 +248,18 @@ fn on_event(ctx: &Arc<Ctx>, ev: NetEvent, on_listening: &mut impl FnMut(&NodeId,
             on_listening(&ctx.me, &addr);
             lock(&ctx.listen_addrs).push(addr);
         }
-        NetEvent::PeerConnected(id) => tracing::debug!(peer = %id, "connected"),
+        NetEvent::PeerConnected(id) => {
+            tracing::debug!(peer = %id, "connected");
+            lock(&ctx.view).reconnected(&id);
+        }
+        NetEvent::Incompatible {
+            peer,
+            protocol,
+            agent,
+        } => {
+            // The network logs it; here it only leaves the candidate agents.
+            lock(&ctx.view).heard_incompatible(peer, protocol, agent, Instant::now());
+        }
         NetEvent::PeerDisconnected(id) => tracing::debug!(peer = %id, "disconnected"),
         NetEvent::Dropped { from, reason } => {
             tracing::debug!(?from, "dropped a malformed message: {reason}");

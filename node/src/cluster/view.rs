@@ -1,6 +1,8 @@
 //! What this node knows of the cluster: every node heard on the health topic,
-//! when it was last heard, and its clock offset estimate. Pure state updated
-//! by the node's event loop; liveness is a function of "now", passed in.
+//! when it was last heard, and its clock offset estimate; and, apart, every
+//! peer that announced another protocol version (shown, never given work).
+//! Pure state updated by the node's event loop; liveness is a function of
+//! "now", passed in.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -60,15 +62,36 @@ pub struct PeerView {
     pub clock_offset_ms: i64,
 }
 
-/// Every node heard so far, by id.
+/// A peer that announced another protocol version (libp2p identify). Its
+/// health gossip cannot reach us (other topic, other envelope), so this is
+/// all we know of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncompatiblePeer {
+    /// Its id.
+    pub node: NodeId,
+    /// The protocol version it announces, e.g. `/bfgg/2`.
+    pub protocol: String,
+    /// Its agent version, e.g. `bfgg/0.3.0`.
+    pub agent: String,
+    /// When it was last identified.
+    pub last_heard: Instant,
+}
+
+/// Every node heard so far, by id, and apart the incompatible ones.
 #[derive(Debug, Default, Clone)]
 pub struct ClusterView {
     peers: BTreeMap<NodeId, PeerView>,
+    incompatible: BTreeMap<NodeId, IncompatiblePeer>,
 }
 
 impl ClusterView {
-    /// Records a health message received at `now` (wall clock `now_ms`).
+    /// Records a health message received at `now` (wall clock `now_ms`),
+    /// unless its node is known to be incompatible (until it reconnects:
+    /// see [`ClusterView::reconnected`]).
     pub fn heard(&mut self, health: NodeHealth, now: Instant, now_ms: u64) {
+        if self.incompatible.contains_key(&health.node) {
+            return;
+        }
         let clock_offset_ms = now_ms as i64 - health.sent_at_ms as i64;
         self.peers.insert(
             health.node.clone(),
@@ -78,6 +101,40 @@ impl ClusterView {
                 clock_offset_ms,
             },
         );
+    }
+
+    /// Records that `node` announced another protocol version at `now`: it
+    /// leaves the compatible peers (so it is never an agent) and is listed by
+    /// [`ClusterView::incompatible`].
+    pub fn heard_incompatible(
+        &mut self,
+        node: NodeId,
+        protocol: String,
+        agent: String,
+        now: Instant,
+    ) {
+        self.peers.remove(&node);
+        self.incompatible.insert(
+            node.clone(),
+            IncompatiblePeer {
+                node,
+                protocol,
+                agent,
+                last_heard: now,
+            },
+        );
+    }
+
+    /// A new connection to `node` is up: forget that it was incompatible (it
+    /// may have been upgraded); its identification on that connection tells
+    /// again if it still is.
+    pub fn reconnected(&mut self, node: &NodeId) {
+        self.incompatible.remove(node);
+    }
+
+    /// Every peer that announced another protocol version, by id.
+    pub fn incompatible(&self) -> impl Iterator<Item = &IncompatiblePeer> {
+        self.incompatible.values()
     }
 
     /// A peer by id.
@@ -108,9 +165,11 @@ impl ClusterView {
     }
 
     /// Alive, idle nodes that speak our protocol and have `engine`, by id.
+    /// Never an incompatible peer.
     pub fn idle_agents(&self, engine: &str, now: Instant, t: &Timeouts) -> Vec<&PeerView> {
         self.peers
             .values()
+            .filter(|p| !self.incompatible.contains_key(&p.health.node))
             .filter(|p| self.liveness(&p.health.node, now, t) == Liveness::Alive)
             .filter(|p| p.health.state == NodeState::Idle)
             .filter(|p| p.health.protocol_version == bfgg_protocol::PROTOCOL_VERSION)
@@ -203,5 +262,56 @@ mod tests {
             v.idle_agents("gatling", t0, &Timeouts::default())
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn incompatible_peers_are_listed_and_never_agents() {
+        let t0 = Instant::now();
+        let mut v = ClusterView::default();
+        let p = bfgg_protocol::PROTOCOL_VERSION;
+        v.heard(health("a", NodeState::Idle, p), t0, 0);
+        v.heard(health("b", NodeState::Idle, p), t0, 0);
+        // B identifies with another protocol version: it leaves the
+        // compatible peers, and its health (had it reached us) is ignored.
+        v.heard_incompatible(
+            NodeId("b".into()),
+            "/bfgg/999".into(),
+            "bfgg/9.9.9".into(),
+            t0,
+        );
+        v.heard_incompatible(
+            NodeId("c".into()),
+            "/bfgg/999".into(),
+            "bfgg/9.9.9".into(),
+            t0,
+        );
+        v.heard(health("b", NodeState::Idle, p), t0, 0);
+        v.heard(health("c", NodeState::Idle, p), t0, 0);
+
+        let listed: Vec<(&str, &str, &str)> = v
+            .incompatible()
+            .map(|i| (i.node.0.as_str(), i.protocol.as_str(), i.agent.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("b", "/bfgg/999", "bfgg/9.9.9"),
+                ("c", "/bfgg/999", "bfgg/9.9.9")
+            ]
+        );
+        let compatible: Vec<&str> = v.peers().map(|p| p.health.node.0.as_str()).collect();
+        assert_eq!(compatible, vec!["a"]);
+        let agents: Vec<&str> = v
+            .idle_agents("native", t0, &Timeouts::default())
+            .iter()
+            .map(|p| p.health.node.0.as_str())
+            .collect();
+        assert_eq!(agents, vec!["a"]);
+
+        // Reconnected (say, upgraded): its health counts again.
+        v.reconnected(&NodeId("b".into()));
+        v.heard(health("b", NodeState::Idle, p), t0, 0);
+        assert_eq!(v.incompatible().count(), 1);
+        assert_eq!(v.idle_agents("native", t0, &Timeouts::default()).len(), 2);
     }
 }

@@ -7,7 +7,6 @@ use std::error::Error;
 use std::time::Duration;
 
 use anyhow::Context;
-use bfgg_protocol::PROTOCOL_VERSION;
 use bfgg_protocol::mesh::{CONTROL_PROTOCOL, MAX_GOSSIP_BYTES};
 use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
@@ -36,7 +35,8 @@ pub(crate) struct Behaviour {
     pub(crate) gossipsub: gossipsub::Behaviour,
     /// Control requests (`CONTROL_PROTOCOL`).
     pub(crate) control: request_response::Behaviour<ControlCodec>,
-    /// Exchanges listen addresses and the agent version.
+    /// Exchanges listen addresses, the protocol version (`/bfgg/<version>`)
+    /// and the agent version (`bfgg/<crate version>`).
     pub(crate) identify: identify::Behaviour,
     /// Liveness and round-trip times.
     pub(crate) ping: ping::Behaviour,
@@ -104,7 +104,7 @@ fn new_behaviour(
     );
 
     let identify = identify::Behaviour::new(
-        identify::Config::new(format!("/bfgg/{PROTOCOL_VERSION}"), key.public())
+        identify::Config::new(config.identify_protocol.clone(), key.public())
             .with_agent_version(format!("bfgg/{}", env!("CARGO_PKG_VERSION"))),
     );
 

@@ -4,8 +4,8 @@
 //! consumer for droppable traffic: gossip goes out with `try_send` (and is
 //! counted when lost); connection and request events use `send().await`.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,6 +114,11 @@ pub(crate) struct EventLoop {
     known_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     /// When a peer was last dialed because of its health gossip.
     gossip_dials: HashMap<PeerId, Instant>,
+    /// The protocol version we announce by identify (`/bfgg/<version>`).
+    protocol: String,
+    /// Peers whose identify announced another protocol version: their
+    /// addresses are neither remembered nor dialed, requests to them fail.
+    incompatible: HashSet<PeerId>,
 }
 
 impl EventLoop {
@@ -123,6 +128,7 @@ impl EventLoop {
         events: mpsc::Sender<NetEvent>,
         stats: Arc<NetStats>,
         joins: Vec<Join>,
+        protocol: String,
     ) -> EventLoop {
         let local_peer = *swarm.local_peer_id();
         EventLoop {
@@ -138,6 +144,8 @@ impl EventLoop {
             joins,
             known_addrs: HashMap::new(),
             gossip_dials: HashMap::new(),
+            protocol,
+            incompatible: HashSet::new(),
         }
     }
 
@@ -165,7 +173,7 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossipsub(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Control(ev)) => self.on_control(ev).await,
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => self.on_identify(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => self.on_identify(ev).await,
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(ev)) => self.on_mdns(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => trace!(?ev, "ping"),
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -424,13 +432,44 @@ impl EventLoop {
         }
     }
 
-    fn on_identify(&mut self, event: identify::Event) {
-        if let identify::Event::Received { peer_id, info, .. } = event {
-            trace!(peer = %peer_id, agent = %info.agent_version, "identified");
-            self.remember(peer_id, info.listen_addrs);
-        } else {
+    async fn on_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
             trace!(?event, "identify");
+            return;
+        };
+        if info.protocol_version == self.protocol {
+            trace!(peer = %peer_id, agent = %info.agent_version, "identified");
+            // It may have been upgraded since it was last identified.
+            self.incompatible.remove(&peer_id);
+            self.remember(peer_id, info.listen_addrs);
+            return;
         }
+        let new = !self.incompatible.contains(&peer_id);
+        if new {
+            info!(
+                peer = %peer_id,
+                protocol = %info.protocol_version,
+                agent = %info.agent_version,
+                ours = %self.protocol,
+                "a peer speaks another protocol version; it gets no work"
+            );
+            if self.incompatible.len() >= MAX_KNOWN_PEERS {
+                // Bounded like `known_addrs`; forgetting one only means its
+                // addresses may be remembered again until its next identify.
+                self.incompatible.clear();
+            }
+            self.incompatible.insert(peer_id);
+        } else {
+            debug!(peer = %peer_id, protocol = %info.protocol_version, "incompatible peer identified again");
+        }
+        self.known_addrs.remove(&peer_id);
+        self.gossip_dials.remove(&peer_id);
+        self.emit(NetEvent::Incompatible {
+            peer: node_id(&peer_id),
+            protocol: info.protocol_version,
+            agent: info.agent_version,
+        })
+        .await;
     }
 
     fn on_mdns(&mut self, event: mdns::Event) {
@@ -443,6 +482,10 @@ impl EventLoop {
                     }
                 }
                 for (peer, addrs) in by_peer {
+                    if self.incompatible.contains(&peer) {
+                        trace!(%peer, "discovered by mDNS, but speaks another protocol version");
+                        continue;
+                    }
                     debug!(%peer, ?addrs, "discovered by mDNS");
                     self.remember(peer, addrs.iter().cloned());
                     if !self.swarm.is_connected(&peer) {
@@ -487,6 +530,10 @@ impl EventLoop {
                 bytes,
                 reply,
             } => {
+                if self.incompatible.contains(&to) {
+                    let _ = reply.send(Err(NetError::Incompatible(node)));
+                    return;
+                }
                 if self.swarm.is_connected(&to) {
                     self.send_request(to, bytes, reply);
                     return;
@@ -594,7 +641,10 @@ impl EventLoop {
     /// Dials a peer met in health gossip (so a cluster joined through one
     /// seed becomes a full mesh), at most once per [`GOSSIP_DIAL_INTERVAL`].
     fn dial_from_health(&mut self, peer: PeerId, listen_addrs: &[String]) {
-        if peer == self.local_peer || self.swarm.is_connected(&peer) {
+        if peer == self.local_peer
+            || self.swarm.is_connected(&peer)
+            || self.incompatible.contains(&peer)
+        {
             return;
         }
         let now = Instant::now();
@@ -638,9 +688,10 @@ impl EventLoop {
             .inspect_err(|e| debug!(%peer, error = %e, "not dialing"))
     }
 
-    /// Remembers dialable addresses of a peer (newest last, bounded).
+    /// Remembers dialable addresses of a peer (newest last, bounded); never
+    /// those of an incompatible peer.
     fn remember(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) {
-        if peer == self.local_peer {
+        if peer == self.local_peer || self.incompatible.contains(&peer) {
             return;
         }
         if !self.known_addrs.contains_key(&peer) && self.known_addrs.len() >= MAX_KNOWN_PEERS {

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bfgg_protocol::NodeId;
 use bfgg_protocol::mesh::{ControlRequest, Gossip, HEALTH_TOPIC, RUN_TOPIC};
+use bfgg_protocol::{NodeId, PROTOCOL_VERSION};
 use libp2p::Multiaddr;
 use libp2p::gossipsub::IdentTopic;
 use tokio::sync::mpsc;
@@ -70,6 +70,17 @@ pub struct NetConfig {
     pub idle_connection_timeout: Duration,
     /// How long a control request may take to be answered.
     pub request_timeout: Duration,
+    /// The protocol version announced by libp2p identify; peers announcing
+    /// another are reported as [`NetEvent::Incompatible`]. Always
+    /// [`identify_protocol`] outside tests, which set another to start a peer
+    /// of another version.
+    pub(crate) identify_protocol: String,
+}
+
+/// The protocol version a node announces by libp2p identify:
+/// `/bfgg/{PROTOCOL_VERSION}`.
+pub(crate) fn identify_protocol() -> String {
+    format!("/bfgg/{PROTOCOL_VERSION}")
 }
 
 impl NetConfig {
@@ -86,6 +97,7 @@ impl NetConfig {
             mdns_query_interval: Duration::from_secs(2),
             idle_connection_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
+            identify_protocol: identify_protocol(),
         }
     }
 }
@@ -121,6 +133,18 @@ pub enum NetEvent {
         /// Where the answer goes.
         reply: Reply,
     },
+    /// A peer announces another protocol version (libp2p identify): it cannot
+    /// understand our messages nor we its, so it must be shown as such and
+    /// never given work. Its addresses are not remembered, and requests to it
+    /// fail. Sent on each identification (every new connection).
+    Incompatible {
+        /// The peer.
+        peer: NodeId,
+        /// The protocol version it announces, e.g. `/bfgg/2`.
+        protocol: String,
+        /// Its agent version, e.g. `bfgg/0.3.0`.
+        agent: String,
+    },
     /// A malformed, oversized or wrong-version message was dropped (and
     /// counted in [`NetStatsSnapshot::dropped`]).
     Dropped {
@@ -148,6 +172,9 @@ pub enum NetError {
     /// address.
     #[error("unknown peer {0}")]
     UnknownPeer(NodeId),
+    /// The peer announced another protocol version: nothing is sent to it.
+    #[error("{0} speaks another protocol version")]
+    Incompatible(NodeId),
     /// A dial failed (unreachable, wrong peer id, another cluster key, …).
     #[error("dial failed: {0}")]
     Dial(String),
@@ -203,7 +230,14 @@ pub fn spawn(config: NetConfig) -> anyhow::Result<(NetHandle, mpsc::Receiver<Net
     let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (event_tx, events) = mpsc::channel(EVENT_CAPACITY);
     let stats = Arc::new(NetStats::default());
-    let event_loop = EventLoop::new(swarm, command_rx, event_tx, stats.clone(), joins);
+    let event_loop = EventLoop::new(
+        swarm,
+        command_rx,
+        event_tx,
+        stats.clone(),
+        joins,
+        config.identify_protocol.clone(),
+    );
     runtime.spawn(event_loop.run());
 
     let handle = NetHandle {

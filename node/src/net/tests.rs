@@ -68,7 +68,12 @@ async fn pump(mut rx: mpsc::Receiver<NetEvent>, tx: mpsc::Sender<NetEvent>) {
 }
 
 async fn start(dir: &Path, name: &str, key: &ClusterKey, join: Vec<String>) -> TestNode {
-    let (handle, rx) = spawn(config(dir, name, key, join)).expect("network starts");
+    start_with(config(dir, name, key, join)).await
+}
+
+/// [`start`] with a config of one's own (built from [`config`]).
+async fn start_with(config: NetConfig) -> TestNode {
+    let (handle, rx) = spawn(config).expect("network starts");
     let (tx, mut events) = mpsc::channel(1024);
     tokio::spawn(pump(rx, tx));
     let addr = wait_for(&mut events, |ev| match ev {
@@ -320,6 +325,73 @@ async fn a_node_with_another_key_never_connects() {
         .await
         .unwrap_err();
     assert!(matches!(err, NetError::UnknownPeer(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_peer_of_another_protocol_version_is_reported_and_asked_nothing() {
+    let dir = TempDir::new().unwrap();
+    let key = ClusterKey::generate();
+    let mut a = start(dir.path(), "a", &key, vec![]).await;
+    let mut x = start_with(NetConfig {
+        identify_protocol: "/bfgg/999".into(),
+        ..config(dir.path(), "x", &key, vec![a.addr.clone()])
+    })
+    .await;
+    let x_id = x.id.clone();
+
+    // A reports X (which dialed it) as incompatible, naming its version ...
+    let (protocol, agent) = wait_for(&mut a.events, |ev| match ev {
+        NetEvent::Incompatible {
+            peer,
+            protocol,
+            agent,
+        } if *peer == x_id => Some((protocol.clone(), agent.clone())),
+        _ => None,
+    })
+    .await
+    .expect("A reports X as incompatible");
+    assert_eq!(protocol, "/bfgg/999");
+    assert_eq!(agent, format!("bfgg/{}", env!("CARGO_PKG_VERSION")));
+    // ... and X reports A, which speaks ours.
+    let protocol = wait_for(&mut x.events, |ev| match ev {
+        NetEvent::Incompatible { peer, protocol, .. } if *peer == a.id => Some(protocol.clone()),
+        _ => None,
+    })
+    .await
+    .expect("X reports A as incompatible");
+    assert_eq!(protocol, identify_protocol());
+
+    // Nothing is asked of it.
+    let err = a
+        .handle
+        .request(&x_id, ControlRequest::Clock { sent_us: 1 })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Incompatible(ref p) if *p == x_id),
+        "{err:?}"
+    );
+
+    // A compatible peer is not reported.
+    let mut b = start(dir.path(), "b", &key, vec![a.addr.clone()]).await;
+    wait_connected(&mut b, &[&a.id]).await;
+    let b_id = b.id.clone();
+    let reported = wait_within(&mut a.events, QUIET, |ev| match ev {
+        NetEvent::Incompatible { peer, .. } if *peer == b_id => Some(()),
+        _ => None,
+    });
+    let (reported, _) = tokio::join!(reported, async {
+        // And it is asked as usual meanwhile.
+        let resp = a
+            .handle
+            .request(&b_id, ControlRequest::Clock { sent_us: 2 })
+            .await;
+        assert!(resp.is_ok(), "{resp:?}");
+    });
+    assert!(
+        reported.is_none(),
+        "a compatible peer reported as incompatible"
+    );
 }
 
 #[tokio::test]
