@@ -71,9 +71,14 @@ fn main() {
         let snap = snapshot(names, rps, 42);
         for (what, s) in [("exact", snap.clone()), ("live ", snap.live())] {
             let bytes = encode(&s).expect("encodes");
-            let mut acc = snapshot(names, rps, 7);
+            // What a coordinator does per agent per second: decode the
+            // message and add it into the running merge of the interval
+            // (itself built from decoded messages, as on the wire).
+            let decoded: IntervalSnapshot = decode(&bytes).expect("decodes");
+            let mut acc: IntervalSnapshot =
+                decode(&encode(&snapshot(names, rps, 7)).expect("encodes")).expect("decodes");
             let merge = best(5, 200, || {
-                acc += black_box(&s);
+                acc += black_box(&decoded);
             });
             let enc = best(5, 100, || {
                 black_box(encode(black_box(&s)).expect("encodes"));

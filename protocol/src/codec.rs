@@ -62,6 +62,8 @@ pub enum DecodeError {
 
 /// Bodies shorter than this go uncompressed.
 const COMPRESS_FROM: usize = 128;
+/// Bodies up to this size are compressed at zlib's best level.
+const COMPRESS_BEST_UP_TO: usize = 32 * 1024;
 const RAW: u8 = 0;
 const ZLIB: u8 = 1;
 
@@ -72,7 +74,14 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, EncodeError> {
     let body =
         bincode::serde::encode_to_vec(msg, config()).map_err(|e| EncodeError(e.to_string()))?;
     if body.len() >= COMPRESS_FROM {
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        // Gossip-sized bodies get the best ratio (one per agent per second);
+        // big ones (result pages) the fastest level.
+        let level = if body.len() <= COMPRESS_BEST_UP_TO {
+            flate2::Compression::best()
+        } else {
+            flate2::Compression::fast()
+        };
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), level);
         z.write_all(&body).map_err(|e| EncodeError(e.to_string()))?;
         let zipped = z.finish().map_err(|e| EncodeError(e.to_string()))?;
         if zipped.len() < body.len() {

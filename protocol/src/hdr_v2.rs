@@ -6,9 +6,10 @@
 //! size buffers) or panic (a zig-zag count of `i64::MIN`). Histograms arrive
 //! from the network, so this decoder accepts exactly the histograms bfgg
 //! writes (the bounds of [`LatencyHistogram`]), caps every length by the
-//! bytes actually present, inflates into a capped buffer, and records counts
-//! straight into the destination: memory is bounded by the shared bounds, not
-//! by anything the sender claims.
+//! bytes actually present, inflates into a capped buffer, and returns the
+//! non-empty slots: memory is bounded by the shared bounds, not by anything
+//! the sender claims. Also the slot maths of those bounds, shared with
+//! `stats::histogram`.
 
 use std::io::Read;
 
@@ -29,7 +30,7 @@ const SUB_BUCKET_HALF_COUNT: usize = 1 << SUB_BUCKET_HALF_MAGNITUDE;
 
 /// Number of counts slots of a histogram with the shared bounds (what
 /// `hdrhistogram` computes for lowest 1, highest 3.6e9, 3 digits).
-const fn counts_len() -> usize {
+pub(crate) const fn counts_len() -> usize {
     // Smallest bucket count whose top value covers HIGHEST_US.
     let mut buckets = 1u32;
     let mut smallest_untrackable: u64 = (SUB_BUCKET_HALF_COUNT as u64) * 2;
@@ -42,7 +43,7 @@ const fn counts_len() -> usize {
 
 /// The lowest value counted at `index` (`hdrhistogram`'s `value_for` with a
 /// unit magnitude of 0, as lowest discernible value 1 gives).
-fn value_at(index: usize) -> u64 {
+pub(crate) fn value_at(index: usize) -> u64 {
     let bucket = (index >> SUB_BUCKET_HALF_MAGNITUDE) as i64 - 1;
     let mut sub = (index & (SUB_BUCKET_HALF_COUNT - 1)) + SUB_BUCKET_HALF_COUNT;
     let mut bucket = bucket;
@@ -53,9 +54,15 @@ fn value_at(index: usize) -> u64 {
     (sub as u64) << bucket
 }
 
+/// The highest value counted at `index` (`hdrhistogram`'s
+/// `highest_equivalent`).
+pub(crate) fn highest_in_slot(index: usize) -> u64 {
+    let bucket = ((index >> SUB_BUCKET_HALF_MAGNITUDE) as u32).saturating_sub(1);
+    value_at(index) + (1u64 << bucket) - 1
+}
+
 /// The slot of `value` (inverse of [`value_at`] for values in range).
-#[cfg(test)]
-fn index_of(value: u64) -> usize {
+pub(crate) fn index_of(value: u64) -> usize {
     let bits = 64 - value.leading_zeros();
     if bits <= SUB_BUCKET_HALF_MAGNITUDE + 1 {
         return value as usize;
@@ -69,7 +76,7 @@ fn index_of(value: u64) -> usize {
 /// so histograms go uncompressed inside them. `hdrhistogram`'s serializer
 /// walks the counts array directly (its iterators are an order of magnitude
 /// slower); one per thread keeps its scratch buffer.
-pub(crate) fn encode(h: &LatencyHistogram) -> Vec<u8> {
+pub(crate) fn encode_dense(h: &hdrhistogram::Histogram<u64>) -> Vec<u8> {
     use hdrhistogram::serialization::{Serializer, V2Serializer};
     thread_local! {
         static SERIALIZER: std::cell::RefCell<V2Serializer> =
@@ -78,15 +85,57 @@ pub(crate) fn encode(h: &LatencyHistogram) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     SERIALIZER.with(|s| {
         s.borrow_mut()
-            .serialize(h.inner(), &mut out)
+            .serialize(h, &mut out)
             .expect("a histogram with the shared bounds serializes into a Vec")
     });
     out
 }
 
-/// Calls `f(lowest value, count)` for every non-empty slot of a plain V2
-/// encoding made by [`encode`].
-pub(crate) fn for_each_count(v2: &[u8], mut f: impl FnMut(u64, u64)) {
+/// The same encoding from a sparse histogram's slots (strictly increasing).
+pub(crate) fn encode_slots(slots: &[(u32, u64)]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(slots.len() * 3);
+    let mut next = 0usize;
+    for &(slot, count) in slots {
+        let slot = slot as usize;
+        // One empty slot is written as a zero count, a longer run as its
+        // negated length: byte for byte what hdrhistogram's serializer does.
+        match slot - next {
+            0 => {}
+            1 => put_varint(&mut payload, 0),
+            run => put_varint(&mut payload, -(run as i64)),
+        }
+        put_varint(&mut payload, count.min(i64::MAX as u64) as i64);
+        next = slot + 1;
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend(V2_COOKIE.to_be_bytes());
+    out.extend((payload.len() as u32).to_be_bytes());
+    out.extend(0u32.to_be_bytes());
+    out.extend(u32::from(LatencyHistogram::SIGFIG).to_be_bytes());
+    out.extend(LatencyHistogram::LOWEST_US.to_be_bytes());
+    out.extend(LatencyHistogram::HIGHEST_US.to_be_bytes());
+    out.extend(1.0f64.to_be_bytes());
+    out.extend(payload);
+    out
+}
+
+/// Appends `n` zig-zag encoded in HdrHistogram's LEB128 variant.
+fn put_varint(out: &mut Vec<u8>, n: i64) {
+    let mut v = ((n << 1) ^ (n >> 63)) as u64;
+    for _ in 0..8 {
+        if v < 0x80 {
+            out.push(v as u8);
+            return;
+        }
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Calls `f(slot, count)` for every non-empty slot of a plain V2 encoding
+/// made by [`encode_dense`] or [`encode_slots`].
+pub(crate) fn for_each_count(v2: &[u8], mut f: impl FnMut(u32, u64)) {
     let mut index = 0usize;
     let mut at = HEADER_LEN;
     while let Some((zz, used)) = v2.get(at..).and_then(varint) {
@@ -96,16 +145,16 @@ pub(crate) fn for_each_count(v2: &[u8], mut f: impl FnMut(u64, u64)) {
             index = index.saturating_add(usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX));
         } else {
             if n > 0 && index < counts_len() {
-                f(value_at(index), n as u64);
+                f(index as u32, n as u64);
             }
             index += 1;
         }
     }
 }
 
-/// Decodes `bytes` (V2 or V2 + DEFLATE) into a histogram with the shared
-/// bounds. Errors name what was wrong.
-pub(crate) fn decode(bytes: &[u8]) -> Result<LatencyHistogram, String> {
+/// Decodes `bytes` (V2 or V2 + DEFLATE) of a histogram with the shared
+/// bounds into its non-empty slots, in order. Errors name what was wrong.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<(u32, u64)>, String> {
     let cookie = be_u32(bytes, 0).ok_or("histogram shorter than its cookie")?;
     match cookie {
         V2_COOKIE => decode_plain(bytes),
@@ -132,7 +181,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LatencyHistogram, String> {
     }
 }
 
-fn decode_plain(bytes: &[u8]) -> Result<LatencyHistogram, String> {
+fn decode_plain(bytes: &[u8]) -> Result<Vec<(u32, u64)>, String> {
     if bytes.len() < HEADER_LEN {
         return Err("histogram shorter than its header".into());
     }
@@ -165,7 +214,7 @@ fn decode_plain(bytes: &[u8]) -> Result<LatencyHistogram, String> {
         .map(|p| &p[..payload_len])
         .ok_or("histogram payload shorter than its stated length")?;
 
-    let mut out = LatencyHistogram::new();
+    let mut out = Vec::new();
     let limit = counts_len();
     let mut index = 0usize;
     let mut at = 0usize;
@@ -185,7 +234,7 @@ fn decode_plain(bytes: &[u8]) -> Result<LatencyHistogram, String> {
                 return Err("histogram counts run past its bounds".into());
             }
             if n > 0 {
-                out.record_n(value_at(index), n as u64);
+                out.push((index as u32, n as u64));
             }
             index += 1;
         }
@@ -249,6 +298,11 @@ mod tests {
                     value_at(index + 1),
                     "slot {index}"
                 );
+                assert_eq!(
+                    highest_in_slot(index),
+                    h.highest_equivalent(v),
+                    "slot {index}"
+                );
             }
         }
     }
@@ -277,29 +331,35 @@ mod tests {
             } else {
                 V2Serializer::new().serialize(&h, &mut bytes).expect("ser");
             }
-            let got = decode(&bytes).expect("decodes");
-            assert_eq!(got.inner(), &h, "deflate={deflate}");
+            let got = LatencyHistogram::from_slots(decode(&bytes).expect("decodes"));
+            assert_eq!(&*got.dense(), &h, "deflate={deflate}");
             assert_eq!(got.len(), h.len());
         }
     }
 
     #[test]
     fn encodes_what_hdrhistogram_decodes() {
-        let mut ours = LatencyHistogram::new();
+        let mut ours = reference();
         for v in [0, 1, 2, 1023, 2047, 2048, 2049, 4095, 123_456, 7_000_000] {
-            ours.record(v);
+            ours.record(v).expect("in range");
         }
-        ours.record_n(LatencyHistogram::HIGHEST_US, 5);
+        ours.record_n(LatencyHistogram::HIGHEST_US, 5)
+            .expect("in range");
         for index in [0, 1, 3000, counts_len() - 1] {
             assert_eq!(index_of(value_at(index)), index);
         }
-        let bytes = encode(&ours);
+        let dense = encode_dense(&ours);
+        let slots = decode(&dense).expect("we read it");
+        let sparse = encode_slots(&slots);
+        assert_eq!(sparse, dense, "both encoders write the same bytes");
         let theirs: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
-            .deserialize(&mut &bytes[..])
+            .deserialize(&mut &sparse[..])
             .expect("hdrhistogram reads it");
-        assert_eq!(&theirs, ours.inner());
-        assert_eq!(decode(&bytes).expect("we read it"), ours);
-        let empty = encode(&LatencyHistogram::new());
+        assert_eq!(theirs, ours);
+        let mut seen = Vec::new();
+        for_each_count(&dense, |slot, count| seen.push((slot, count)));
+        assert_eq!(seen, slots);
+        let empty = encode_slots(&[]);
         assert!(empty.len() <= HEADER_LEN + 2, "{} bytes", empty.len());
         assert!(decode(&empty).expect("empty").is_empty());
     }

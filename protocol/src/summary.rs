@@ -43,7 +43,7 @@ impl Percentiles {
         if h.is_empty() {
             return Self::default();
         }
-        let inner = h.inner();
+        let inner = h.dense();
         Self {
             min: ms(inner.min()),
             mean: (inner.mean()).round() / 1000.0,

@@ -902,7 +902,7 @@ fn hand_built_histograms_decode_like_hdrhistogram_ones() {
     for bytes in [v2.bytes(), v2.deflated()] {
         let h = LatencyHistogram::from_v2(&bytes).expect("decodes");
         assert_eq!(h.len(), 3);
-        assert_eq!(h.inner().max(), 3);
+        assert_eq!(h.max_us(), 3);
     }
 }
 

@@ -190,6 +190,11 @@ impl Cluster {
 
     /// `bfgg run --cluster` as a child (not waited for).
     fn run_cluster(&self, scenario: &Path, extra: &[&str]) -> Child {
+        self.run_cluster_to(scenario, &self.ws.out_dir(), extra)
+    }
+
+    /// The same, writing its results to `out`.
+    fn run_cluster_to(&self, scenario: &Path, out: &Path, extra: &[&str]) -> Child {
         let mut cmd = self.bfgg();
         cmd.arg("run")
             .arg(scenario)
@@ -203,7 +208,7 @@ impl Cluster {
             .arg("--cluster-key-file")
             .arg(&self.key)
             .arg("--out")
-            .arg(self.ws.out_dir())
+            .arg(out)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -439,4 +444,43 @@ fn a_node_with_another_key_never_joins() {
     let nodes = cluster.status();
     assert_eq!(nodes.len(), 2, "{nodes:#?}");
     assert!(nodes.iter().all(|n| n["node"] != stranger.id.as_str()));
+}
+
+#[test]
+fn concurrent_runs_use_disjoint_agents_and_a_busy_group_refuses_a_third() {
+    let target = Target::start(&[]);
+    let cluster = Cluster::start(3, &["", "group=a", "group=b"]);
+    let file = scenario(&cluster.ws, &target, "open", "5s");
+    let out_a = cluster.ws.path().join("out-a");
+    let out_b = cluster.ws.path().join("out-b");
+    let a = cluster.run_cluster_to(&file, &out_a, &["--labels", "group=a"]);
+    let b = cluster.run_cluster_to(&file, &out_b, &["--labels", "group=b"]);
+    wait_for_run_id(&cluster, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    // Group a's only agent is busy: a third run for it finds no idle agent.
+    let third = cluster.run_cluster_to(
+        &file,
+        &cluster.ws.path().join("out-c"),
+        &["--labels", "group=a"],
+    );
+    let (code, summary, stderr) = wait_output(third, Duration::from_secs(60));
+    assert_eq!(code, 2, "a third run on a busy group is refused: {stderr}");
+    assert!(summary.is_none());
+    assert!(stderr.contains("agent"), "the refusal says why: {stderr}");
+    let mut seen = Vec::new();
+    for (child, node) in [(a, &cluster.nodes[1]), (b, &cluster.nodes[2])] {
+        let (code, summary, stderr) = wait_output(child, Duration::from_secs(90));
+        assert_eq!(code, 0, "{stderr}");
+        let s = summary.expect("summary");
+        let agents = s["agents"].as_array().expect("agents");
+        assert_eq!(agents.len(), 1, "{s:#}");
+        assert_eq!(agents[0]["node"], node.id.as_str(), "{s:#}");
+        assert_eq!(u(&s, "/total/requests"), 1500, "300/s for 5 s: {s:#}");
+        seen.push(u(&s, "/total/requests"));
+    }
+    assert_eq!(
+        target.stats()["total"].as_u64(),
+        Some(seen.iter().sum::<u64>()),
+        "the target served both runs and nothing else"
+    );
 }

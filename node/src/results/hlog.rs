@@ -55,7 +55,7 @@ impl<W: Write> HlogWriter<W> {
         if let Some(tag) = tag {
             write!(self.out, "Tag={},", sanitize_tag(tag))?;
         }
-        let max_ms = h.inner().max() as f64 / 1000.0;
+        let max_ms = h.max_us() as f64 / 1000.0;
         let payload = base64::engine::general_purpose::STANDARD.encode(h.to_v2_deflate());
         writeln!(self.out, "{start:.3},1.000,{max_ms:.3},{payload}")
     }

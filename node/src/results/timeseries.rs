@@ -46,7 +46,7 @@ impl<W: Write> TimeseriesWriter<W> {
             ms(s.response_time.quantile_us(0.5)),
             ms(s.response_time.quantile_us(0.9)),
             ms(s.response_time.quantile_us(0.99)),
-            ms(s.response_time.inner().max()),
+            ms(s.response_time.max_us()),
             ms(s.service_time.quantile_us(0.99)),
             snap.generator.active,
             snap.generator.late_starts,

@@ -42,8 +42,8 @@ fn values_beyond_an_hour_are_clamped_not_lost() {
     h.record(u64::MAX);
     h.record(0);
     assert_eq!(h.len(), 2);
-    assert!(h.inner().max() >= LatencyHistogram::HIGHEST_US);
-    assert!(h.inner().max() <= LatencyHistogram::HIGHEST_US + LatencyHistogram::HIGHEST_US / 1000);
+    assert!(h.max_us() >= LatencyHistogram::HIGHEST_US);
+    assert!(h.max_us() <= LatencyHistogram::HIGHEST_US + LatencyHistogram::HIGHEST_US / 1000);
 }
 
 #[test]
@@ -193,4 +193,61 @@ fn a_live_snapshot_keeps_every_count() {
         s.by_name["home"].response_time.len()
     );
     assert_ne!(live, s, "histograms above 256 µs are coarsened");
+}
+
+/// A histogram as it arrives from the wire: the sparse form.
+fn sparse_copy(h: &LatencyHistogram) -> LatencyHistogram {
+    LatencyHistogram::from_v2(&h.to_v2()).expect("round-trips")
+}
+
+#[test]
+fn sparse_and_dense_forms_answer_alike() {
+    let mut seed = 5;
+    for n in [1, 10, 1_000, 30_000] {
+        let dense = long_tailed(&mut seed, n);
+        let sparse = sparse_copy(&dense);
+        assert_eq!(sparse, dense);
+        assert_eq!(sparse.len(), dense.len());
+        assert_eq!(sparse.max_us(), dense.max_us());
+        assert_eq!(sparse.to_v2(), dense.to_v2(), "same bytes on the wire");
+        for q in [0.0, 0.001, 0.25, 0.5, 0.9, 0.99, 0.999, 0.99999, 1.0, 1.5] {
+            assert_eq!(sparse.quantile_us(q), dense.quantile_us(q), "n={n} q={q}");
+        }
+        assert_eq!(&*sparse.dense(), &*dense.dense());
+    }
+    let empty = sparse_copy(&LatencyHistogram::new());
+    assert_eq!(
+        (empty.len(), empty.quantile_us(0.99), empty.max_us()),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn merges_give_one_answer_whatever_the_forms() {
+    let mut seed = 9;
+    let parts: Vec<LatencyHistogram> = (0..40).map(|_| long_tailed(&mut seed, 700)).collect();
+    let mut dense = LatencyHistogram::new();
+    let mut sparse = LatencyHistogram::new();
+    let mut mixed = LatencyHistogram::new();
+    for (i, p) in parts.iter().enumerate() {
+        dense.add(p);
+        sparse.add(&sparse_copy(p));
+        if i % 2 == 0 {
+            mixed.add(p);
+        } else {
+            mixed.add(&sparse_copy(p));
+        }
+    }
+    assert_eq!(sparse, dense);
+    assert_eq!(mixed, dense);
+    assert_eq!(sparse.len(), 40 * 700);
+    for q in [0.5, 0.99, 0.999] {
+        assert_eq!(sparse.quantile_us(q), dense.quantile_us(q));
+    }
+    // Recording into a sparse histogram works (it turns dense).
+    let mut s = sparse_copy(&parts[0]);
+    s.record(1_234);
+    let mut d = parts[0].clone();
+    d.record(1_234);
+    assert_eq!(s, d);
 }
