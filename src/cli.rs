@@ -143,6 +143,10 @@ pub(crate) struct RunArgs {
         conflicts_with = "agents"
     )]
     pub(crate) labels: Option<String>,
+    /// Cluster: when an agent is lost, move its share to the live agents
+    /// (default: the run goes on with less load and is reported partial).
+    #[arg(long, requires = "cluster")]
+    pub(crate) rebalance: bool,
 }
 
 #[derive(Debug, Args)]

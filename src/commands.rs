@@ -551,7 +551,7 @@ fn run_cluster(scenario: Scenario, args: &RunArgs) -> anyhow::Result<ExitCode> {
             .transpose()?
             .map(|d| d.as_millis() as u64),
         selection,
-        rebalance: false,
+        rebalance: args.rebalance,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

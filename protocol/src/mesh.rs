@@ -152,6 +152,29 @@ pub enum RunEvent {
         /// from its start to its end: the mesh's cost of one agent.
         gossip_bytes: u64,
     },
+    /// A lost agent's share (and any it had taken over) moved to the live
+    /// agents (`--rebalance`).
+    Rebalanced {
+        /// The lost agent.
+        lost: NodeId,
+        /// When the live agents take the shares over, Unix ms on the
+        /// coordinator's clock.
+        from_ms: u64,
+        /// Who takes what.
+        shares: Vec<MovedShare>,
+    },
+}
+
+/// A share of the global schedule (`offset, offset + stride, ...`) moved to
+/// `node` by a [`RunEvent::Rebalanced`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedShare {
+    /// The agent taking it.
+    pub node: NodeId,
+    /// First global index of the share.
+    pub offset: u64,
+    /// Distance between its indices.
+    pub stride: u64,
 }
 
 /// A file of a scenario bundle, content-addressed.

@@ -239,6 +239,9 @@ pub struct AgentSummary {
     /// Gossip it published per second of load (health, live intervals,
     /// events), bytes; 0 when unknown (lost agents).
     pub gossip_bytes_per_s: f64,
+    /// For a lost agent with `--rebalance`: when its share moved to the live
+    /// agents, Unix ms on the coordinator's clock.
+    pub rebalanced_at_ms: Option<u64>,
 }
 
 impl RunSummary {

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bfgg_protocol::mesh::{
-    AgentSelection, BundleFile, ControlRequest, ControlResponse, EngineInfo, Gossip, NodeHealth,
-    NodeState, Participant, RunEvent, RunPlan, RunRequest,
+    AgentSelection, BundleFile, ControlRequest, ControlResponse, EngineInfo, Gossip, MovedShare,
+    NodeHealth, NodeState, Participant, RunEvent, RunPlan, RunRequest,
 };
 use bfgg_protocol::summary::{AgentSummary, RunSummary};
 use bfgg_protocol::{
@@ -335,14 +335,18 @@ fn agent_summary() -> impl Strategy<Value = AgentSummary> {
             any::<u64>(),
             prop_oneof![Just("complete".to_string()), Just("lost".to_string())],
         ),
-        (prop::option::of(any::<u64>()), f64_eq()),
+        (
+            prop::option::of(any::<u64>()),
+            f64_eq(),
+            prop::option::of(any::<u64>()),
+        ),
         prop::collection::vec(any::<u32>(), 0..4),
     )
         .prop_map(
             |(
                 (node, name, index, requests, errors),
                 (clock_offset_ms, started_at_ms, status),
-                (last_heard_ms, gossip_bytes_per_s),
+                (last_heard_ms, gossip_bytes_per_s, rebalanced_at_ms),
                 missing_intervals,
             )| AgentSummary {
                 node: node.0,
@@ -356,6 +360,7 @@ fn agent_summary() -> impl Strategy<Value = AgentSummary> {
                 last_heard_ms,
                 missing_intervals,
                 gossip_bytes_per_s,
+                rebalanced_at_ms,
             },
         )
 }
@@ -388,6 +393,23 @@ fn run_event() -> impl Strategy<Value = RunEvent> {
             last_heard_ms
         }),
         node_id().prop_map(|node| RunEvent::CoordinatorChanged { node }),
+        (
+            node_id(),
+            any::<u64>(),
+            prop::collection::vec((node_id(), any::<u64>(), any::<u64>()), 0..4),
+        )
+            .prop_map(|(lost, from_ms, shares)| RunEvent::Rebalanced {
+                lost,
+                from_ms,
+                shares: shares
+                    .into_iter()
+                    .map(|(node, offset, stride)| MovedShare {
+                        node,
+                        offset,
+                        stride,
+                    })
+                    .collect(),
+            }),
         summary().prop_map(|s| RunEvent::Finished {
             summary: Box::new(s)
         }),
@@ -1053,6 +1075,21 @@ fn generated_corpus() -> Vec<(String, Entry)> {
                 event: RunEvent::AgentLost {
                     node: NodeId("12D3KooWagentB".into()),
                     last_heard_ms: 1_795_444_905_000,
+                },
+            }),
+        ),
+        (
+            "gossip-rebalanced",
+            Msg::Gossip(Gossip::Run {
+                run: run.clone(),
+                event: RunEvent::Rebalanced {
+                    lost: NodeId("12D3KooWagentB".into()),
+                    from_ms: 1_795_444_906_000,
+                    shares: vec![MovedShare {
+                        node: NodeId("12D3KooWagentA".into()),
+                        offset: 1,
+                        stride: 2,
+                    }],
                 },
             }),
         ),

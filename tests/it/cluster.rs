@@ -484,3 +484,90 @@ fn concurrent_runs_use_disjoint_agents_and_a_busy_group_refuses_a_third() {
         "the target served both runs and nothing else"
     );
 }
+
+/// A 20 s run on two agents with `--rebalance`; the second agent is
+/// SIGKILLed after 5 s. Returns the summary and the cluster (for ids).
+fn rebalanced_run(model: &str) -> (serde_json::Value, Cluster) {
+    let target = Target::start(&[]);
+    let mut cluster = Cluster::start(3, &["", "role=agent", "role=agent"]);
+    let file = scenario(&cluster.ws, &target, model, "20s");
+    let child = cluster.run_cluster(&file, &["--labels", "role=agent", "--rebalance"]);
+    wait_for_run_id(&cluster, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(5));
+    cluster.nodes[2].kill();
+    let (code, summary, stderr) = wait_output(child, Duration::from_secs(120));
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert_eq!(s["partial"], true, "{s:#}");
+    let agents = s["agents"].as_array().expect("agents");
+    let lost = agents
+        .iter()
+        .find(|a| a["node"] == cluster.nodes[2].id.as_str())
+        .expect("the killed agent is reported");
+    assert_eq!(lost["status"], "lost", "{s:#}");
+    let moved_at = lost["rebalanced_at_ms"].as_u64().expect("rebalanced");
+    assert!(moved_at > lost["last_heard_ms"].as_u64().expect("last heard"));
+    let sum: u64 = agents
+        .iter()
+        .map(|a| a["requests"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(u(&s, "/total/requests"), sum);
+    (s, cluster)
+}
+
+#[test]
+fn with_rebalance_a_lost_agents_arrivals_move_to_the_live_one() {
+    let (s, cluster) = rebalanced_run("open");
+    let agents = s["agents"].as_array().expect("agents");
+    let moved_at = agents
+        .iter()
+        .find_map(|a| a["rebalanced_at_ms"].as_u64())
+        .expect("rebalanced");
+    let live = agents
+        .iter()
+        .find(|a| a["node"] == cluster.nodes[1].id.as_str())
+        .expect("the live agent is reported");
+    // Its own half is 150/s for 20 s = 3,000; from the take-over on it runs
+    // the lost half too (about 150/s for the rest of the run).
+    let n = live["requests"].as_u64().expect("requests");
+    let run_end_ms = u(&s, "/started_at_ms") + 20_000;
+    let expected_extra = 150 * run_end_ms.saturating_sub(moved_at) / 1000;
+    assert!(
+        expected_extra >= 600,
+        "the loss was noticed too late to test: {s:#}"
+    );
+    assert!(
+        n >= 3_000 + expected_extra * 8 / 10,
+        "live agent ran {n}, expected about {expected_extra} more than 3,000: {s:#}"
+    );
+}
+
+#[test]
+fn with_rebalance_a_lost_agents_users_move_to_the_live_one() {
+    let (_, cluster) = rebalanced_run("closed");
+    // 6 users: 3 per agent, then all 6 on the live agent. The last full
+    // seconds of the merged time series show them.
+    let csv = std::fs::read_to_string(cluster.ws.out_dir().join("timeseries.csv"))
+        .expect("timeseries.csv");
+    let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    let (second, name, active) = (col("second"), col("name"), col("active"));
+    let active_at = |t: u64| -> u64 {
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| f[name] == "*" && f[second] == t.to_string())
+            .map(|f| f[active].parse().expect("active"))
+            .unwrap_or_else(|| panic!("no row for second {t}: {csv}"))
+    };
+    let series: Vec<u64> = (0..19).map(active_at).collect();
+    let lost_at = series
+        .iter()
+        .position(|&a| a == 3)
+        .unwrap_or_else(|| panic!("the loss shows as 3 users: {csv}"));
+    assert!(
+        series[..lost_at].contains(&6),
+        "3 users on each agent at first: {csv}"
+    );
+    assert_eq!(series[18], 6, "all 6 on the live agent at the end: {csv}");
+}

@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 use super::log::{self, IntervalLog};
 use super::node::{Ctx, lock};
 use super::sys;
-use crate::engine::EngineConfig;
 use crate::engine::schedule::Segment;
+use crate::engine::{EngineConfig, ExtraShare};
 use crate::run::{StopRequest, drive};
 use crate::scenario::{self, Scenario, data::Strategy};
 
@@ -38,6 +38,9 @@ pub(crate) struct AgentRun {
     prepared: Option<(Arc<Scenario>, i64)>,
     /// Resolves the running drive's stop future.
     stop: Option<oneshot::Sender<StopRequest>>,
+    /// Shares taken over from lost agents (`--rebalance`), watched by the
+    /// running engine.
+    extra: Option<tokio::sync::watch::Sender<Vec<ExtraShare>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,7 @@ pub(crate) async fn prepare(ctx: &Arc<Ctx>, plan: RunPlan) -> ControlResponse {
             phase: AgentPhase::Preparing,
             prepared: None,
             stop: None,
+            extra: None,
         });
     }
     lock(&ctx.runs)
@@ -198,7 +202,7 @@ async fn measure_offset(ctx: &Ctx, peer: &NodeId) -> anyhow::Result<i64> {
 
 /// `Start`: begin at `start_at_ms` (coordinator clock).
 pub(crate) fn start(ctx: &Arc<Ctx>, run: RunId, start_at_ms: u64) -> ControlResponse {
-    let (plan, scenario, offset_us, stop_rx) = {
+    let (plan, scenario, offset_us, stop_rx, extra_rx) = {
         let mut slot = lock(&ctx.agent);
         let Some(r) = slot.run.as_mut().filter(|r| r.plan.run == run) else {
             return ControlResponse::Rejected {
@@ -215,13 +219,19 @@ pub(crate) fn start(ctx: &Arc<Ctx>, run: RunId, start_at_ms: u64) -> ControlResp
         };
         let (tx, rx) = oneshot::channel();
         r.stop = Some(tx);
+        let (extra_tx, extra_rx) = tokio::sync::watch::channel(Vec::new());
+        r.extra = Some(extra_tx);
         r.phase = AgentPhase::Running;
         r.plan.start_at_ms = start_at_ms;
-        (r.plan.clone(), scenario, offset_us, rx)
+        (r.plan.clone(), scenario, offset_us, rx, extra_rx)
     };
+    // Shares moved here before the start (a fast loss) are in the book.
+    for (segment, from_ms) in moved_to(ctx, &run, &ctx.me) {
+        take_share(ctx, &run, segment, from_ms);
+    }
     let ctx = ctx.clone();
     tokio::spawn(async move {
-        if let Err(e) = execute(&ctx, plan, scenario, offset_us, stop_rx).await {
+        if let Err(e) = execute(&ctx, plan, scenario, offset_us, stop_rx, extra_rx).await {
             tracing::error!("run {run}: {e:#}");
         }
     });
@@ -234,6 +244,7 @@ async fn execute(
     scenario: Arc<Scenario>,
     offset_us: i64,
     stop: oneshot::Receiver<StopRequest>,
+    extra: tokio::sync::watch::Receiver<Vec<ExtraShare>>,
 ) -> anyhow::Result<()> {
     let index = plan
         .participants
@@ -286,6 +297,7 @@ async fn execute(
         workers: ctx.workers.unwrap_or_else(crate::run::default_workers),
         t0,
         seed: crate::run::seed_from(std::time::SystemTime::now()) ^ index,
+        extra: Some(extra),
     };
     let ctx_for_intervals = ctx.clone();
     let driven = drive(scenario, config, stop, |snap| {
@@ -347,6 +359,38 @@ async fn execute(
         }
     });
     driven.map(|_| ())
+}
+
+/// The shares of `run` moved to `node` so far, from the node's book.
+pub(crate) fn moved_to(ctx: &Ctx, run: &RunId, node: &NodeId) -> Vec<(Segment, u64)> {
+    lock(&ctx.runs).get(run).map_or_else(Vec::new, |book| {
+        book.moved
+            .iter()
+            .filter(|m| &m.node == node)
+            .map(|m| (m.segment, m.from_ms))
+            .collect()
+    })
+}
+
+/// Takes over `segment` of `run` from `from_ms` (coordinator clock) on, if
+/// this node is running it and has not taken that share yet.
+pub(crate) fn take_share(ctx: &Ctx, run: &RunId, segment: Segment, from_ms: u64) {
+    let slot = lock(&ctx.agent);
+    let Some(r) = slot.run.as_ref().filter(|r| &r.plan.run == run) else {
+        return;
+    };
+    let (Some(tx), AgentPhase::Running) = (&r.extra, r.phase) else {
+        return;
+    };
+    let from = Duration::from_millis(from_ms.saturating_sub(r.plan.start_at_ms));
+    tx.send_if_modified(|shares| {
+        if shares.iter().any(|s| s.segment == segment) {
+            return false;
+        }
+        tracing::info!(%run, ?segment, after = ?from, "taking over a lost agent's share");
+        shares.push(ExtraShare { segment, from });
+        true
+    });
 }
 
 /// Stops this node's part in `run`, if it has one. True when it did.

@@ -12,16 +12,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use bfgg_protocol::mesh::{
-    AgentSelection, ControlRequest, ControlResponse, Participant, RunEvent, RunPlan, RunRequest,
+    AgentSelection, ControlRequest, ControlResponse, MovedShare, Participant, RunEvent, RunPlan,
+    RunRequest,
 };
 use bfgg_protocol::summary::{AgentSummary, NameSummary};
 use bfgg_protocol::{IntervalSnapshot, NameStats, NodeId, RunId};
 
 use super::agent;
 use super::bundle::sha256_hex;
-use super::node::{AgentDone, Ctx, RunBook, RunResult, lock};
+use super::node::{AgentDone, Ctx, Moved, RunBook, RunResult, lock};
 use super::sys;
 use super::view::Liveness;
+use crate::engine::schedule::Segment;
 use crate::results::{ResultsWriter, RunFacts, write_summary};
 
 /// How long after the start every agent gets before the run is considered
@@ -325,13 +327,91 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
         RunEvent::Finished { .. } => {
             // Observers (clients) act on this; nodes learn it via Status.
         }
+        RunEvent::Rebalanced {
+            lost,
+            from_ms,
+            shares,
+        } => {
+            let Some(book) = runs.get_mut(&run).filter(|b| b.coordinator == from) else {
+                return;
+            };
+            if book.rebalanced.insert(lost, from_ms).is_none() {
+                book.moved.extend(shares.iter().map(|s| Moved {
+                    node: s.node.clone(),
+                    segment: Segment {
+                        offset: s.offset,
+                        stride: s.stride.max(1),
+                    },
+                    from_ms,
+                }));
+            }
+            drop(runs);
+            for s in shares.iter().filter(|s| s.node == ctx.me) {
+                let segment = Segment {
+                    offset: s.offset,
+                    stride: s.stride.max(1),
+                };
+                agent::take_share(ctx, &run, segment, from_ms);
+            }
+        }
     }
+}
+
+/// How far ahead of "now" the live agents take a lost agent's share over
+/// (time for the event to reach them).
+const REBALANCE_LEAD: Duration = Duration::from_secs(1);
+
+/// Splits everything `lost` was running (its own share and any it had taken
+/// over) among the live agents that are still generating load, in
+/// participant order. `None` when nobody is left to take it.
+fn rebalance(ctx: &Ctx, book: &RunBook, lost: &NodeId) -> Option<RunEvent> {
+    let n = book.plan.participants.len() as u64;
+    let own = book.plan.participants.iter().find(|p| &p.node == lost)?;
+    let mut segments = vec![Segment::WHOLE.split(u64::from(own.index), n)];
+    segments.extend(
+        book.moved
+            .iter()
+            .filter(|m| &m.node == lost)
+            .map(|m| m.segment),
+    );
+    let live: Vec<&NodeId> = book
+        .plan
+        .participants
+        .iter()
+        .map(|p| &p.node)
+        .filter(|id| *id != lost && !book.lost.contains_key(*id))
+        .filter(|id| !book.finished.contains_key(*id))
+        .filter(|id| ctx.liveness(id) == Liveness::Alive)
+        .collect();
+    if live.is_empty() {
+        return None;
+    }
+    let m = live.len() as u64;
+    let shares = segments
+        .iter()
+        .flat_map(|s| {
+            live.iter().enumerate().map(move |(r, node)| {
+                let sub = s.split(r as u64, m);
+                MovedShare {
+                    node: (*node).clone(),
+                    offset: sub.offset,
+                    stride: sub.stride,
+                }
+            })
+        })
+        .collect();
+    Some(RunEvent::Rebalanced {
+        lost: lost.clone(),
+        from_ms: sys::now_ms() + REBALANCE_LEAD.as_millis() as u64,
+        shares,
+    })
 }
 
 /// Every 500 ms: lost agents, finished runs, dead coordinators.
 pub(crate) fn monitor(ctx: &Arc<Ctx>) {
     let mut to_finalize = Vec::new();
     let mut to_announce = Vec::new();
+    let mut to_apply = Vec::new();
     {
         let mut runs = lock(&ctx.runs);
         for (run, book) in runs.iter_mut() {
@@ -382,6 +462,12 @@ pub(crate) fn monitor(ctx: &Arc<Ctx>) {
                             last_heard_ms,
                         },
                     ));
+                    if book.plan.rebalance
+                        && book.stopping.is_none()
+                        && let Some(event) = rebalance(ctx, book, &p.node)
+                    {
+                        to_apply.push((run.clone(), event));
+                    }
                 }
             }
             let all_reported =
@@ -393,6 +479,12 @@ pub(crate) fn monitor(ctx: &Arc<Ctx>) {
                 to_finalize.push(run.clone());
             }
         }
+    }
+    for (run, event) in to_apply {
+        // Applied here first (this node may be an agent of the run), then
+        // announced to every participant.
+        on_run_event(ctx, ctx.me.clone(), run.clone(), event.clone());
+        to_announce.push((run, event));
     }
     for (run, event) in to_announce {
         let ctx = ctx.clone();
@@ -421,7 +513,7 @@ fn overdue(book: &RunBook) -> bool {
 /// Fetches every agent's own intervals (gossip copies for lost agents),
 /// merges them and writes the results.
 async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
-    let (plan, finished, lost, gossip, stopping) = {
+    let (plan, finished, lost, gossip, stopping, rebalanced) = {
         let runs = lock(&ctx.runs);
         let book = runs.get(run).context("unknown run")?;
         (
@@ -430,6 +522,7 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
             book.lost.clone(),
             book.gossip.clone(),
             book.stopping.clone(),
+            book.rebalanced.clone(),
         )
     };
     let bundle_dir = ctx.data_dir.join("runs").join(&run.0).join("bundle");
@@ -525,6 +618,7 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
                 status: status[&p.node].to_string(),
                 last_heard_ms: lost.get(&p.node).copied(),
                 missing_intervals: (0..expected).filter(|i| !have.contains(i)).collect(),
+                rebalanced_at_ms: rebalanced.get(&p.node).copied(),
                 gossip_bytes_per_s: done
                     .filter(|d| d.load_ms > 0)
                     .map_or(0.0, |d| d.gossip_bytes as f64 * 1000.0 / d.load_ms as f64),

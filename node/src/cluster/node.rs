@@ -53,6 +53,10 @@ pub(crate) struct RunBook {
     pub(crate) finished: BTreeMap<NodeId, AgentDone>,
     /// Agents declared lost, with when they were last heard (Unix ms).
     pub(crate) lost: BTreeMap<NodeId, u64>,
+    /// Shares moved from lost agents to live ones (`--rebalance`).
+    pub(crate) moved: Vec<Moved>,
+    /// Lost agents whose shares moved, and when (Unix ms, coordinator clock).
+    pub(crate) rebalanced: BTreeMap<NodeId, u64>,
     /// Set once a stop was asked for.
     pub(crate) stopping: Option<String>,
     /// Set when results are being written (only once).
@@ -61,6 +65,14 @@ pub(crate) struct RunBook {
     pub(crate) result: Option<Arc<RunResult>>,
     /// When this node learnt of the run.
     pub(crate) since: Instant,
+}
+
+/// A share moved to `node` from `from_ms` on (coordinator clock).
+#[derive(Debug, Clone)]
+pub(crate) struct Moved {
+    pub(crate) node: NodeId,
+    pub(crate) segment: crate::engine::schedule::Segment,
+    pub(crate) from_ms: u64,
 }
 
 /// An agent's report at the end of its load.
@@ -89,6 +101,8 @@ impl RunBook {
             gossip: BTreeMap::new(),
             finished: BTreeMap::new(),
             lost: BTreeMap::new(),
+            moved: Vec::new(),
+            rebalanced: BTreeMap::new(),
             stopping: None,
             finalizing: false,
             result: None,

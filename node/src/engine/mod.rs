@@ -11,7 +11,7 @@ pub mod native;
 pub mod schedule;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bfgg_protocol::IntervalSnapshot;
 use tokio::sync::{mpsc, watch};
@@ -64,8 +64,19 @@ pub struct EngineHandle {
     pub threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// A share taken over mid-run (a lost agent's, rebalanced): `segment` of the
+/// global schedule, from `from` after t0 on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtraShare {
+    /// The share (of the whole schedule, like [`EngineConfig::segment`]).
+    pub segment: Segment,
+    /// When this host starts it, after t0. Arrivals and users of the share
+    /// due earlier are not made up for.
+    pub from: Duration,
+}
+
 /// How to run: the share of the global schedule and the local parallelism.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// This host's share of arrivals and users.
     pub segment: Segment,
@@ -75,6 +86,9 @@ pub struct EngineConfig {
     pub t0: Instant,
     /// Seed for journey choice, think times and random data.
     pub seed: u64,
+    /// Shares added during the run (the list only grows); `None` for runs
+    /// that never take over others' shares.
+    pub extra: Option<watch::Receiver<Vec<ExtraShare>>>,
 }
 
 /// Starts the scenario's engine.

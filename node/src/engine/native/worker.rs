@@ -23,7 +23,7 @@ use super::h1::{H1Error, Want};
 use super::plan::{Plan, PlannedStep, Scratch};
 use super::recorder::{Recorder, Sample};
 use crate::engine::schedule::{ArrivalSchedule, Segment, UserSchedule};
-use crate::engine::{EngineEvent, Phase};
+use crate::engine::{EngineEvent, ExtraShare, Phase};
 use crate::scenario::check::{ResponseView, run_checks};
 use crate::scenario::context::{IterationContext, Pools};
 use crate::scenario::{LoadModel, Scenario};
@@ -41,11 +41,14 @@ pub(super) struct Setup {
     pub(super) events: mpsc::Sender<EngineEvent>,
     /// From the run controller.
     pub(super) phase: watch::Receiver<Phase>,
+    /// Shares taken over mid-run (see [`ExtraShare`]).
+    pub(super) extra: Option<watch::Receiver<Vec<ExtraShare>>>,
 }
 
 /// State shared by the tasks of one worker thread.
 struct Worker {
     index: usize,
+    workers: usize,
     segment: Segment,
     plan: Arc<Plan>,
     connector: Connector,
@@ -103,10 +106,12 @@ async fn run_worker(setup: Setup) {
         seed,
         events,
         phase,
+        extra,
     } = setup;
     let pools = Pools::new(&plan.scenario.pools, index, workers);
     let w = Rc::new(Worker {
         index,
+        workers,
         segment,
         recorder: RefCell::new(Recorder::new(plan.names.clone())),
         plan,
@@ -135,10 +140,10 @@ async fn run_worker(setup: Setup) {
         } => {
             let schedule = ArrivalSchedule::new(&rate, w.scenario().load.duration);
             let cap = max_in_flight.div_ceil(workers).max(1);
-            run_open(&w, schedule, cap).await
+            run_open(&w, schedule, cap, extra).await
         }
         LoadModel::Closed { users, spawn_rate } => {
-            run_closed(&w, UserSchedule::new(&users, spawn_rate)).await;
+            run_closed(&w, UserSchedule::new(&users, spawn_rate), extra).await;
             0
         }
     };
@@ -207,25 +212,73 @@ async fn phase_reaches(mut rx: watch::Receiver<Phase>, at_least: Phase) {
 
 /// The open model. Returns the arrivals of this worker's share that were due
 /// before the end but never started.
-async fn run_open(w: &Rc<Worker>, schedule: ArrivalSchedule, cap: usize) -> u64 {
-    let total = w.segment.count_below(schedule.total());
-    let cursor = Rc::new(Arrivals {
-        schedule: RefCell::new(schedule),
-        next: Cell::new(0),
-        started: Cell::new(0),
-        waiting: Cell::new(0),
-        segment: w.segment,
-        slots: Cell::new(0),
-        cap,
+async fn run_open(
+    w: &Rc<Worker>,
+    schedule: ArrivalSchedule,
+    cap: usize,
+    extra: Option<watch::Receiver<Vec<ExtraShare>>>,
+) -> u64 {
+    let cursors: Rc<RefCell<Vec<Rc<Arrivals>>>> = Rc::new(RefCell::new(Vec::new()));
+    let main = Rc::new(Arrivals::new(schedule.clone(), w.segment, 0, 0, cap));
+    cursors.borrow_mut().push(main.clone());
+    spawn_slot(w, &main);
+    // Shares taken over mid-run get cursors of their own, starting at the
+    // first of their arrivals due at or after the take-over.
+    let adopter = extra.map(|mut rx| {
+        let (w, cursors, schedule) = (w.clone(), cursors.clone(), schedule.clone());
+        tokio::task::spawn_local(async move {
+            let mut adopted = 0;
+            loop {
+                let shares: Vec<ExtraShare> = rx.borrow_and_update().clone();
+                for share in &shares[adopted.min(shares.len())..] {
+                    let segment = share.segment.split(w.index as u64, w.workers as u64);
+                    let before = schedule.cumulative(share.from.as_secs_f64()).ceil() as u64;
+                    let id_base = (cursors.borrow().len() as u64) << 32;
+                    let cursor = Rc::new(Arrivals::new(
+                        schedule.clone(),
+                        segment,
+                        segment.count_below(before),
+                        id_base,
+                        cap,
+                    ));
+                    cursors.borrow_mut().push(cursor.clone());
+                    if w.phase() == Phase::Running {
+                        spawn_slot(&w, &cursor);
+                    }
+                }
+                adopted = shares.len();
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
     });
-    spawn_slot(w, &cursor);
     wait_for_tasks(w).await;
-    total.saturating_sub(cursor.started.get())
+    if let Some(a) = adopter {
+        a.abort();
+    }
+    let total = schedule.total();
+    cursors
+        .borrow()
+        .iter()
+        .map(|c| {
+            c.segment
+                .count_below(total)
+                .saturating_sub(c.first)
+                .saturating_sub(c.started.get())
+        })
+        .sum()
 }
 
-/// This worker's cursor into the global arrival schedule.
+/// This worker's cursor into the global arrival schedule (one per share).
 struct Arrivals {
     schedule: RefCell<ArrivalSchedule>,
+    /// The first arrival of the share this cursor runs (0 unless the share
+    /// was taken over mid-run).
+    first: u64,
+    /// Added to slot numbers, so slots of different cursors never share an
+    /// id (and a random stream).
+    id_base: u64,
     /// Arrivals of this share claimed so far.
     next: Cell<u64>,
     /// Claimed arrivals that were actually started.
@@ -238,6 +291,26 @@ struct Arrivals {
 }
 
 impl Arrivals {
+    fn new(
+        schedule: ArrivalSchedule,
+        segment: Segment,
+        first: u64,
+        id_base: u64,
+        cap: usize,
+    ) -> Self {
+        Self {
+            schedule: RefCell::new(schedule),
+            first,
+            id_base,
+            next: Cell::new(first),
+            started: Cell::new(0),
+            waiting: Cell::new(0),
+            segment,
+            slots: Cell::new(0),
+            cap,
+        }
+    }
+
     /// Claims the next arrival: its global number and its due time.
     fn claim(&self, t0: Instant) -> Option<(u64, Instant)> {
         let k = self.next.get();
@@ -253,7 +326,7 @@ fn spawn_slot(w: &Rc<Worker>, arrivals: &Rc<Arrivals>) {
     w.live.set(w.live.get() + 1);
     let (w, arrivals) = (w.clone(), arrivals.clone());
     tokio::task::spawn_local(async move {
-        let slot = arrivals.slots.get() as u64;
+        let slot = arrivals.id_base + arrivals.slots.get() as u64;
         open_slot(&w, &arrivals, slot).await;
         task_done(&w);
     });
@@ -325,10 +398,67 @@ async fn open_slot(w: &Rc<Worker>, arrivals: &Rc<Arrivals>, slot: u64) {
     }
 }
 
-/// The closed model: follow the user schedule, one task per user.
-async fn run_closed(w: &Rc<Worker>, mut schedule: UserSchedule) {
-    let target = Rc::new(Cell::new(0u64));
-    let alive: Rc<RefCell<Vec<bool>>> = Rc::new(RefCell::new(Vec::new()));
+/// The users of one share in the closed model: how many should run now, and
+/// which are running.
+struct Users {
+    segment: Segment,
+    /// Started only from this time after t0 (zero for the worker's own share).
+    from: Duration,
+    target: Rc<Cell<u64>>,
+    alive: Rc<RefCell<Vec<bool>>>,
+}
+
+impl Users {
+    fn new(segment: Segment, from: Duration) -> Self {
+        Self {
+            segment,
+            from,
+            target: Rc::new(Cell::new(0)),
+            alive: Rc::new(RefCell::new(Vec::new())),
+        }
+    }
+
+    /// Follows `global` users: starts the missing ones of this share (the
+    /// surplus ones see the lower target and end after their iteration).
+    fn follow(&self, w: &Rc<Worker>, global: u64, elapsed: Duration) {
+        let local = if elapsed >= self.from {
+            self.segment.count_below(global)
+        } else {
+            0
+        };
+        self.target.set(local);
+        let mut alive_now = self.alive.borrow_mut();
+        if alive_now.len() < local as usize {
+            alive_now.resize(local as usize, false);
+        }
+        for idx in 0..local as usize {
+            if !alive_now[idx] {
+                alive_now[idx] = true;
+                w.live.set(w.live.get() + 1);
+                let (w, target, alive, segment) = (
+                    w.clone(),
+                    self.target.clone(),
+                    self.alive.clone(),
+                    self.segment,
+                );
+                tokio::task::spawn_local(async move {
+                    user(&w, segment, idx as u64, &target).await;
+                    alive.borrow_mut()[idx] = false;
+                    task_done(&w);
+                });
+            }
+        }
+    }
+}
+
+/// The closed model: follow the user schedule, one task per user, for the
+/// worker's share and any share taken over mid-run.
+async fn run_closed(
+    w: &Rc<Worker>,
+    mut schedule: UserSchedule,
+    mut extra: Option<watch::Receiver<Vec<ExtraShare>>>,
+) {
+    let mut shares = vec![Users::new(w.segment, Duration::ZERO)];
     let mut draining = std::pin::pin!(phase_reaches(w.phase.clone(), Phase::Draining));
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -337,31 +467,26 @@ async fn run_closed(w: &Rc<Worker>, mut schedule: UserSchedule) {
             _ = tick.tick() => {}
             _ = &mut draining => break,
         }
-        let global = schedule.users_at(w.t0.elapsed());
-        let local = w.segment.count_below(global);
-        target.set(local);
-        let mut alive_now = alive.borrow_mut();
-        if alive_now.len() < local as usize {
-            alive_now.resize(local as usize, false);
-        }
-        for idx in 0..local as usize {
-            if !alive_now[idx] {
-                alive_now[idx] = true;
-                w.live.set(w.live.get() + 1);
-                let (w, target, alive) = (w.clone(), target.clone(), alive.clone());
-                tokio::task::spawn_local(async move {
-                    user(&w, idx as u64, &target).await;
-                    alive.borrow_mut()[idx] = false;
-                    task_done(&w);
-                });
+        if let Some(rx) = extra.as_mut()
+            && rx.has_changed().unwrap_or(false)
+        {
+            let added: Vec<ExtraShare> = rx.borrow_and_update().clone();
+            for share in added.iter().skip(shares.len() - 1) {
+                let segment = share.segment.split(w.index as u64, w.workers as u64);
+                shares.push(Users::new(segment, share.from));
             }
+        }
+        let elapsed = w.t0.elapsed();
+        let global = schedule.users_at(elapsed);
+        for share in &shares {
+            share.follow(w, global, elapsed);
         }
     }
     wait_for_tasks(w).await;
 }
 
-async fn user(w: &Rc<Worker>, idx: u64, target: &Cell<u64>) {
-    let global_user = w.segment.offset + idx * w.segment.stride;
+async fn user(w: &Rc<Worker>, segment: Segment, idx: u64, target: &Cell<u64>) {
+    let global_user = segment.offset + idx * segment.stride;
     let mut conn: Option<Conn> = None;
     let mut ctx = IterationContext::new(global_user, w.seed.wrapping_add(global_user));
     let mut scratch = Scratch::default();
