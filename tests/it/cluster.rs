@@ -579,3 +579,88 @@ fn with_rebalance_a_lost_agents_users_move_to_the_live_one() {
     );
     assert_eq!(series[18], 6, "all 6 on the live agent at the end: {csv}");
 }
+
+#[test]
+fn malformed_messages_from_a_raw_peer_are_dropped_counted_and_survived() {
+    use bfgg_node::net::{self, ClusterKey, NetConfig, NetError, NetEvent};
+    use bfgg_protocol::NodeId;
+    use bfgg_protocol::mesh::{ControlRequest, ControlResponse, HEALTH_TOPIC, RUN_TOPIC};
+
+    let cluster = Cluster::start(1, &[]);
+    let node = &cluster.nodes[0];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // A libp2p peer with the key that speaks garbage.
+        let mut config = NetConfig::new(
+            cluster.ws.path().join("raw-peer.key"),
+            ClusterKey::parse(&key_text(0x42)).expect("key"),
+        );
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        config.join = vec![node.addr.clone()];
+        config.mdns = false;
+        let (raw, mut events) = net::spawn(config).expect("raw peer");
+        let target = NodeId(node.id.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "the raw peer never connected");
+            if let Ok(Some(NetEvent::PeerConnected(id))) =
+                tokio::time::timeout(Duration::from_millis(500), events.recv()).await
+                && id == target
+            {
+                break;
+            }
+        }
+        // Gossip that does not decode, on both topics, until the node has
+        // subscribed peers to relay to (gossipsub needs a heartbeat or two).
+        let mut published = 0;
+        while published < 5 && Instant::now() < deadline {
+            for topic in [HEALTH_TOPIC, RUN_TOPIC] {
+                match raw
+                    .publish_raw(topic, vec![0xde, 0xad, 0xbe, 0xef, published])
+                    .await
+                {
+                    Ok(()) => published += 1,
+                    Err(NetError::NoPeers) => {}
+                    Err(e) => panic!("publish: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert!(published >= 5, "gossip never reached the node");
+        // A control request that does not decode: refused, not answered.
+        let err = raw
+            .request_raw(&target, vec![0xff; 64])
+            .await
+            .expect_err("garbage is not answered");
+        assert!(matches!(err, NetError::Request(_)), "{err:?}");
+        // The node still answers a well-formed request.
+        let resp = raw
+            .request(&target, ControlRequest::Clock { sent_us: 7 })
+            .await
+            .expect("the node still answers");
+        assert!(matches!(resp, ControlResponse::Clock { sent_us: 7, .. }));
+    });
+    drop(rt);
+    // It counted them, says so in its health, and is alive.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let nodes = cluster.status();
+        let me = nodes
+            .iter()
+            .find(|v| v["node"] == node.id.as_str())
+            .expect("the node is listed");
+        let dropped = me["dropped_messages"].as_u64().expect("dropped");
+        if me["liveness"] == "alive" && dropped >= 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected >= 6 dropped messages on a live node: {me:#}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
