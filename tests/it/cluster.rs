@@ -31,7 +31,14 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub(crate) fn start(ws: &Path, name: &str, key: &Path, join: &[&str], extra: &[&str]) -> Node {
+    /// `key`: `--cluster-key-file`, or `None` for the host's default key.
+    pub(crate) fn start(
+        ws: &Path,
+        name: &str,
+        key: Option<&Path>,
+        join: &[&str],
+        extra: &[&str],
+    ) -> Node {
         let data = ws.join(format!("node-{name}"));
         let mut cmd = Command::new(bfgg_bin());
         cmd.args([
@@ -44,8 +51,6 @@ impl Node {
         ])
         .arg("--data-dir")
         .arg(&data)
-        .arg("--cluster-key-file")
-        .arg(key)
         .args([
             "--unresponsive-after",
             "3s",
@@ -65,6 +70,9 @@ impl Node {
         ));
         for j in join {
             cmd.args(["--join", j]);
+        }
+        if let Some(key) = key {
+            cmd.arg("--cluster-key-file").arg(key);
         }
         let mut child = cmd.spawn().expect("spawn bfgg node");
         let stdout = child.stdout.take().expect("stdout");
@@ -133,7 +141,7 @@ impl Cluster {
             nodes.push(Node::start(
                 ws.path(),
                 &format!("n{i}"),
-                &key,
+                Some(&key),
                 &join,
                 &extra,
             ));
@@ -419,7 +427,7 @@ fn a_node_with_another_key_never_joins() {
     let stranger = Node::start(
         cluster.ws.path(),
         "stranger",
-        &other_key,
+        Some(&other_key),
         &[&cluster.nodes[0].addr],
         &[],
     );
@@ -663,4 +671,114 @@ fn malformed_messages_from_a_raw_peer_are_dropped_counted_and_survived() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+#[test]
+fn unique_rows_stay_unique_across_agents_and_agents_n_picks_n() {
+    let target = Target::start(&[]);
+    let cluster = Cluster::start(3, &[]);
+    let rows: String = (0..30).map(|i| format!("user-{i}\n")).collect();
+    cluster.ws.write("users.csv", &format!("user\n{rows}"));
+    let file = cluster.ws.write(
+        "unique.toml",
+        &format!(
+            r#"
+[scenario]
+name = "unique"
+[target]
+base_url = "{}"
+[load]
+model = "open"
+rate = 200
+duration = "10s"
+graceful_stop = "1s"
+[data.users]
+file = "users.csv"
+strategy = "unique"
+on_exhausted = "stop"
+[[request]]
+name = "login"
+path = "/echo?u={{{{users.user}}}}"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = wait_output(
+        cluster.run_cluster(&file, &["--agents", "2"]),
+        Duration::from_secs(90),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let agents = s["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 2, "--agents 2: {s:#}");
+    // 30 rows split 15 + 15: every row sent exactly once in the cluster,
+    // then each agent ran out and stopped.
+    assert_eq!(target.stats()["total"].as_u64(), Some(30), "{s:#}");
+    for a in agents {
+        assert_eq!(a["requests"].as_u64(), Some(15), "{a}");
+    }
+}
+
+#[test]
+fn nodes_of_one_host_share_the_key_the_first_one_created() {
+    let ws = Workspace::new();
+    let a = Node::start(ws.path(), "a", None, &[], &[]);
+    let key = ws.path().join("config/bfgg/cluster.key");
+    assert!(key.is_file(), "the first node created {}", key.display());
+    let log = std::fs::read_to_string(ws.path().join("node-a.log")).expect("log");
+    assert!(
+        log.contains("created a new cluster key") && log.contains("fingerprint"),
+        "{log}"
+    );
+    let b = Node::start(ws.path(), "b", None, &[&a.addr], &[]);
+    // A client of the same host needs no key flag either.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut cmd = crate::harness::bfgg(ws.path());
+        cmd.args([
+            "status",
+            "--json",
+            "--no-mdns",
+            "--wait",
+            "2s",
+            "--join",
+            &a.addr,
+        ]);
+        let out = run_with_timeout(cmd, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+        let alive = |id: &str| {
+            nodes
+                .iter()
+                .any(|n| n["node"] == id && n["liveness"] == "alive")
+        };
+        if alive(&a.id) && alive(&b.id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{nodes:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_cluster_run_with_no_node_reachable_fails_clearly() {
+    let ws = Workspace::new();
+    let target = Target::start(&[]);
+    let file = scenario(&ws, &target, "open", "2s");
+    let mut cmd = crate::harness::bfgg(ws.path());
+    cmd.arg("run")
+        .arg(&file)
+        .args(["--cluster", "--no-mdns", "--join", "/ip4/127.0.0.1/tcp/9"]);
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no bfgg node answered") && stderr.contains("/ip4/127.0.0.1/tcp/9"),
+        "{stderr}"
+    );
+    assert_eq!(target.stats()["total"].as_u64(), Some(0));
 }
