@@ -158,25 +158,7 @@ impl Cluster {
     }
 
     fn status(&self) -> Vec<serde_json::Value> {
-        let mut cmd = self.bfgg();
-        cmd.args([
-            "status",
-            "--json",
-            "--no-mdns",
-            "--wait",
-            "2s",
-            "--join",
-            &self.nodes[0].addr,
-        ])
-        .arg("--cluster-key-file")
-        .arg(&self.key);
-        let out = run_with_timeout(cmd, Duration::from_secs(60));
-        assert!(
-            out.status.success(),
-            "status: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).expect("status json")
+        status_json(self.ws.path(), &self.nodes[0].addr, Some(&self.key))
     }
 
     /// Waits until `bfgg status` sees `n` alive idle nodes.
@@ -360,6 +342,30 @@ fn a_run_is_stopped_from_a_fourth_process() {
         .sum();
     assert!(sum > 0);
     assert_eq!(u(&s, "/total/requests"), sum);
+}
+
+/// `bfgg status --json` joined to `join`, with `key` or the host's default.
+fn status_json(home: &Path, join: &str, key: Option<&Path>) -> Vec<serde_json::Value> {
+    let mut cmd = crate::harness::bfgg(home);
+    cmd.env("BFGG_LOG", "warn").args([
+        "status",
+        "--json",
+        "--no-mdns",
+        "--wait",
+        "2s",
+        "--join",
+        join,
+    ]);
+    if let Some(key) = key {
+        cmd.arg("--cluster-key-file").arg(key);
+    }
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status json")
 }
 
 /// Reads the run id from the coordinator's data dir (runs/<id>/).
@@ -734,23 +740,7 @@ fn nodes_of_one_host_share_the_key_the_first_one_created() {
     // A client of the same host needs no key flag either.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut cmd = crate::harness::bfgg(ws.path());
-        cmd.args([
-            "status",
-            "--json",
-            "--no-mdns",
-            "--wait",
-            "2s",
-            "--join",
-            &a.addr,
-        ]);
-        let out = run_with_timeout(cmd, Duration::from_secs(60));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+        let nodes = status_json(ws.path(), &a.addr, None);
         let alive = |id: &str| {
             nodes
                 .iter()
