@@ -328,11 +328,25 @@ fn a_run_is_stopped_from_a_fourth_process() {
         "stop: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stopped_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
     let (code, summary, stderr) = wait_output(child, Duration::from_secs(60));
     assert_eq!(code, 0, "{stderr}");
     let s = summary.expect("summary");
     assert_eq!(s["stopped_early"], true, "{s:#}");
     assert!(s["duration_s"].as_f64().expect("duration") < 30.0);
+    // Every agent's load ended within a second of `bfgg stop` returning (the
+    // coordinator answers once it has told every agent). Same host, same
+    // clock; duration_s is the longest agent's load time.
+    let load_end_ms =
+        u(&s, "/started_at_ms") as f64 + s["duration_s"].as_f64().expect("d") * 1000.0;
+    assert!(
+        load_end_ms <= stopped_ms as f64 + 1000.0,
+        "load ended {} ms after the stop returned: {s:#}",
+        load_end_ms - stopped_ms as f64
+    );
     assert!(started.elapsed() < Duration::from_secs(40));
     let sum: u64 = s["agents"]
         .as_array()
