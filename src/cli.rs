@@ -34,6 +34,11 @@ pub(crate) enum Command {
     Status(StatusArgs),
     /// Stop a cluster run (any node forwards to its coordinator).
     Stop(StopArgs),
+    /// The cockpit: watch the mesh live, start and stop runs from the keyboard.
+    ///
+    /// Joins the mesh as a light peer (no load of its own); quitting never
+    /// stops a run. Logs go to <data dir>/tui.log.
+    Tui(TuiArgs),
 }
 
 /// How a light peer or node finds and joins the mesh.
@@ -95,6 +100,22 @@ pub(crate) struct StatusArgs {
     /// How long to listen for nodes.
     #[arg(long, default_value = "3s", value_name = "DURATION")]
     pub(crate) wait: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TuiArgs {
+    #[command(flatten)]
+    pub(crate) mesh: MeshArgs,
+    /// Directories whose scenario files (*.toml) the start dialog offers
+    /// (repeatable).
+    #[arg(long = "scenarios", value_name = "DIR", default_value = "scenarios")]
+    pub(crate) scenario_dirs: Vec<PathBuf>,
+    /// A node unheard this long is shown as unresponsive.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub(crate) unresponsive_after: String,
+    /// A node unheard this long is shown as dead.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub(crate) dead_after: String,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ use bfgg_protocol::mesh::{AgentSelection, RunEvent, RunRequest};
 
 use crate::cli::{
     CheckArgs, Command, DemoArgs, MeshArgs, NodeArgs, RunArgs, StatusArgs, StopArgs, TargetArgs,
+    TuiArgs,
 };
 
 /// The demo scenario and its data, embedded so `bfgg demo` needs no checkout.
@@ -36,7 +37,31 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Node(args) => node(args),
         Command::Status(args) => status(args),
         Command::Stop(args) => stop(args),
+        Command::Tui(args) => tui(args),
     }
+}
+
+/// `bfgg tui`: the cockpit on a light peer.
+fn tui(args: TuiArgs) -> anyhow::Result<ExitCode> {
+    let net = net_config(
+        &args.mesh,
+        light_identity()?,
+        vec!["/ip4/0.0.0.0/tcp/0".into()],
+    )?;
+    let config = bfgg_tui::runtime::TuiConfig {
+        net,
+        scenario_dirs: args.scenario_dirs,
+        results_dir: project_dirs()?.data_dir().join("runs"),
+        unresponsive_ms: duration_arg("--unresponsive-after", &args.unresponsive_after)?.as_millis()
+            as u64,
+        dead_ms: duration_arg("--dead-after", &args.dead_after)?.as_millis() as u64,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(bfgg_tui::runtime::run(config))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit code for a scenario that could not be loaded: 2, after printing the
@@ -293,35 +318,148 @@ fn target(args: TargetArgs) -> anyhow::Result<ExitCode> {
 fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // Unpack the embedded scenario next to its data, as a checkout would have it.
     let dir = std::env::temp_dir().join(format!("bfgg-demo-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("data"))
+    std::fs::create_dir_all(dir.join("scenarios/data"))
         .with_context(|| format!("creating {}", dir.display()))?;
-    let file = dir.join("demo.toml");
-    std::fs::write(&file, DEMO_SCENARIO).with_context(|| format!("writing {}", file.display()))?;
-    std::fs::write(dir.join("data/users.csv"), DEMO_USERS)?;
-
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
-        .context("starting the demo target's runtime")?;
+        .context("starting the demo's runtime")?;
     let server = rt.block_on(TargetServer::start(TargetConfig {
         listen: "127.0.0.1:0".parse()?,
         latency: "2ms|40ms@5%".parse().map_err(|e| anyhow::anyhow!("{e}"))?,
         ..TargetConfig::default()
     }))?;
     let url = format!("http://{}", server.local_addr());
-    eprintln!(
-        "demo: built-in target on {url}, scenario {}",
-        file.display()
-    );
-    let scenario = match load(&file, Some(&url), args.duration.as_deref()) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    let result = execute(scenario, args.out, args.json, RunOptions::default());
+    // The scenario points at the demo target, so the cockpit can start it as is.
+    let file = dir.join("scenarios/demo.toml");
+    std::fs::write(&file, DEMO_SCENARIO.replace("http://127.0.0.1:8080", &url))
+        .with_context(|| format!("writing {}", file.display()))?;
+    std::fs::write(dir.join("scenarios/data/users.csv"), DEMO_USERS)?;
+    let result = demo_cluster(&rt, &dir, &file, &url, &args);
     rt.block_on(server.shutdown());
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Three local nodes joined on 127.0.0.1 under a fresh cluster key, then the
+/// cockpit (on a terminal) or a headless cluster run of the demo scenario.
+fn demo_cluster(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    file: &Path,
+    url: &str,
+    args: &DemoArgs,
+) -> anyhow::Result<ExitCode> {
+    let key = ClusterKey::generate();
+    let key_file = dir.join("cluster.key");
+    std::fs::write(&key_file, key.to_file_text())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut first: Option<String> = None;
+    for i in 1..=3 {
+        let data_dir = dir.join(format!("node-{i}"));
+        let mut net = NetConfig::new(data_dir.join("identity.key"), key.clone());
+        net.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        net.join = first.iter().cloned().collect();
+        net.mdns = false;
+        let config = NodeConfig {
+            name: format!("demo-{i}"),
+            labels: [(
+                "zone".to_string(),
+                if i == 3 { "b" } else { "a" }.to_string(),
+            )]
+            .into(),
+            data_dir,
+            net,
+            timeouts: Timeouts::default(),
+            workers: Some(1),
+        };
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let mut stop = stop_rx.clone();
+        rt.spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            let result = bfgg_node::cluster::run_node(config, shutdown, |id, addr| {
+                let full = if addr.contains("/p2p/") {
+                    addr.to_string()
+                } else {
+                    format!("{addr}/p2p/{id}")
+                };
+                let _ = addr_tx.send(full);
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::error!("demo node {i}: {e:#}");
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .context("a demo node did not start listening")?;
+        first.get_or_insert(addr);
+    }
+    let join = first.context("no demo node")?;
+    let mesh = MeshArgs {
+        join: vec![join],
+        cluster_key_file: Some(key_file),
+        no_mdns: true,
+    };
+    let result = if std::io::stdout().is_terminal() && !args.json && args.out.is_none() {
+        eprintln!("demo: target {url}, 3 nodes; press s to start the demo scenario, ? for help");
+        demo_cockpit(rt, &mesh, dir)
+    } else {
+        eprintln!(
+            "demo: target {url}, 3 local nodes, scenario demo (headless: stdout is not a terminal)"
+        );
+        // Give the nodes a moment to hear each other's health.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let scenario = match load(file, None, args.duration.as_deref()) {
+            Ok(s) => s,
+            Err(code) => return Ok(code),
+        };
+        run_cluster(
+            scenario,
+            &RunArgs {
+                file: file.to_path_buf(),
+                target: None,
+                duration: args.duration.clone(),
+                out: args.out.clone(),
+                json: args.json,
+                workers: None,
+                seed: None,
+                cluster: true,
+                mesh,
+                agents: None,
+                labels: None,
+                rebalance: false,
+            },
+        )
+    };
+    let _ = stop_tx.send(true);
+    result
+}
+
+/// The demo's cockpit, offering the demo scenario first.
+fn demo_cockpit(
+    rt: &tokio::runtime::Runtime,
+    mesh: &MeshArgs,
+    dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    let net = net_config(
+        mesh,
+        dir.join("cockpit.key"),
+        vec!["/ip4/127.0.0.1/tcp/0".into()],
+    )?;
+    let config = bfgg_tui::runtime::TuiConfig {
+        net,
+        scenario_dirs: vec![dir.join("scenarios"), PathBuf::from("scenarios")],
+        results_dir: project_dirs()?.data_dir().join("runs"),
+        unresponsive_ms: 5_000,
+        dead_ms: 15_000,
+    };
+    rt.block_on(bfgg_tui::runtime::run(config))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Default directories from the `directories` crate.

@@ -18,13 +18,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BFGG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BFGG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The cockpit owns the screen: its logs go to a file, never to it.
+    match screen_log(&cli.command) {
+        Some(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init(),
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     match commands::dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -32,4 +39,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The log file of commands that draw on the terminal (`<data dir>/tui.log`).
+fn screen_log(command: &cli::Command) -> Option<std::fs::File> {
+    if !matches!(command, cli::Command::Tui(_)) {
+        return None;
+    }
+    let dir = directories::ProjectDirs::from("", "", "bfgg")?
+        .data_dir()
+        .to_path_buf();
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("tui.log"))
+        .ok()
 }

@@ -118,16 +118,16 @@ impl Drop for Node {
     }
 }
 
-struct Cluster {
-    ws: Workspace,
-    key: PathBuf,
-    nodes: Vec<Node>,
+pub(crate) struct Cluster {
+    pub(crate) ws: Workspace,
+    pub(crate) key: PathBuf,
+    pub(crate) nodes: Vec<Node>,
 }
 
 impl Cluster {
     /// `n` nodes; every node after the first joins the first. `labels[i]`
     /// are passed to node i.
-    fn start(n: usize, labels: &[&str]) -> Cluster {
+    pub(crate) fn start(n: usize, labels: &[&str]) -> Cluster {
         let ws = Workspace::new();
         let key = ws.write("cluster.key", &key_text(0x42));
         let mut nodes: Vec<Node> = Vec::new();
@@ -223,7 +223,7 @@ fn wait_output(child: Child, limit: Duration) -> (i32, Option<serde_json::Value>
     )
 }
 
-fn scenario(ws: &Workspace, target: &Target, model: &str, duration: &str) -> PathBuf {
+pub(crate) fn scenario(ws: &Workspace, target: &Target, model: &str, duration: &str) -> PathBuf {
     let load = match model {
         "open" => "model = \"open\"\nrate = 300",
         _ => "model = \"closed\"\nusers = 6",

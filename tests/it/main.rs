@@ -16,3 +16,4 @@ mod local_run;
 mod netns;
 mod tidy;
 mod tls;
+mod tui;

@@ -28,7 +28,7 @@ fn root() -> PathBuf {
 #[test]
 fn every_source_file_starts_with_a_module_doc() {
     let mut files = Vec::new();
-    for dir in ["src", "protocol/src", "node/src", "tests/it"] {
+    for dir in ["src", "protocol/src", "node/src", "tui/src", "tests/it"] {
         rust_files(&root().join(dir), &mut files);
     }
     assert!(files.len() > 20, "found only {} files", files.len());
@@ -83,6 +83,59 @@ fn no_channel_message_per_request_in_the_engine() {
                     f.display(),
                     i + 1
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_the_network_module_imports_libp2p() {
+    let mut files = Vec::new();
+    for dir in ["src", "node/src", "tui/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    for f in files {
+        let rel = f.strip_prefix(root()).unwrap_or(&f).display().to_string();
+        if rel.starts_with("node/src/net/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("read");
+        assert!(
+            !text.contains("libp2p::"),
+            "{rel} uses libp2p outside node::net"
+        );
+    }
+}
+
+#[test]
+fn the_cockpit_renders_from_state_alone_and_only_its_runtime_touches_the_terminal() {
+    let mut files = Vec::new();
+    rust_files(&root().join("tui/src"), &mut files);
+    for f in files {
+        let rel = f.strip_prefix(root()).unwrap_or(&f).display().to_string();
+        let text = std::fs::read_to_string(&f).expect("read");
+        if rel != "tui/src/runtime.rs" {
+            for banned in [
+                "crossterm::terminal",
+                "ratatui::init",
+                "ratatui::restore",
+                "EventStream",
+            ] {
+                assert!(
+                    !text.contains(banned),
+                    "{rel} touches the terminal ({banned})"
+                );
+            }
+        }
+        if rel.starts_with("tui/src/ui/") || rel == "tui/src/app.rs" {
+            for banned in [
+                "Instant::now",
+                "SystemTime",
+                "std::fs",
+                "std::env",
+                "tokio::",
+            ] {
+                assert!(!text.contains(banned), "{rel} is not pure ({banned})");
             }
         }
     }

@@ -198,35 +198,12 @@ impl Client {
                     )
                 }
             })?;
-        let to = &to;
-        match self.net.request(to, ControlRequest::Submit(req)).await? {
-            ControlResponse::Accepted { plan, .. } => Ok(plan),
-            ControlResponse::Rejected { reason } => {
-                anyhow::bail!("the cluster refused the run: {reason}")
-            }
-            other => anyhow::bail!("unexpected answer to the run request: {other:?}"),
-        }
+        submit_to(&self.net, &to, req).await
     }
 
     /// Asks `run`'s coordinator (found through any node that knows it) to stop it.
     pub async fn stop(&mut self, run: &RunId) -> anyhow::Result<()> {
-        let mut last = None;
-        for node in self.alive_nodes() {
-            match self
-                .net
-                .request(&node, ControlRequest::Stop { run: run.clone() })
-                .await
-            {
-                Ok(ControlResponse::Done) => return Ok(()),
-                Ok(ControlResponse::Rejected { reason }) => last = Some(reason),
-                Ok(other) => last = Some(format!("{other:?}")),
-                Err(e) => last = Some(e.to_string()),
-            }
-        }
-        anyhow::bail!(
-            "no node could stop run {run}: {}",
-            last.unwrap_or_else(|| "no alive node".into())
-        )
+        stop_via(&self.net, &self.alive_nodes(), run).await
     }
 
     /// Follows `plan` until its results are written, reporting live intervals
@@ -370,4 +347,54 @@ impl Client {
         }
         None
     }
+}
+
+/// Asks node `to` to coordinate `req`; the plan it made, or why not.
+pub async fn submit_to(net: &NetHandle, to: &NodeId, req: RunRequest) -> anyhow::Result<RunPlan> {
+    match net.request(to, ControlRequest::Submit(req)).await? {
+        ControlResponse::Accepted { plan, .. } => Ok(plan),
+        ControlResponse::Rejected { reason } => {
+            anyhow::bail!("the cluster refused the run: {reason}")
+        }
+        other => anyhow::bail!("unexpected answer to the run request: {other:?}"),
+    }
+}
+
+/// Asks `nodes` in turn to stop `run` (any node forwards to its
+/// coordinator) until one says it is done.
+pub async fn stop_via(net: &NetHandle, nodes: &[NodeId], run: &RunId) -> anyhow::Result<()> {
+    let mut last = None;
+    for node in nodes {
+        match net
+            .request(node, ControlRequest::Stop { run: run.clone() })
+            .await
+        {
+            Ok(ControlResponse::Done) => return Ok(()),
+            Ok(ControlResponse::Rejected { reason }) => last = Some(reason),
+            Ok(other) => last = Some(format!("{other:?}")),
+            Err(e) => last = Some(e.to_string()),
+        }
+    }
+    anyhow::bail!(
+        "no node could stop run {run}: {}",
+        last.unwrap_or_else(|| "no alive node".into())
+    )
+}
+
+/// The request to run the scenario file `path` on `selection`: the scenario
+/// validated, its bundle (the file and everything it references) attached.
+pub fn request_for(
+    path: &std::path::Path,
+    selection: bfgg_protocol::mesh::AgentSelection,
+) -> anyhow::Result<RunRequest> {
+    let scenario = crate::scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (files, contents) = super::bundle::build(&scenario)?;
+    Ok(RunRequest {
+        files,
+        contents,
+        target: None,
+        duration_ms: None,
+        selection,
+        rebalance: false,
+    })
 }

@@ -205,6 +205,21 @@ impl LatencyHistogram {
         }
     }
 
+    /// Every non-empty slot as `(lowest value, highest value, count)`, µs,
+    /// in increasing order: what a histogram chart draws.
+    pub fn counts(&self) -> Vec<(u64, u64, u64)> {
+        self.slots()
+            .iter()
+            .map(|&(slot, count)| {
+                (
+                    value_at(slot as usize),
+                    highest_in_slot(slot as usize),
+                    count,
+                )
+            })
+            .collect()
+    }
+
     /// Forgets every sample (a dense histogram keeps its allocation).
     pub fn reset(&mut self) {
         match &mut self.0 {

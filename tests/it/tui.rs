@@ -1,0 +1,198 @@
+//! The cockpit in a real terminal: tmux runs `bfgg tui` against two real
+//! `bfgg node` processes on 127.0.0.1. The test presses `s` (and Enter
+//! through the start dialog), waits for live req/s on screen, stops the run
+//! with `x`, quits with `q` and checks the terminal was restored.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::cluster::Cluster;
+use crate::harness::{Target, bfgg_bin, run_with_timeout, skip};
+
+/// A tmux server of its own (socket in the test's workspace), one window.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn start(dir: &Path, width: u16, height: u16) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            return skip("tmux is not installed (apt-get install tmux)");
+        }
+        let tmux = Tmux {
+            socket: dir.join("tmux.sock"),
+        };
+        let out = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "cockpit",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            "bash --norc --noprofile",
+        ]);
+        assert!(out.status.success(), "tmux: {out:?}");
+        Some(tmux)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("tmux");
+        cmd.arg("-S").arg(&self.socket).args(args);
+        run_with_timeout(cmd, Duration::from_secs(10))
+    }
+
+    /// Types `keys` (tmux key names: "s", "Enter", "Escape", ...).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "cockpit"];
+        args.extend(keys);
+        let out = self.run(&args);
+        assert!(out.status.success(), "send-keys: {out:?}");
+    }
+
+    /// Types a shell line.
+    fn line(&self, text: &str) {
+        let out = self.run(&["send-keys", "-t", "cockpit", "-l", text]);
+        assert!(out.status.success(), "send-keys: {out:?}");
+        self.keys(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "cockpit"]).stdout)
+            .to_string()
+    }
+
+    fn alternate_screen(&self) -> bool {
+        let out = self.run(&["display-message", "-p", "-t", "cockpit", "#{alternate_on}"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// Waits until `pred` holds for the screen; returns that screen.
+    fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {limit:?} for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// The req/s figure of the cockpit's top line, if it shows one.
+fn top_line_rps(screen: &str) -> Option<u64> {
+    let top = screen.lines().next()?;
+    let at = top.find(" req/s")?;
+    top[..at]
+        .rsplit(|c: char| !c.is_ascii_digit() && c != ',')
+        .next()
+        .and_then(|n| n.replace(',', "").parse().ok())
+}
+
+#[test]
+fn the_cockpit_starts_and_stops_a_run_from_the_keyboard_in_a_real_terminal() {
+    let target = Target::start(&[]);
+    let cluster = Cluster::start(2, &[]);
+    let ws = &cluster.ws;
+    let Some(tmux) = Tmux::start(ws.path(), 120, 40) else {
+        return;
+    };
+    // 300/s for 60 s (stopped long before): ws/cluster.toml.
+    crate::cluster::scenario(ws, &target, "open", "60s");
+    let scenarios = ws.path().to_path_buf();
+    let home = ws.path().display().to_string();
+    tmux.line(&format!(
+        "HOME={home} XDG_DATA_HOME={home}/data XDG_CONFIG_HOME={home}/config {bin} tui --no-mdns --join {join} --cluster-key-file {key} --scenarios {dir}; echo TUI-EXIT=$?",
+        bin = bfgg_bin(),
+        join = cluster.nodes[0].addr,
+        key = cluster.key.display(),
+        dir = scenarios.display(),
+    ));
+    // Both nodes show up, alive.
+    tmux.wait_for(
+        "both nodes in the Agents panel",
+        Duration::from_secs(30),
+        |s| s.contains("Agents") && s.contains("n0") && s.contains("n1") && s.contains("idle"),
+    );
+    assert!(
+        tmux.alternate_screen(),
+        "the cockpit draws on the alternate screen"
+    );
+
+    // s: the start dialog; Enter picks the scenario, Enter all agents, Enter starts.
+    tmux.keys(&["s"]);
+    tmux.wait_for("the start dialog", Duration::from_secs(10), |s| {
+        s.contains("cluster")
+    });
+    tmux.keys(&["Enter"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys(&["Enter"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("live req/s above zero", Duration::from_secs(40), |s| {
+        top_line_rps(s).is_some_and(|n| n > 0)
+    });
+    assert!(screen.contains("running"), "{screen}");
+
+    // x, then y: the run stops, and the nodes finish it.
+    tmux.keys(&["x"]);
+    tmux.wait_for("the stop confirmation", Duration::from_secs(10), |s| {
+        s.contains("Stop run")
+    });
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("the run finished", Duration::from_secs(60), |s| {
+        s.contains("finished")
+    });
+    let served = target.stats()["total"].as_u64().expect("served");
+    assert!(served > 0, "{screen}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        target.stats()["total"].as_u64(),
+        Some(served),
+        "no load after the stop"
+    );
+
+    // q: the cockpit leaves and the shell is back on the normal screen.
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the shell again", Duration::from_secs(20), |s| {
+        s.contains("TUI-EXIT=")
+    });
+    assert!(screen.contains("TUI-EXIT=0"), "{screen}");
+    assert!(
+        !tmux.alternate_screen(),
+        "the terminal left the alternate screen"
+    );
+    let probe = tmux.run(&["display-message", "-p", "-t", "cockpit", "#{cursor_flag}"]);
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout).trim(),
+        "1",
+        "the cursor is visible again"
+    );
+}
+
+#[test]
+fn the_cockpit_refuses_a_pipe_and_points_at_bfgg_run() {
+    let ws = crate::harness::Workspace::new();
+    let mut cmd = crate::harness::bfgg(ws.path());
+    cmd.args(["tui", "--no-mdns"]);
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("needs a terminal") && stderr.contains("bfgg run"),
+        "{stderr}"
+    );
+}

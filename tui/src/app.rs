@@ -1,0 +1,809 @@
+//! [`App`]: everything the cockpit shows and the state of its dialogs, and
+//! [`App::update`], which turns a [`Msg`] into [`Effect`]s. Pure: no clock
+//! (time arrives in `Msg::Tick`), no I/O, no terminal.
+//!
+//! Memory is bounded whatever the run's length or the cluster's size: time
+//! series are ring buffers of [`HISTORY_POINTS`] small points, histograms are
+//! kept per request name for the whole run (merged, not appended), agents
+//! beyond [`MAX_AGENTS`] are not tracked.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+
+use bfgg_protocol::mesh::{AgentSelection, NodeHealth, NodeState, RunEvent, RunPlan};
+use bfgg_protocol::summary::RunSummary;
+use bfgg_protocol::{ErrorKind, IntervalSnapshot, LatencyHistogram, NameStats, NodeId, RunId};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::msg::{Effect, HistoryEntry, Msg, ScenarioEntry};
+
+/// Points kept per time series: one hour of one-second intervals.
+pub const HISTORY_POINTS: usize = 3600;
+/// Agents tracked at most (the rest are counted, not shown).
+pub const MAX_AGENTS: usize = 1024;
+/// An interval is drawn once every participant sent it, or once a snapshot
+/// this many intervals newer arrived.
+const SETTLE_AFTER: u32 = 2;
+
+/// The panels, in `Tab` order (number keys 1-5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    /// Every node: health, load, offsets.
+    Agents,
+    /// Achieved req/s against the schedule, active users.
+    Load,
+    /// Percentiles per request name and the merged histogram.
+    Latency,
+    /// Errors grouped by kind, with the agents they come from.
+    Errors,
+    /// The local results store.
+    Runs,
+}
+
+impl Panel {
+    /// All panels in order.
+    pub const ALL: [Panel; 5] = [
+        Panel::Agents,
+        Panel::Load,
+        Panel::Latency,
+        Panel::Errors,
+        Panel::Runs,
+    ];
+
+    /// Its tab title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Panel::Agents => "Agents",
+            Panel::Load => "Load",
+            Panel::Latency => "Latency",
+            Panel::Errors => "Errors",
+            Panel::Runs => "Runs",
+        }
+    }
+
+    fn index(self) -> usize {
+        Panel::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+}
+
+/// What has the keyboard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// The panels.
+    Normal,
+    /// The help overlay.
+    Help,
+    /// The start dialog.
+    Start(StartDialog),
+    /// "Stop this run?"
+    ConfirmStop(RunId),
+    /// "Delete this run's results?"
+    ConfirmDelete(PathBuf),
+    /// One agent's own curves and histogram.
+    Agent(NodeId),
+    /// A stored run's summary.
+    Summary(Box<RunSummary>),
+}
+
+/// The start dialog: a scenario, then agents, then confirm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartDialog {
+    /// Which step has the keyboard.
+    pub step: StartStep,
+    /// Index into [`App::scenarios`].
+    pub scenario: usize,
+    /// How agents are chosen.
+    pub choice: AgentChoice,
+    /// For [`AgentChoice::Count`].
+    pub count: u32,
+    /// For [`AgentChoice::Label`]: index into [`App::labels`].
+    pub label: usize,
+}
+
+/// Steps of the start dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartStep {
+    /// Pick the scenario.
+    Scenario,
+    /// Pick the agents.
+    Agents,
+    /// Enter starts, Esc goes back.
+    Confirm,
+}
+
+/// How the start dialog chooses agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentChoice {
+    /// Every idle agent.
+    All,
+    /// This many idle agents.
+    Count,
+    /// Idle agents with one label.
+    Label,
+}
+
+/// One node as the cockpit knows it.
+#[derive(Debug, Clone)]
+pub struct AgentRow {
+    /// Its last health message.
+    pub health: NodeHealth,
+    /// When that arrived (observer clock, Unix ms).
+    pub heard_ms: u64,
+    /// Observer clock minus its clock when it sent, ms.
+    pub offset_ms: i64,
+    /// Requests per second in its last interval of the watched run.
+    pub rps: f64,
+    /// Errors in its last interval of the watched run.
+    pub errors: u64,
+}
+
+/// How a node looks from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Heard recently.
+    Alive,
+    /// Not heard for `unresponsive_ms`.
+    Unresponsive,
+    /// Not heard for `dead_ms`.
+    Dead,
+}
+
+/// One merged interval of the watched run, as the charts draw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Point {
+    /// Interval index (seconds after the run's start).
+    pub index: u32,
+    /// Requests completed.
+    pub requests: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Median corrected response time, µs.
+    pub p50_us: u64,
+    /// p99 corrected response time, µs.
+    pub p99_us: u64,
+    /// Users running (closed model) or iterations in flight (open model).
+    pub active: u64,
+    /// Arrivals due (open model): the target rate.
+    pub scheduled: u64,
+}
+
+/// One agent's share of the watched run.
+#[derive(Debug, Clone, Default)]
+pub struct AgentRun {
+    /// Its intervals (bounded).
+    pub points: VecDeque<Point>,
+    /// Its whole-run totals.
+    pub total: NameStats,
+}
+
+/// Where the watched run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Planned, not started.
+    Starting,
+    /// Load is on.
+    Running,
+    /// A stop was asked for.
+    Stopping,
+    /// Results are written.
+    Finished,
+}
+
+/// The run the cockpit watches: the newest one it heard of.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    /// Its id.
+    pub id: RunId,
+    /// Its plan, once heard.
+    pub plan: Option<RunPlan>,
+    /// Where it is.
+    pub state: RunState,
+    /// Why it is stopping, if it is.
+    pub stop_reason: Option<String>,
+    /// Merged intervals, oldest first (bounded).
+    pub points: VecDeque<Point>,
+    /// Intervals still receiving agents' snapshots, with who sent them.
+    pub open: BTreeMap<u32, (IntervalSnapshot, BTreeSet<NodeId>)>,
+    /// The newest settled interval, merged (its percentiles are "last").
+    pub last: Option<IntervalSnapshot>,
+    /// Whole-run merge per request name.
+    pub total: BTreeMap<String, NameStats>,
+    /// Errors by kind: count and the agents (names) they came from.
+    pub errors: BTreeMap<ErrorKind, (u64, BTreeSet<String>)>,
+    /// Per agent.
+    pub agents: BTreeMap<NodeId, AgentRun>,
+    /// The merged summary, once finished.
+    pub summary: Option<RunSummary>,
+    /// Agents reported lost.
+    pub lost: BTreeSet<NodeId>,
+}
+
+impl RunView {
+    fn new(id: RunId) -> Self {
+        Self {
+            id,
+            plan: None,
+            state: RunState::Starting,
+            stop_reason: None,
+            points: VecDeque::new(),
+            open: BTreeMap::new(),
+            last: None,
+            total: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            summary: None,
+            lost: BTreeSet::new(),
+        }
+    }
+
+    /// Whole-run totals over all names.
+    pub fn totals(&self) -> NameStats {
+        let mut t = NameStats::default();
+        for s in self.total.values() {
+            t += s;
+        }
+        t
+    }
+
+    /// The newest point, if any.
+    pub fn latest(&self) -> Option<&Point> {
+        self.points.back()
+    }
+
+    fn participants(&self) -> usize {
+        self.plan
+            .as_ref()
+            .map_or(usize::MAX, |p| p.participants.len())
+    }
+
+    fn add(&mut self, node: &NodeId, name: &str, snapshot: &IntervalSnapshot) {
+        for (n, stats) in &snapshot.by_name {
+            *self.total.entry(n.clone()).or_default() += stats;
+            for (kind, count) in &stats.errors {
+                let e = self.errors.entry(kind.clone()).or_default();
+                e.0 = e.0.saturating_add(*count);
+                e.1.insert(name.to_string());
+            }
+        }
+        let agent = self.agents.entry(node.clone()).or_default();
+        let total = snapshot.total();
+        agent.total += &total;
+        push_bounded(
+            &mut agent.points,
+            point_of(snapshot.index, &total, snapshot),
+        );
+        let index = snapshot.index;
+        if self.points.back().is_some_and(|p| p.index >= index) {
+            // A late snapshot of a settled interval: counts only.
+            if let Some(p) = self.points.iter_mut().find(|p| p.index == index) {
+                p.requests = p.requests.saturating_add(total.requests);
+                p.errors = p.errors.saturating_add(total.error_count());
+            }
+            return;
+        }
+        let entry = self
+            .open
+            .entry(index)
+            .or_insert_with(|| (IntervalSnapshot::new(index), BTreeSet::new()));
+        entry.0 += snapshot;
+        entry.1.insert(node.clone());
+        let newest = self.open.keys().next_back().copied().unwrap_or(index);
+        let participants = self.participants();
+        let settled: Vec<u32> = self
+            .open
+            .iter()
+            .filter(|(i, (_, from))| from.len() >= participants || **i + SETTLE_AFTER <= newest)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in settled {
+            self.settle(i);
+        }
+    }
+
+    /// Moves every open interval up to and including `index` into the series.
+    fn settle(&mut self, index: u32) {
+        let ready: Vec<u32> = self.open.range(..=index).map(|(i, _)| *i).collect();
+        for i in ready {
+            if let Some((snap, _)) = self.open.remove(&i) {
+                push_bounded(&mut self.points, point_of(i, &snap.total(), &snap));
+                self.last = Some(snap);
+            }
+        }
+    }
+
+    fn settle_all(&mut self) {
+        if let Some(i) = self.open.keys().next_back().copied() {
+            self.settle(i);
+        }
+    }
+}
+
+fn point_of(index: u32, total: &NameStats, snap: &IntervalSnapshot) -> Point {
+    Point {
+        index,
+        requests: total.requests,
+        errors: total.error_count(),
+        p50_us: total.response_time.quantile_us(0.5),
+        p99_us: total.response_time.quantile_us(0.99),
+        active: snap.generator.active,
+        scheduled: snap.generator.scheduled,
+    }
+}
+
+fn push_bounded<T>(q: &mut VecDeque<T>, v: T) {
+    if q.len() == HISTORY_POINTS {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+/// Log-scaled buckets of a latency histogram for the chart: 1-2-5 steps
+/// from 100 µs to 1 h, as `(upper bound µs, count)`, empty ones at both ends
+/// trimmed.
+pub fn log_buckets(h: &LatencyHistogram) -> Vec<(u64, u64)> {
+    let mut bounds = Vec::new();
+    let mut decade = 100u64;
+    while decade <= 3_600_000_000 {
+        for m in [1, 2, 5] {
+            bounds.push(decade * m);
+        }
+        decade *= 10;
+    }
+    let mut counts = vec![0u64; bounds.len() + 1];
+    for (low, _high, count) in h.counts() {
+        let i = bounds.partition_point(|b| *b <= low);
+        counts[i] = counts[i].saturating_add(count);
+    }
+    bounds.push(u64::MAX);
+    let first = counts.iter().position(|c| *c > 0);
+    let last = counts.iter().rposition(|c| *c > 0);
+    match (first, last) {
+        (Some(a), Some(b)) => (a..=b).map(|i| (bounds[i], counts[i])).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The cockpit's whole state.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Nodes by id (compatible ones).
+    pub agents: BTreeMap<NodeId, AgentRow>,
+    /// Nodes of another protocol version, with what they announced.
+    pub incompatible: BTreeMap<NodeId, String>,
+    /// The watched run.
+    pub run: Option<RunView>,
+    /// Scenarios the start dialog offers.
+    pub scenarios: Vec<ScenarioEntry>,
+    /// The local results store, newest first.
+    pub history: Vec<HistoryEntry>,
+    /// The visible panel.
+    pub panel: Panel,
+    /// Selected row per panel.
+    pub selected: [usize; 5],
+    /// What has the keyboard.
+    pub mode: Mode,
+    /// Observer clock (Unix ms), from the last tick.
+    pub now_ms: u64,
+    /// The status line's message.
+    pub notice: Option<String>,
+    /// Network events dropped because the cockpit was behind.
+    pub dropped: u64,
+    /// Unheard this long: unresponsive (ms).
+    pub unresponsive_ms: u64,
+    /// Unheard this long: dead (ms).
+    pub dead_ms: u64,
+    /// Set by `q`: the runtime leaves.
+    pub quitting: bool,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    /// An empty cockpit with the default liveness thresholds (5 s, 15 s).
+    pub fn new() -> Self {
+        Self {
+            agents: BTreeMap::new(),
+            incompatible: BTreeMap::new(),
+            run: None,
+            scenarios: Vec::new(),
+            history: Vec::new(),
+            panel: Panel::Agents,
+            selected: [0; 5],
+            mode: Mode::Normal,
+            now_ms: 0,
+            notice: None,
+            dropped: 0,
+            unresponsive_ms: 5_000,
+            dead_ms: 15_000,
+            quitting: false,
+        }
+    }
+
+    /// How `row` looks now.
+    pub fn liveness(&self, row: &AgentRow) -> Liveness {
+        let silent = self.now_ms.saturating_sub(row.heard_ms);
+        if silent >= self.dead_ms {
+            Liveness::Dead
+        } else if silent >= self.unresponsive_ms {
+            Liveness::Unresponsive
+        } else {
+            Liveness::Alive
+        }
+    }
+
+    /// Agents sorted for display: by name, then id.
+    pub fn agent_rows(&self) -> Vec<&AgentRow> {
+        let mut rows: Vec<&AgentRow> = self.agents.values().collect();
+        rows.sort_by(|a, b| {
+            a.health
+                .name
+                .cmp(&b.health.name)
+                .then(a.health.node.cmp(&b.health.node))
+        });
+        rows
+    }
+
+    /// Every label `key=value` some node has, sorted (the start dialog's
+    /// label choices).
+    pub fn labels(&self) -> Vec<String> {
+        let set: BTreeSet<String> = self
+            .agents
+            .values()
+            .flat_map(|a| a.health.labels.iter().map(|(k, v)| format!("{k}={v}")))
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// Alive, idle nodes: what a run could use now.
+    pub fn idle_agents(&self) -> usize {
+        self.agents
+            .values()
+            .filter(|a| self.liveness(a) == Liveness::Alive && a.health.state == NodeState::Idle)
+            .count()
+    }
+
+    /// True while the watched run has load on (or is about to).
+    pub fn run_active(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| {
+            matches!(
+                r.state,
+                RunState::Starting | RunState::Running | RunState::Stopping
+            )
+        })
+    }
+
+    /// Applies one message; returns what the outside world must do.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Key(key) => return self.on_key(key),
+            Msg::Health { health, at_ms } => self.on_health(health, at_ms),
+            Msg::Incompatible { node, protocol } => {
+                if self.incompatible.len() < MAX_AGENTS || self.incompatible.contains_key(&node) {
+                    self.incompatible.insert(node, protocol);
+                }
+            }
+            Msg::Interval {
+                run,
+                node,
+                snapshot,
+            } => self.on_interval(run, node, snapshot),
+            Msg::Run { run, from, event } => self.on_run_event(run, from, event),
+            Msg::Tick { now_ms } => self.now_ms = now_ms,
+            Msg::Scenarios(list) => self.scenarios = list,
+            Msg::History(list) => {
+                self.history = list;
+                let last = self.history.len().saturating_sub(1);
+                let sel = &mut self.selected[Panel::Runs.index()];
+                *sel = (*sel).min(last);
+            }
+            Msg::Summary { summary, .. } => self.mode = Mode::Summary(summary),
+            Msg::Started { plan } => {
+                self.notice = Some(format!(
+                    "run {} started on {} agents",
+                    plan.run,
+                    plan.participants.len()
+                ));
+                self.watch(&plan.run);
+                if let Some(r) = self.run.as_mut().filter(|r| r.id == plan.run) {
+                    r.plan = Some(*plan);
+                }
+            }
+            Msg::Notice(text) => self.notice = Some(text),
+            Msg::Dropped(n) => self.dropped = n,
+        }
+        Vec::new()
+    }
+
+    fn on_health(&mut self, health: NodeHealth, at_ms: u64) {
+        if !self.agents.contains_key(&health.node) && self.agents.len() >= MAX_AGENTS {
+            return;
+        }
+        let offset_ms = at_ms as i64 - health.sent_at_ms as i64;
+        let (rps, errors) = self
+            .agents
+            .get(&health.node)
+            .map_or((0.0, 0), |a| (a.rps, a.errors));
+        self.incompatible.remove(&health.node);
+        self.agents.insert(
+            health.node.clone(),
+            AgentRow {
+                health,
+                heard_ms: at_ms,
+                offset_ms,
+                rps,
+                errors,
+            },
+        );
+    }
+
+    /// Makes `run` the watched run unless another one still has load on.
+    fn watch(&mut self, run: &RunId) -> bool {
+        match &self.run {
+            Some(r) if &r.id == run => true,
+            Some(_) if self.run_active() => false,
+            _ => {
+                self.run = Some(RunView::new(run.clone()));
+                true
+            }
+        }
+    }
+
+    fn on_interval(&mut self, run: RunId, node: NodeId, snapshot: IntervalSnapshot) {
+        if !self.watch(&run) {
+            return;
+        }
+        let name = self
+            .agents
+            .get(&node)
+            .map_or_else(|| node.short().to_string(), |a| a.health.name.clone());
+        if let Some(a) = self.agents.get_mut(&node) {
+            let total = snapshot.total();
+            a.rps = total.requests as f64;
+            a.errors = total.error_count();
+        }
+        if let Some(r) = self.run.as_mut() {
+            if r.state == RunState::Starting {
+                r.state = RunState::Running;
+            }
+            r.add(&node, &name, &snapshot);
+        }
+    }
+
+    fn on_run_event(&mut self, run: RunId, from: NodeId, event: RunEvent) {
+        if let RunEvent::Planned(plan) = &event {
+            if plan.coordinator == from
+                && self.watch(&run)
+                && let Some(r) = self.run.as_mut()
+            {
+                r.plan = Some(plan.clone());
+            }
+            return;
+        }
+        let Some(r) = self.run.as_mut().filter(|r| r.id == run) else {
+            return;
+        };
+        match event {
+            RunEvent::Planned(_) => {}
+            RunEvent::Stopping { reason } => {
+                r.state = RunState::Stopping;
+                r.stop_reason = Some(reason);
+            }
+            RunEvent::AgentLost { node, .. } => {
+                r.lost.insert(node);
+            }
+            RunEvent::Finished { summary } => {
+                r.settle_all();
+                r.state = RunState::Finished;
+                self.notice = Some(format!(
+                    "run {} finished: {} requests, {} errors",
+                    r.id, summary.total.requests, summary.total.errors
+                ));
+                r.summary = Some(*summary);
+            }
+            RunEvent::CoordinatorChanged { .. }
+            | RunEvent::AgentFinished { .. }
+            | RunEvent::Rebalanced { .. } => {}
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quitting = true;
+            return vec![Effect::Quit];
+        }
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => self.on_normal_key(key),
+            overlay @ (Mode::Help | Mode::Agent(_) | Mode::Summary(_)) => {
+                // Closed by Esc, Enter, q or ?; other keys leave it open.
+                if !matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q' | '?')
+                ) {
+                    self.mode = overlay;
+                }
+                Vec::new()
+            }
+            Mode::ConfirmStop(run) => match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => {
+                    if let Some(r) = self.run.as_mut().filter(|r| r.id == run) {
+                        r.state = RunState::Stopping;
+                    }
+                    self.notice = Some(format!("stopping {run}"));
+                    vec![Effect::Stop { run }]
+                }
+                _ => Vec::new(),
+            },
+            Mode::ConfirmDelete(dir) => match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => vec![Effect::DeleteRun { dir }],
+                _ => Vec::new(),
+            },
+            Mode::Start(dialog) => self.on_start_key(dialog, key),
+        }
+    }
+
+    fn on_normal_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let rows = self.rows_in(self.panel);
+        let at = self.panel.index();
+        let sel = self.selected[at];
+        match key.code {
+            KeyCode::Char('q') => {
+                self.quitting = true;
+                return vec![Effect::Quit];
+            }
+            KeyCode::Char('?') => self.mode = Mode::Help,
+            KeyCode::Tab => self.panel = Panel::ALL[(self.panel.index() + 1) % 5],
+            KeyCode::BackTab => self.panel = Panel::ALL[(self.panel.index() + 4) % 5],
+            KeyCode::Char(c @ '1'..='5') => {
+                self.panel = Panel::ALL[(c as usize) - ('1' as usize)];
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected[at] = (sel + 1).min(rows.saturating_sub(1));
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.selected[at] = sel.saturating_sub(1),
+            KeyCode::Char('s') => {
+                if self.run_active() {
+                    self.notice = Some("a run is on: stop it (x) before starting another".into());
+                } else if self.scenarios.is_empty() {
+                    self.notice = Some("no scenarios found (scenarios/ or recent runs)".into());
+                } else {
+                    self.mode = Mode::Start(self.start_dialog(StartStep::Scenario));
+                }
+            }
+            KeyCode::Char('x') => match self.run.as_ref() {
+                Some(r) if self.run_active() => self.mode = Mode::ConfirmStop(r.id.clone()),
+                _ => self.notice = Some("no run to stop".into()),
+            },
+            KeyCode::Enter => match self.panel {
+                Panel::Agents => {
+                    if let Some(row) = self.agent_rows().get(sel) {
+                        self.mode = Mode::Agent(row.health.node.clone());
+                    }
+                }
+                Panel::Runs => {
+                    if let Some(h) = self.history.get(sel) {
+                        return vec![Effect::LoadSummary { dir: h.dir.clone() }];
+                    }
+                }
+                _ => {}
+            },
+            KeyCode::Char('r') if self.panel == Panel::Runs => {
+                let scenario = self.history.get(sel).and_then(|h| h.scenario.clone());
+                match scenario {
+                    Some(path) if !self.run_active() => {
+                        let label = format!("rerun: {}", self.history[sel].name);
+                        self.scenarios.retain(|s| s.path != path);
+                        self.scenarios.insert(0, ScenarioEntry { label, path });
+                        self.mode = Mode::Start(self.start_dialog(StartStep::Agents));
+                    }
+                    Some(_) => self.notice = Some("a run is on: stop it (x) first".into()),
+                    None => self.notice = Some("that run kept no scenario copy".into()),
+                }
+            }
+            KeyCode::Char('d') if self.panel == Panel::Runs => {
+                if let Some(h) = self.history.get(sel) {
+                    self.mode = Mode::ConfirmDelete(h.dir.clone());
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn on_start_key(&mut self, mut d: StartDialog, key: KeyEvent) -> Vec<Effect> {
+        let labels = self.labels();
+        match (d.step, key.code) {
+            (_, KeyCode::Esc) => {
+                d.step = match d.step {
+                    StartStep::Scenario => return Vec::new(),
+                    StartStep::Agents => StartStep::Scenario,
+                    StartStep::Confirm => StartStep::Agents,
+                };
+            }
+            (StartStep::Scenario, KeyCode::Down | KeyCode::Char('j')) => {
+                d.scenario = (d.scenario + 1).min(self.scenarios.len().saturating_sub(1));
+            }
+            (StartStep::Scenario, KeyCode::Up | KeyCode::Char('k')) => {
+                d.scenario = d.scenario.saturating_sub(1);
+            }
+            (StartStep::Scenario, KeyCode::Enter) => d.step = StartStep::Agents,
+            (StartStep::Agents, KeyCode::Tab | KeyCode::Char('a')) => {
+                d.choice = match d.choice {
+                    AgentChoice::All => AgentChoice::Count,
+                    AgentChoice::Count if !labels.is_empty() => AgentChoice::Label,
+                    _ => AgentChoice::All,
+                };
+            }
+            (StartStep::Agents, KeyCode::Up | KeyCode::Right | KeyCode::Char('+' | 'k')) => {
+                match d.choice {
+                    AgentChoice::Count => d.count = d.count.saturating_add(1),
+                    AgentChoice::Label => d.label = (d.label + 1) % labels.len().max(1),
+                    AgentChoice::All => {}
+                }
+            }
+            (StartStep::Agents, KeyCode::Down | KeyCode::Left | KeyCode::Char('-' | 'j')) => {
+                match d.choice {
+                    AgentChoice::Count => d.count = d.count.saturating_sub(1).max(1),
+                    AgentChoice::Label => {
+                        d.label = (d.label + labels.len().max(1) - 1) % labels.len().max(1);
+                    }
+                    AgentChoice::All => {}
+                }
+            }
+            (StartStep::Agents, KeyCode::Enter) => d.step = StartStep::Confirm,
+            (StartStep::Confirm, KeyCode::Enter | KeyCode::Char('y')) => {
+                let Some(scenario) = self.scenarios.get(d.scenario) else {
+                    return Vec::new();
+                };
+                let selection = match d.choice {
+                    AgentChoice::All => AgentSelection::All,
+                    AgentChoice::Count => AgentSelection::Count(d.count.max(1)),
+                    AgentChoice::Label => {
+                        let label = labels.get(d.label).cloned().unwrap_or_default();
+                        let (k, v) = label.split_once('=').unwrap_or((&label, ""));
+                        AgentSelection::Labels([(k.to_string(), v.to_string())].into())
+                    }
+                };
+                self.notice = Some(format!("starting {}", scenario.label));
+                return vec![Effect::Start {
+                    scenario: scenario.path.clone(),
+                    selection,
+                }];
+            }
+            _ => {}
+        }
+        self.mode = Mode::Start(d);
+        Vec::new()
+    }
+
+    /// A fresh start dialog at `step`: the first scenario, all agents.
+    fn start_dialog(&self, step: StartStep) -> StartDialog {
+        StartDialog {
+            step,
+            scenario: 0,
+            choice: AgentChoice::All,
+            count: self.idle_agents().max(1) as u32,
+            label: 0,
+        }
+    }
+
+    /// Rows of a list panel (for selection bounds).
+    fn rows_in(&self, panel: Panel) -> usize {
+        match panel {
+            Panel::Agents => self.agents.len(),
+            Panel::Latency => self.run.as_ref().map_or(0, |r| r.total.len()),
+            Panel::Errors => self.run.as_ref().map_or(0, |r| r.errors.len()),
+            Panel::Runs => self.history.len(),
+            Panel::Load => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,573 @@
+//! `App::update` as messages in, effects out: keys and dialogs, the merging
+//! of agents' intervals into the watched run, and liveness.
+
+use bfgg_protocol::mesh::{AgentSelection, NodeState, RunEvent};
+use bfgg_protocol::summary::RunSummary;
+use bfgg_protocol::{ErrorKind, IntervalSnapshot, LatencyHistogram, NameStats, RunId};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::*;
+use crate::fixtures::{self, NOW, idle_cluster, mid_run, node, plan, run_id};
+use crate::msg::{Effect, Msg};
+
+fn key(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    app.update(key(code))
+}
+
+fn chars(app: &mut App, keys: &str) -> Vec<Effect> {
+    keys.chars()
+        .flat_map(|c| press(app, KeyCode::Char(c)))
+        .collect()
+}
+
+fn dialog(app: &App) -> &StartDialog {
+    match &app.mode {
+        Mode::Start(d) => d,
+        other => panic!("expected the start dialog, got {other:?}"),
+    }
+}
+
+fn interval(run: &RunId, from: usize, snapshot: IntervalSnapshot) -> Msg {
+    Msg::Interval {
+        run: run.clone(),
+        node: node(from),
+        snapshot,
+    }
+}
+
+/// A snapshot of `index` with `requests` on one name, latencies `lat`.
+fn snap(index: u32, requests: u64, lat: &[u64]) -> IntervalSnapshot {
+    let mut s = IntervalSnapshot::new(index);
+    let mut stats = NameStats {
+        requests,
+        ..NameStats::default()
+    };
+    for v in lat {
+        stats.response_time.record(*v);
+    }
+    s.by_name.insert("GET /".into(), stats);
+    s
+}
+
+/// An app watching `run_id()` planned on agents 0-2.
+fn planned() -> App {
+    let mut app = idle_cluster();
+    app.update(Msg::Run {
+        run: run_id(),
+        from: node(0),
+        event: RunEvent::Planned(plan()),
+    });
+    app
+}
+
+#[test]
+fn q_quits() {
+    let mut app = idle_cluster();
+    assert_eq!(press(&mut app, KeyCode::Char('q')), [Effect::Quit]);
+    assert!(app.quitting);
+}
+
+#[test]
+fn ctrl_c_quits_from_any_mode() {
+    let mut app = idle_cluster();
+    app.mode = Mode::Help;
+    let effects = app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(effects, [Effect::Quit]);
+}
+
+#[test]
+fn release_events_are_ignored() {
+    let mut app = idle_cluster();
+    let release = KeyEvent::new_with_kind(
+        KeyCode::Char('q'),
+        KeyModifiers::NONE,
+        KeyEventKind::Release,
+    );
+    assert!(app.update(Msg::Key(release)).is_empty());
+    assert!(!app.quitting);
+    let release = KeyEvent::new_with_kind(KeyCode::Tab, KeyModifiers::NONE, KeyEventKind::Release);
+    app.update(Msg::Key(release));
+    assert_eq!(app.panel, Panel::Agents);
+}
+
+#[test]
+fn s_opens_the_start_dialog_only_with_scenarios_and_no_active_run() {
+    let mut empty = App::new();
+    assert!(press(&mut empty, KeyCode::Char('s')).is_empty());
+    assert_eq!(empty.mode, Mode::Normal);
+    assert!(
+        empty
+            .notice
+            .as_deref()
+            .is_some_and(|n| n.contains("no scenarios"))
+    );
+
+    let mut busy = mid_run();
+    press(&mut busy, KeyCode::Char('s'));
+    assert_eq!(busy.mode, Mode::Normal);
+    assert!(
+        busy.notice
+            .as_deref()
+            .is_some_and(|n| n.contains("stop it"))
+    );
+
+    let mut app = idle_cluster();
+    press(&mut app, KeyCode::Char('s'));
+    let d = dialog(&app);
+    assert_eq!(d.step, StartStep::Scenario);
+    assert_eq!(d.choice, AgentChoice::All);
+    assert_eq!(d.count, 3, "defaults to the idle agents");
+}
+
+#[test]
+fn the_start_flow_ends_in_a_start_effect() {
+    let mut app = idle_cluster();
+    assert!(chars(&mut app, "sj").is_empty());
+    assert_eq!(dialog(&app).scenario, 1);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(dialog(&app).step, StartStep::Agents);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(dialog(&app).choice, AgentChoice::Count);
+    press(&mut app, KeyCode::Char('+'));
+    assert_eq!(dialog(&app).count, 4);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(dialog(&app).step, StartStep::Confirm);
+    let effects = press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        [Effect::Start {
+            scenario: "scenarios/closed-model.toml".into(),
+            selection: AgentSelection::Count(4),
+        }]
+    );
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn the_start_dialog_offers_labels_and_bounds_its_choices() {
+    let mut app = idle_cluster();
+    chars(&mut app, "s");
+    // The scenario list is bounded at both ends.
+    chars(&mut app, "jjjj");
+    assert_eq!(dialog(&app).scenario, 1);
+    chars(&mut app, "kkkk");
+    assert_eq!(dialog(&app).scenario, 0);
+    press(&mut app, KeyCode::Enter);
+    // Count never goes below 1.
+    press(&mut app, KeyCode::Tab);
+    chars(&mut app, "------");
+    assert_eq!(dialog(&app).count, 1);
+    // Label cycles through the known labels.
+    press(&mut app, KeyCode::Char('a'));
+    assert_eq!(dialog(&app).choice, AgentChoice::Label);
+    assert_eq!(app.labels(), ["tier=large", "zone=eu-west"]);
+    chars(&mut app, "+");
+    assert_eq!(dialog(&app).label, 1);
+    chars(&mut app, "+");
+    assert_eq!(dialog(&app).label, 0);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(dialog(&app).choice, AgentChoice::All);
+    chars(&mut app, "aa+");
+    press(&mut app, KeyCode::Enter);
+    let effects = press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        [Effect::Start {
+            scenario: "scenarios/open-model.toml".into(),
+            selection: AgentSelection::Labels([("zone".into(), "eu-west".into())].into()),
+        }]
+    );
+}
+
+#[test]
+fn esc_steps_back_through_the_start_dialog() {
+    let mut app = idle_cluster();
+    chars(&mut app, "s");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(dialog(&app).step, StartStep::Confirm);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(dialog(&app).step, StartStep::Agents);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(dialog(&app).step, StartStep::Scenario);
+    assert!(press(&mut app, KeyCode::Esc).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn x_asks_then_stops_the_active_run() {
+    let mut app = mid_run();
+    assert!(chars(&mut app, "x").is_empty());
+    assert_eq!(app.mode, Mode::ConfirmStop(run_id()));
+    // Any other key cancels.
+    chars(&mut app, "n");
+    assert_eq!(app.mode, Mode::Normal);
+    chars(&mut app, "x");
+    assert_eq!(chars(&mut app, "y"), [Effect::Stop { run: run_id() }]);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.run.as_ref().map(|r| r.state), Some(RunState::Stopping));
+}
+
+#[test]
+fn x_without_a_run_only_says_so() {
+    let mut app = idle_cluster();
+    assert!(chars(&mut app, "x").is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.notice.as_deref(), Some("no run to stop"));
+    let mut done = fixtures::finished_run();
+    assert!(chars(&mut done, "x").is_empty());
+    assert_eq!(done.mode, Mode::Normal);
+}
+
+#[test]
+fn tab_backtab_and_digits_switch_panels() {
+    let mut app = idle_cluster();
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.panel, Panel::Load);
+    press(&mut app, KeyCode::BackTab);
+    press(&mut app, KeyCode::BackTab);
+    assert_eq!(app.panel, Panel::Runs);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.panel, Panel::Agents);
+    for (c, p) in "12345".chars().zip(Panel::ALL) {
+        chars(&mut app, &c.to_string());
+        assert_eq!(app.panel, p);
+    }
+}
+
+#[test]
+fn selection_stays_within_the_rows() {
+    let mut app = idle_cluster();
+    chars(&mut app, "jjjjjjjj");
+    assert_eq!(app.selected[0], 3, "4 agents");
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.selected[0], 2);
+    chars(&mut app, "kkkkk");
+    assert_eq!(app.selected[0], 0);
+    chars(&mut app, "5");
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.selected[4], 1, "2 stored runs");
+    assert_eq!(app.selected[0], 0, "each panel keeps its own selection");
+    chars(&mut app, "2j");
+    assert_eq!(app.selected[1], 0, "Load has no rows");
+}
+
+#[test]
+fn enter_on_agents_opens_the_agent() {
+    let mut app = idle_cluster();
+    chars(&mut app, "j");
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.mode, Mode::Agent(node(1)));
+    // Other keys leave it open, Esc closes it.
+    chars(&mut app, "j");
+    assert_eq!(app.mode, Mode::Agent(node(1)));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn enter_on_runs_loads_the_summary() {
+    let mut app = idle_cluster();
+    chars(&mut app, "5j");
+    let effects = press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        [Effect::LoadSummary {
+            dir: app.history[1].dir.clone()
+        }]
+    );
+    app.update(Msg::Summary {
+        path: app.history[1].dir.join("summary.json"),
+        summary: Box::new(RunSummary::default()),
+    });
+    assert!(matches!(app.mode, Mode::Summary(_)));
+    chars(&mut app, "q");
+    assert_eq!(app.mode, Mode::Normal, "q closes the overlay, not the app");
+    assert!(!app.quitting);
+}
+
+#[test]
+fn d_then_y_deletes_the_selected_run() {
+    let mut app = idle_cluster();
+    chars(&mut app, "5");
+    assert!(chars(&mut app, "d").is_empty());
+    let dir = app.history[0].dir.clone();
+    assert_eq!(app.mode, Mode::ConfirmDelete(dir.clone()));
+    assert_eq!(chars(&mut app, "y"), [Effect::DeleteRun { dir }]);
+    // d elsewhere does nothing.
+    chars(&mut app, "1d");
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn r_reruns_a_stored_run_from_the_agents_step() {
+    let mut app = idle_cluster();
+    chars(&mut app, "5r");
+    let d = dialog(&app);
+    assert_eq!(d.step, StartStep::Agents);
+    assert_eq!(d.scenario, 0);
+    assert_eq!(
+        Some(&app.scenarios[0].path),
+        app.history[0].scenario.as_ref()
+    );
+    assert!(app.scenarios[0].label.starts_with("rerun: "));
+    assert_eq!(app.scenarios.len(), 3);
+    press(&mut app, KeyCode::Enter);
+    let effects = press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        [Effect::Start {
+            scenario: app.history[0]
+                .scenario
+                .clone()
+                .expect("has a scenario copy"),
+            selection: AgentSelection::All,
+        }]
+    );
+    // The second stored run kept no scenario copy.
+    chars(&mut app, "jr");
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("that run kept no scenario copy")
+    );
+}
+
+#[test]
+fn intervals_from_every_participant_settle_one_exact_point() {
+    let mut app = planned();
+    let run = run_id();
+    let lat: [&[u64]; 3] = [
+        &[1_000, 2_000, 3_000],
+        &[10_000, 20_000],
+        &[500, 90_000, 91_000, 92_000],
+    ];
+    let mut reference = LatencyHistogram::new();
+    for (i, l) in lat.iter().enumerate() {
+        for v in *l {
+            reference.record(*v);
+        }
+        app.update(interval(&run, i, snap(0, 100 + i as u64, l)));
+        let points = app.run.as_ref().map_or(0, |r| r.points.len());
+        assert_eq!(
+            points,
+            usize::from(i == 2),
+            "settles with the last participant"
+        );
+    }
+    let r = app.run.as_ref().expect("watched");
+    assert_eq!(r.state, RunState::Running);
+    let p = r.latest().expect("a point");
+    assert_eq!(p.index, 0);
+    assert_eq!(p.requests, 100 + 101 + 102);
+    assert_eq!(p.p99_us, reference.quantile_us(0.99));
+    assert_eq!(p.p50_us, reference.quantile_us(0.5));
+    assert!(r.open.is_empty());
+    assert_eq!(r.totals().requests, 303);
+    assert_eq!(
+        r.last
+            .as_ref()
+            .map(|s| s.total().response_time.quantile_us(0.99)),
+        Some(reference.quantile_us(0.99))
+    );
+    assert_eq!(app.agents[&node(2)].rps, 102.0);
+}
+
+#[test]
+fn a_late_snapshot_of_a_settled_interval_adds_counts() {
+    let mut app = planned();
+    let run = run_id();
+    for i in 0..3 {
+        app.update(interval(&run, i, snap(0, 10, &[1_000])));
+    }
+    let mut late = snap(0, 5, &[2_000]);
+    late.by_name
+        .get_mut("GET /")
+        .expect("name")
+        .errors
+        .insert(ErrorKind::Status(503), 2);
+    app.update(interval(&run, 3, late));
+    let r = app.run.as_ref().expect("watched");
+    assert_eq!(r.points.len(), 1);
+    assert_eq!(r.points[0].requests, 35);
+    assert_eq!(r.points[0].errors, 2);
+    assert_eq!(r.totals().requests, 35);
+    assert_eq!(r.errors[&ErrorKind::Status(503)].0, 2);
+    assert!(r.errors[&ErrorKind::Status(503)].1.contains("agent-d"));
+}
+
+#[test]
+fn without_a_plan_intervals_settle_two_intervals_later() {
+    let mut app = idle_cluster();
+    let run = run_id();
+    app.update(interval(&run, 0, snap(0, 1, &[])));
+    app.update(interval(&run, 0, snap(1, 1, &[])));
+    assert!(app.run.as_ref().is_some_and(|r| r.points.is_empty()));
+    app.update(interval(&run, 0, snap(2, 1, &[])));
+    let r = app.run.as_ref().expect("watched");
+    assert_eq!(r.points.iter().map(|p| p.index).collect::<Vec<_>>(), [0]);
+}
+
+#[test]
+fn the_series_is_a_bounded_ring() {
+    let mut app = App::new();
+    let run = run_id();
+    let mut one = plan();
+    one.participants.truncate(1);
+    app.update(Msg::Run {
+        run: run.clone(),
+        from: node(0),
+        event: RunEvent::Planned(one),
+    });
+    let n = HISTORY_POINTS + 10;
+    for i in 0..n as u32 {
+        app.update(interval(&run, 0, snap(i, 1, &[])));
+    }
+    let r = app.run.as_ref().expect("watched");
+    assert_eq!(r.points.len(), HISTORY_POINTS);
+    assert_eq!(r.points.front().map(|p| p.index), Some(10));
+    assert_eq!(r.latest().map(|p| p.index), Some(n as u32 - 1));
+    assert_eq!(r.agents[&node(0)].points.len(), HISTORY_POINTS);
+    assert_eq!(r.totals().requests, n as u64, "totals keep everything");
+}
+
+#[test]
+fn finished_sets_state_summary_and_notice() {
+    let mut app = mid_run();
+    let summary = fixtures::summary(&app);
+    app.update(Msg::Run {
+        run: run_id(),
+        from: node(0),
+        event: RunEvent::Finished {
+            summary: Box::new(summary.clone()),
+        },
+    });
+    let r = app.run.as_ref().expect("watched");
+    assert_eq!(r.state, RunState::Finished);
+    assert_eq!(r.summary.as_ref(), Some(&summary));
+    assert!(!app.run_active());
+    assert!(
+        app.notice
+            .as_deref()
+            .is_some_and(|n| n.contains("finished"))
+    );
+}
+
+#[test]
+fn stopping_and_lost_agents_are_recorded() {
+    let mut app = mid_run();
+    app.update(Msg::Run {
+        run: run_id(),
+        from: node(0),
+        event: RunEvent::Stopping {
+            reason: "threshold".into(),
+        },
+    });
+    app.update(Msg::Run {
+        run: run_id(),
+        from: node(0),
+        event: RunEvent::AgentLost {
+            node: node(2),
+            last_heard_ms: NOW,
+        },
+    });
+    let r = app.run.as_ref().expect("watched");
+    assert_eq!(r.state, RunState::Stopping);
+    assert_eq!(r.stop_reason.as_deref(), Some("threshold"));
+    assert!(r.lost.contains(&node(2)));
+}
+
+#[test]
+fn another_runs_intervals_are_ignored_while_one_runs() {
+    let mut app = mid_run();
+    let before = app.run.as_ref().map(|r| r.totals().requests);
+    let other = RunId("20261115-104000-other-ffff".into());
+    app.update(interval(&other, 3, snap(0, 1_000, &[1_000])));
+    app.update(Msg::Run {
+        run: other.clone(),
+        from: node(3),
+        event: RunEvent::Planned(plan()),
+    });
+    let r = app.run.as_ref().expect("watched");
+    assert_eq!(r.id, run_id());
+    assert_eq!(Some(r.totals().requests), before);
+    // Once the first has finished, the next one is watched.
+    let mut app = fixtures::finished_run();
+    app.update(interval(&other, 3, snap(0, 1_000, &[1_000])));
+    assert_eq!(app.run.as_ref().map(|r| &r.id), Some(&other));
+}
+
+#[test]
+fn a_plan_counts_only_from_its_coordinator() {
+    let mut app = idle_cluster();
+    let mut p = plan();
+    p.coordinator = node(1);
+    app.update(Msg::Run {
+        run: run_id(),
+        from: node(0),
+        event: RunEvent::Planned(p),
+    });
+    assert!(app.run.is_none());
+}
+
+#[test]
+fn liveness_follows_the_thresholds() {
+    let mut app = App::new();
+    let mut h = fixtures::health(0, NodeState::Idle);
+    h.sent_at_ms = 1_000;
+    app.update(Msg::Health {
+        health: h,
+        at_ms: 1_050,
+    });
+    let row = app.agents[&node(0)].clone();
+    assert_eq!(row.offset_ms, 50);
+    for (now, want) in [
+        (1_050, Liveness::Alive),
+        (6_049, Liveness::Alive),
+        (6_050, Liveness::Unresponsive),
+        (16_049, Liveness::Unresponsive),
+        (16_050, Liveness::Dead),
+    ] {
+        app.update(Msg::Tick { now_ms: now });
+        assert_eq!(app.liveness(&row), want, "at {now}");
+    }
+    assert_eq!(app.idle_agents(), 0, "a dead node is not idle");
+}
+
+#[test]
+fn health_replaces_an_incompatible_entry_and_keeps_load_figures() {
+    let mut app = mid_run();
+    let rps = app.agents[&node(1)].rps;
+    assert!(rps > 0.0);
+    app.update(Msg::Health {
+        health: fixtures::health(1, NodeState::Idle),
+        at_ms: NOW,
+    });
+    assert_eq!(app.agents[&node(1)].rps, rps);
+    let mut h = fixtures::health(4, NodeState::Idle);
+    h.name = "late".into();
+    assert!(app.incompatible.contains_key(&node(4)));
+    app.update(Msg::Health {
+        health: h,
+        at_ms: NOW,
+    });
+    assert!(!app.incompatible.contains_key(&node(4)));
+}
+
+#[test]
+fn history_reload_clamps_the_selection() {
+    let mut app = idle_cluster();
+    chars(&mut app, "5j");
+    assert_eq!(app.selected[4], 1);
+    let first = app.history[0].clone();
+    app.update(Msg::History(vec![first]));
+    assert_eq!(app.selected[4], 0);
+}

@@ -1,0 +1,131 @@
+//! What the cockpit reacts to ([`Msg`]) and what it asks the outside world
+//! to do ([`Effect`]). `App::update` turns one into the other; the runtime
+//! produces messages (keys, network events, ticks, effect outcomes) and
+//! performs effects.
+
+use std::path::PathBuf;
+
+use bfgg_protocol::mesh::{AgentSelection, NodeHealth, RunEvent, RunPlan};
+use bfgg_protocol::summary::RunSummary;
+use bfgg_protocol::{IntervalSnapshot, NodeId, RunId};
+use crossterm::event::KeyEvent;
+
+/// Everything the cockpit reacts to.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// A key press.
+    Key(KeyEvent),
+    /// A node's health, received at `at_ms` (observer clock, Unix ms).
+    Health {
+        /// The health message.
+        health: NodeHealth,
+        /// When it arrived here.
+        at_ms: u64,
+    },
+    /// A node of another protocol version was seen.
+    Incompatible {
+        /// Its id.
+        node: NodeId,
+        /// The protocol it announced.
+        protocol: String,
+    },
+    /// An agent's live interval snapshot.
+    Interval {
+        /// The run.
+        run: RunId,
+        /// The agent.
+        node: NodeId,
+        /// Its measurements (live precision).
+        snapshot: IntervalSnapshot,
+    },
+    /// A run event, from its author.
+    Run {
+        /// The run.
+        run: RunId,
+        /// Who published it.
+        from: NodeId,
+        /// What happened.
+        event: RunEvent,
+    },
+    /// The clock moved (observer clock, Unix ms); about 10 times a second.
+    Tick {
+        /// Now.
+        now_ms: u64,
+    },
+    /// Scenarios that can be started (from `scenarios/` and recent runs).
+    Scenarios(Vec<ScenarioEntry>),
+    /// Runs kept in the local results store, newest first.
+    History(Vec<HistoryEntry>),
+    /// A run summary loaded for display.
+    Summary {
+        /// Where it was read from.
+        path: PathBuf,
+        /// The summary.
+        summary: Box<RunSummary>,
+    },
+    /// A run was accepted by a node (after [`Effect::Start`]).
+    Started {
+        /// Its plan.
+        plan: Box<RunPlan>,
+    },
+    /// Something the user should read in the status line (an effect failed,
+    /// a run was deleted, ...).
+    Notice(String),
+    /// Network events the runtime dropped because the cockpit was behind.
+    Dropped(u64),
+}
+
+/// Everything the cockpit asks the outside world to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Leave (runs go on: they belong to the nodes).
+    Quit,
+    /// Hand a run of `scenario` to a node.
+    Start {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Which agents.
+        selection: AgentSelection,
+    },
+    /// Stop a run wherever it runs.
+    Stop {
+        /// The run.
+        run: RunId,
+    },
+    /// Read a results directory's `summary.json` (answered by [`Msg::Summary`]).
+    LoadSummary {
+        /// The results directory.
+        dir: PathBuf,
+    },
+    /// Delete a results directory from the local store (then reload history).
+    DeleteRun {
+        /// The results directory.
+        dir: PathBuf,
+    },
+}
+
+/// A scenario the start dialog offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioEntry {
+    /// What to call it (file stem, or "rerun: <run dir>").
+    pub label: String,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// A run in the local results store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// The results directory.
+    pub dir: PathBuf,
+    /// Its name (`<stamp>-<scenario>`).
+    pub name: String,
+    /// Requests, errors and p99 (ms) from its summary, when readable.
+    pub requests: Option<u64>,
+    /// Errors.
+    pub errors: Option<u64>,
+    /// p99 of the corrected response time, ms.
+    pub p99_ms: Option<f64>,
+    /// The scenario copy inside it, for re-runs.
+    pub scenario: Option<PathBuf>,
+}

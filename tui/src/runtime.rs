@@ -1,0 +1,362 @@
+//! The terminal runtime of `bfgg tui`, the only impure part of the cockpit:
+//! it joins the mesh as a light peer, owns the terminal (raw mode, alternate
+//! screen, restored on exit and on panic), turns keys, network events and
+//! ticks into [`Msg`]s, performs [`Effect`]s, and redraws at most
+//! [`MAX_FPS`] times a second, only when something changed.
+//!
+//! It never polls the nodes: health and live intervals arrive on gossip;
+//! requests go out only when the user acts (start, stop).
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bfgg_node::cluster::client::{request_for, stop_via, submit_to};
+use bfgg_node::net::{self, NetConfig, NetEvent, NetHandle};
+use bfgg_protocol::NodeId;
+use bfgg_protocol::mesh::{ControlResponse, Gossip};
+use bfgg_protocol::summary::RunSummary;
+use crossterm::event::{Event, EventStream};
+use futures::StreamExt as _;
+use tokio::sync::mpsc;
+
+use crate::app::{App, Liveness};
+use crate::msg::{Effect, HistoryEntry, Msg, ScenarioEntry};
+use crate::ui;
+
+/// Redraws per second at most.
+pub const MAX_FPS: u64 = 20;
+/// How often the clock ticks (liveness, "last heard").
+const TICK: Duration = Duration::from_millis(250);
+/// Runs listed from the local results store at most.
+const HISTORY_LIMIT: usize = 200;
+
+/// What `bfgg tui` starts with.
+#[derive(Debug)]
+pub struct TuiConfig {
+    /// The light peer's network (key, join, mDNS).
+    pub net: NetConfig,
+    /// Directories whose `*.toml` files the start dialog offers.
+    pub scenario_dirs: Vec<PathBuf>,
+    /// The local results store (`<data dir>/runs`).
+    pub results_dir: PathBuf,
+    /// Liveness thresholds, ms.
+    pub unresponsive_ms: u64,
+    /// Dead after, ms.
+    pub dead_ms: u64,
+}
+
+/// Runs the cockpit until the user quits. Quitting never stops a run.
+pub async fn run(config: TuiConfig) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "bfgg tui needs a terminal (stdout is not one); in scripts and CI use `bfgg run FILE --cluster` or `bfgg status`"
+        );
+    }
+    let (net, mut net_events) = net::spawn(config.net).context("joining the mesh")?;
+    let mut app = App::new();
+    app.unresponsive_ms = config.unresponsive_ms;
+    app.dead_ms = config.dead_ms;
+    app.update(Msg::Tick { now_ms: now_ms() });
+    app.update(Msg::History(load_history(&config.results_dir)));
+    app.update(Msg::Scenarios(list_scenarios(
+        &config.scenario_dirs,
+        &app.history,
+    )));
+
+    let mut terminal = ratatui::init();
+    let result = event_loop(
+        &mut terminal,
+        &mut app,
+        &net,
+        &mut net_events,
+        &config.results_dir,
+        &config.scenario_dirs,
+    )
+    .await;
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    net: &NetHandle,
+    net_events: &mut mpsc::Receiver<NetEvent>,
+    results_dir: &Path,
+    scenario_dirs: &[PathBuf],
+) -> anyhow::Result<()> {
+    let (done_tx, mut done_rx) = mpsc::channel::<Msg>(64);
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let frame = Duration::from_millis(1000 / MAX_FPS);
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    loop {
+        let due = last_draw.map_or(Instant::now(), |t| t + frame);
+        if dirty && Instant::now() >= due {
+            terminal.draw(|f| ui::render(app, f))?;
+            dirty = false;
+            last_draw = Some(Instant::now());
+        }
+        let msg = tokio::select! {
+            ev = keys.next() => match ev {
+                Some(Ok(Event::Key(key))) => Some(Msg::Key(key)),
+                Some(Ok(Event::Resize(..))) => {
+                    dirty = true;
+                    None
+                }
+                Some(Ok(_)) => None,
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                None => return Ok(()),
+            },
+            ev = net_events.recv() => match ev {
+                Some(ev) => msg_of(ev),
+                None => anyhow::bail!("the network task stopped"),
+            },
+            Some(m) = done_rx.recv() => Some(m),
+            _ = tick.tick() => {
+                let dropped = net.stats().events_lost;
+                if dropped != app.dropped {
+                    app.update(Msg::Dropped(dropped));
+                }
+                Some(Msg::Tick { now_ms: now_ms() })
+            }
+            () = tokio::time::sleep_until(due.into()), if dirty => None,
+        };
+        let Some(msg) = msg else { continue };
+        dirty = true;
+        for effect in app.update(msg) {
+            match effect {
+                Effect::Quit => return Ok(()),
+                other => perform(other, app, net, &done_tx, results_dir, scenario_dirs),
+            }
+        }
+    }
+}
+
+/// The cockpit's message for a network event (a light peer serves nothing).
+fn msg_of(ev: NetEvent) -> Option<Msg> {
+    match ev {
+        NetEvent::Gossip { from, msg } => match msg {
+            Gossip::Health(health) if health.node == from => Some(Msg::Health {
+                health,
+                at_ms: now_ms(),
+            }),
+            Gossip::Interval {
+                run,
+                node,
+                snapshot,
+            } if node == from => Some(Msg::Interval {
+                run,
+                node,
+                snapshot,
+            }),
+            Gossip::Run { run, event } => Some(Msg::Run { run, from, event }),
+            _ => None,
+        },
+        NetEvent::Incompatible { peer, protocol, .. } => Some(Msg::Incompatible {
+            node: peer,
+            protocol,
+        }),
+        NetEvent::Request { reply, .. } => {
+            reply.send(ControlResponse::Rejected {
+                reason: "a cockpit serves no requests".into(),
+            });
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Starts an effect; its outcome comes back as a [`Msg`] on `done`.
+fn perform(
+    effect: Effect,
+    app: &App,
+    net: &NetHandle,
+    done: &mpsc::Sender<Msg>,
+    results_dir: &Path,
+    scenario_dirs: &[PathBuf],
+) {
+    let (net, done) = (net.clone(), done.clone());
+    match effect {
+        Effect::Quit => {}
+        Effect::Start {
+            scenario,
+            selection,
+        } => {
+            // Any alive node coordinates; idle ones first.
+            let mut nodes: Vec<(bool, NodeId)> = app
+                .agent_rows()
+                .into_iter()
+                .filter(|a| app.liveness(a) == Liveness::Alive)
+                .map(|a| {
+                    let busy = a.health.state != bfgg_protocol::mesh::NodeState::Idle;
+                    (busy, a.health.node.clone())
+                })
+                .collect();
+            nodes.sort();
+            tokio::spawn(async move {
+                let msg = match start(&net, nodes.first().map(|n| &n.1), &scenario, selection).await
+                {
+                    Ok(plan) => Msg::Started {
+                        plan: Box::new(plan),
+                    },
+                    Err(e) => Msg::Notice(format!("cannot start {}: {e:#}", scenario.display())),
+                };
+                let _ = done.send(msg).await;
+            });
+        }
+        Effect::Stop { run } => {
+            let mut nodes: Vec<NodeId> = app
+                .run
+                .as_ref()
+                .and_then(|r| r.plan.as_ref())
+                .map(|p| vec![p.coordinator.clone()])
+                .unwrap_or_default();
+            nodes.extend(
+                app.agent_rows()
+                    .into_iter()
+                    .filter(|a| app.liveness(a) == Liveness::Alive)
+                    .map(|a| a.health.node.clone()),
+            );
+            tokio::spawn(async move {
+                let msg = match stop_via(&net, &nodes, &run).await {
+                    Ok(()) => Msg::Notice(format!("stop of {run} sent")),
+                    Err(e) => Msg::Notice(format!("{e:#}")),
+                };
+                let _ = done.send(msg).await;
+            });
+        }
+        Effect::LoadSummary { dir } => {
+            let msg = match read_summary(&dir) {
+                Ok(summary) => Msg::Summary {
+                    path: dir,
+                    summary: Box::new(summary),
+                },
+                Err(e) => Msg::Notice(format!("{e:#}")),
+            };
+            let _ = done.try_send(msg);
+        }
+        Effect::DeleteRun { dir } => {
+            let msg = match delete_run(results_dir, &dir) {
+                Ok(()) => Msg::Notice(format!("deleted {}", dir.display())),
+                Err(e) => Msg::Notice(format!("{e:#}")),
+            };
+            let _ = done.try_send(msg);
+            let history = load_history(results_dir);
+            let scenarios = list_scenarios(scenario_dirs, &history);
+            let _ = done.try_send(Msg::History(history));
+            let _ = done.try_send(Msg::Scenarios(scenarios));
+        }
+    }
+}
+
+async fn start(
+    net: &NetHandle,
+    to: Option<&NodeId>,
+    scenario: &Path,
+    selection: bfgg_protocol::mesh::AgentSelection,
+) -> anyhow::Result<bfgg_protocol::mesh::RunPlan> {
+    let to = to.context("no alive node to coordinate the run (see the Agents panel)")?;
+    let request = request_for(scenario, selection)?;
+    submit_to(net, to, request).await
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn read_summary(dir: &Path) -> anyhow::Result<RunSummary> {
+    let path = dir.join("summary.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a run summary", path.display()))
+}
+
+/// Deletes a results directory, only if it is inside the results store.
+fn delete_run(results_dir: &Path, dir: &Path) -> anyhow::Result<()> {
+    let store = results_dir
+        .canonicalize()
+        .with_context(|| format!("no results store at {}", results_dir.display()))?;
+    let target = dir
+        .canonicalize()
+        .with_context(|| format!("no run at {}", dir.display()))?;
+    if target.parent() != Some(store.as_path()) {
+        anyhow::bail!(
+            "{} is not a run of the results store {}",
+            dir.display(),
+            store.display()
+        );
+    }
+    std::fs::remove_dir_all(&target).with_context(|| format!("deleting {}", target.display()))
+}
+
+/// The runs of the local results store, newest first (names start with a
+/// UTC stamp).
+pub fn load_history(results_dir: &Path) -> Vec<HistoryEntry> {
+    let Ok(entries) = std::fs::read_dir(results_dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.reverse();
+    dirs.truncate(HISTORY_LIMIT);
+    dirs.into_iter()
+        .map(|dir| {
+            let summary = read_summary(&dir).ok();
+            let scenario = Some(dir.join("scenario.toml")).filter(|p| p.is_file());
+            HistoryEntry {
+                name: dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                requests: summary.as_ref().map(|s| s.total.requests),
+                errors: summary.as_ref().map(|s| s.total.errors),
+                p99_ms: summary.as_ref().map(|s| s.total.latency_ms.p99),
+                scenario,
+                dir,
+            }
+        })
+        .collect()
+}
+
+/// Scenario files of `dirs` (sorted), then re-runs of the five newest runs.
+pub fn list_scenarios(dirs: &[PathBuf], history: &[HistoryEntry]) -> Vec<ScenarioEntry> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        out.extend(files.into_iter().map(|path| {
+            ScenarioEntry {
+                label: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                path,
+            }
+        }));
+    }
+    out.extend(history.iter().take(5).filter_map(|h| {
+        h.scenario.clone().map(|path| ScenarioEntry {
+            label: format!("rerun: {}", h.name),
+            path,
+        })
+    }));
+    out
+}

@@ -1,0 +1,237 @@
+//! Rendering tests: text snapshots (insta) of every panel and popup on
+//! `TestBackend`, and a sweep of sizes that must never panic.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Modifier;
+
+use super::render;
+use crate::app::{AgentChoice, App, Mode, Panel, StartDialog, StartStep};
+use crate::fixtures::{self, finished_run, idle_cluster, mid_run, node, run_id};
+
+/// The screen as text: one line per row, trailing blanks trimmed.
+fn draw(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    terminal.draw(|f| render(app, f)).expect("draws");
+    let buf = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        let mut skip = 0usize;
+        for x in 0..buf.area.width {
+            let cell = &buf[(x, y)];
+            if skip == 0 {
+                line.push_str(cell.symbol());
+                skip = unicode_width(cell.symbol()).saturating_sub(1);
+            } else {
+                skip -= 1;
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Columns a symbol takes (the ones drawn here are 1 wide).
+fn unicode_width(s: &str) -> usize {
+    ratatui::text::Span::raw(s).width()
+}
+
+fn on(mut app: App, panel: Panel) -> App {
+    app.panel = panel;
+    app
+}
+
+fn with(mut app: App, mode: Mode) -> App {
+    app.mode = mode;
+    app
+}
+
+fn dialog(step: StartStep, choice: AgentChoice) -> Mode {
+    Mode::Start(StartDialog {
+        step,
+        scenario: 0,
+        choice,
+        count: 2,
+        label: 1,
+    })
+}
+
+#[test]
+fn panels_mid_run_80x24() {
+    for panel in Panel::ALL {
+        let name = format!("{}_mid_run_80x24", panel.title().to_lowercase());
+        insta::assert_snapshot!(name, draw(&on(mid_run(), panel), 80, 24));
+    }
+}
+
+#[test]
+fn panels_mid_run_120x40() {
+    for panel in Panel::ALL {
+        let name = format!("{}_mid_run_120x40", panel.title().to_lowercase());
+        insta::assert_snapshot!(name, draw(&on(mid_run(), panel), 120, 40));
+    }
+}
+
+#[test]
+fn idle_cluster_80x24() {
+    insta::assert_snapshot!(
+        "agents_idle_80x24",
+        draw(&on(idle_cluster(), Panel::Agents), 80, 24)
+    );
+    insta::assert_snapshot!(
+        "load_idle_80x24",
+        draw(&on(idle_cluster(), Panel::Load), 80, 24)
+    );
+}
+
+#[test]
+fn overlays_80x24() {
+    let cases = [
+        ("help", with(mid_run(), Mode::Help)),
+        (
+            "start_scenario",
+            with(
+                idle_cluster(),
+                dialog(StartStep::Scenario, AgentChoice::All),
+            ),
+        ),
+        (
+            "start_agents_all",
+            with(idle_cluster(), dialog(StartStep::Agents, AgentChoice::All)),
+        ),
+        (
+            "start_agents_count",
+            with(
+                idle_cluster(),
+                dialog(StartStep::Agents, AgentChoice::Count),
+            ),
+        ),
+        (
+            "start_agents_label",
+            with(
+                idle_cluster(),
+                dialog(StartStep::Agents, AgentChoice::Label),
+            ),
+        ),
+        (
+            "start_confirm",
+            with(
+                idle_cluster(),
+                dialog(StartStep::Confirm, AgentChoice::Count),
+            ),
+        ),
+        ("confirm_stop", with(mid_run(), Mode::ConfirmStop(run_id()))),
+        (
+            "confirm_delete",
+            on(
+                with(
+                    idle_cluster(),
+                    Mode::ConfirmDelete(idle_cluster().history[0].dir.clone()),
+                ),
+                Panel::Runs,
+            ),
+        ),
+        ("agent_detail", with(mid_run(), Mode::Agent(node(2)))),
+        ("agent_gone", with(mid_run(), Mode::Agent(node(4)))),
+        ("summary", {
+            let app = finished_run();
+            let s = app
+                .run
+                .as_ref()
+                .and_then(|r| r.summary.clone())
+                .expect("finished run has a summary");
+            on(with(app, Mode::Summary(Box::new(s))), Panel::Runs)
+        }),
+    ];
+    for (name, app) in cases {
+        insta::assert_snapshot!(format!("overlay_{name}_80x24"), draw(&app, 80, 24));
+    }
+}
+
+#[test]
+fn finished_run_load_80x24() {
+    insta::assert_snapshot!(
+        "load_finished_80x24",
+        draw(&on(finished_run(), Panel::Load), 80, 24)
+    );
+}
+
+#[test]
+fn too_small_shows_status_and_hint() {
+    let text = draw(&mid_run(), 39, 12);
+    assert!(text.contains("terminal too small"), "{text}");
+    let text = draw(&mid_run(), 80, 9);
+    assert!(text.contains("terminal too small"), "{text}");
+    assert!(text.lines().next().is_some_and(|l| l.contains("alive")));
+}
+
+#[test]
+fn selected_rows_and_tabs_are_highlighted() {
+    let mut app = on(mid_run(), Panel::Agents);
+    app.selected[0] = 1;
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+    terminal.draw(|f| render(&app, f)).expect("draws");
+    let buf = terminal.backend().buffer();
+    let text = draw(&app, 80, 24);
+    let row = text
+        .lines()
+        .position(|l| l.contains("> agent-b"))
+        .expect("agent-b selected") as u16;
+    assert!(buf[(5, row)].modifier.contains(Modifier::REVERSED));
+    // The active tab ("1 Agents") is reversed, the next one is not.
+    let tab = text.lines().nth(1).expect("tab bar");
+    let agents = tab.find("1 Agents").expect("tab") as u16;
+    let load = tab.find("2 Load").expect("tab") as u16;
+    assert!(buf[(agents, 1)].modifier.contains(Modifier::REVERSED));
+    assert!(!buf[(load, 1)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn no_size_panics() {
+    let fixtures = [App::new(), idle_cluster(), mid_run(), finished_run()];
+    let summary = fixtures::summary(&mid_run());
+    let modes = [
+        Mode::Normal,
+        Mode::Help,
+        dialog(StartStep::Scenario, AgentChoice::All),
+        dialog(StartStep::Agents, AgentChoice::Label),
+        dialog(StartStep::Confirm, AgentChoice::Count),
+        Mode::ConfirmStop(run_id()),
+        Mode::ConfirmDelete("/tmp/results/x".into()),
+        Mode::Agent(node(0)),
+        Mode::Agent(node(4)),
+        Mode::Summary(Box::new(summary)),
+    ];
+    let mut sizes: Vec<(u16, u16)> = (1..=12)
+        .flat_map(|w| (1..=3).map(move |h| (w, h)))
+        .collect();
+    sizes.extend([
+        (20, 5),
+        (39, 9),
+        (40, 10),
+        (41, 11),
+        (45, 12),
+        (60, 15),
+        (80, 3),
+        (3, 80),
+        (200, 60),
+        (300, 8),
+    ]);
+    for base in &fixtures {
+        for panel in Panel::ALL {
+            for mode in &modes {
+                let mut app = base.clone();
+                app.panel = panel;
+                app.mode = mode.clone();
+                app.notice = Some("a notice that is rather long for a narrow terminal".into());
+                app.dropped = 7;
+                app.selected = [99; 5];
+                for &(w, h) in &sizes {
+                    draw(&app, w, h);
+                }
+            }
+        }
+    }
+}
