@@ -32,6 +32,7 @@ ci:
 # e.g. `just bench --rounds 5`, `just bench --only wrk,bfgg`, `just bench --write`
 bench *ARGS:
     cargo bench -p bfgg-protocol
+    cargo bench -p bfgg-tui
     cargo build --release --bin bfgg
     python3 tests/bench/gossip.py
     python3 tests/bench/compare.py {{ARGS}}

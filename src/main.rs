@@ -41,9 +41,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// The log file of commands that draw on the terminal (`<data dir>/tui.log`).
+/// The log file of commands that draw on the terminal (`<data dir>/tui.log`):
+/// `bfgg tui`, and `bfgg demo` when it opens the cockpit.
 fn screen_log(command: &cli::Command) -> Option<std::fs::File> {
-    if !matches!(command, cli::Command::Tui(_)) {
+    use std::io::IsTerminal as _;
+    let draws = match command {
+        cli::Command::Tui(_) => true,
+        cli::Command::Demo(a) => std::io::stdout().is_terminal() && !a.json && a.out.is_none(),
+        _ => false,
+    };
+    if !draws {
         return None;
     }
     let dir = directories::ProjectDirs::from("", "", "bfgg")?

@@ -10,18 +10,19 @@ use std::time::{Duration, Instant};
 use crate::cluster::Cluster;
 use crate::harness::{Target, bfgg_bin, run_with_timeout, skip};
 
-/// A tmux server of its own (socket in the test's workspace), one window.
+/// A tmux server of its own (socket `<name>.sock` in the test's
+/// workspace) with one window running a bare shell.
 struct Tmux {
     socket: PathBuf,
 }
 
 impl Tmux {
-    fn start(dir: &Path, width: u16, height: u16) -> Option<Tmux> {
+    fn start(dir: &Path, name: &str, width: u16, height: u16) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
             return skip("tmux is not installed (apt-get install tmux)");
         }
         let tmux = Tmux {
-            socket: dir.join("tmux.sock"),
+            socket: dir.join(format!("{name}.sock")),
         };
         let out = tmux.run(&[
             "new-session",
@@ -92,6 +93,12 @@ impl Drop for Tmux {
     }
 }
 
+/// True once the shell printed `marker` at the start of a line (the typed
+/// command line holds it too, after the prompt).
+fn exited(screen: &str, marker: &str) -> bool {
+    screen.lines().any(|l| l.starts_with(marker))
+}
+
 /// The req/s figure of the cockpit's top line, if it shows one.
 fn top_line_rps(screen: &str) -> Option<u64> {
     let top = screen.lines().next()?;
@@ -107,20 +114,22 @@ fn the_cockpit_starts_and_stops_a_run_from_the_keyboard_in_a_real_terminal() {
     let target = Target::start(&[]);
     let cluster = Cluster::start(2, &[]);
     let ws = &cluster.ws;
-    let Some(tmux) = Tmux::start(ws.path(), 120, 40) else {
+    let Some(tmux) = Tmux::start(ws.path(), "first", 120, 40) else {
         return;
     };
     // 300/s for 60 s (stopped long before): ws/cluster.toml.
     crate::cluster::scenario(ws, &target, "open", "60s");
     let scenarios = ws.path().to_path_buf();
     let home = ws.path().display().to_string();
-    tmux.line(&format!(
-        "HOME={home} XDG_DATA_HOME={home}/data XDG_CONFIG_HOME={home}/config {bin} tui --no-mdns --join {join} --cluster-key-file {key} --scenarios {dir}; echo TUI-EXIT=$?",
-        bin = bfgg_bin(),
-        join = cluster.nodes[0].addr,
-        key = cluster.key.display(),
-        dir = scenarios.display(),
-    ));
+    let cockpit = |join: &str| {
+        format!(
+            "HOME={home} XDG_DATA_HOME={home}/data XDG_CONFIG_HOME={home}/config {bin} tui --no-mdns --join {join} --cluster-key-file {key} --scenarios {dir}; echo TUI-EXIT=$?",
+            bin = bfgg_bin(),
+            key = cluster.key.display(),
+            dir = scenarios.display(),
+        )
+    };
+    tmux.line(&cockpit(&cluster.nodes[0].addr));
     // Both nodes show up, alive.
     tmux.wait_for(
         "both nodes in the Agents panel",
@@ -147,6 +156,28 @@ fn the_cockpit_starts_and_stops_a_run_from_the_keyboard_in_a_real_terminal() {
     });
     assert!(screen.contains("running"), "{screen}");
 
+    // A second cockpit (joined to the other node) sees the same run live;
+    // quitting it leaves the run alone.
+    let second = Tmux::start(ws.path(), "second", 100, 30).expect("tmux");
+    second.line(&cockpit(&cluster.nodes[1].addr));
+    second.wait_for(
+        "the run in a second cockpit",
+        Duration::from_secs(30),
+        |s| top_line_rps(s).is_some_and(|n| n > 0),
+    );
+    second.keys(&["q"]);
+    let gone = second.wait_for("the second cockpit gone", Duration::from_secs(20), |s| {
+        exited(s, "TUI-EXIT=")
+    });
+    assert!(gone.lines().any(|l| l == "TUI-EXIT=0"), "{gone}");
+    let before = target.stats()["total"].as_u64().expect("served");
+    std::thread::sleep(Duration::from_secs(2));
+    let after = target.stats()["total"].as_u64().expect("served");
+    assert!(
+        after > before + 100,
+        "the run goes on: {before} then {after}"
+    );
+
     // x, then y: the run stops, and the nodes finish it.
     tmux.keys(&["x"]);
     tmux.wait_for("the stop confirmation", Duration::from_secs(10), |s| {
@@ -168,9 +199,9 @@ fn the_cockpit_starts_and_stops_a_run_from_the_keyboard_in_a_real_terminal() {
     // q: the cockpit leaves and the shell is back on the normal screen.
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("the shell again", Duration::from_secs(20), |s| {
-        s.contains("TUI-EXIT=")
+        exited(s, "TUI-EXIT=")
     });
-    assert!(screen.contains("TUI-EXIT=0"), "{screen}");
+    assert!(screen.lines().any(|l| l == "TUI-EXIT=0"), "{screen}");
     assert!(
         !tmux.alternate_screen(),
         "the terminal left the alternate screen"
@@ -195,4 +226,37 @@ fn the_cockpit_refuses_a_pipe_and_points_at_bfgg_run() {
         stderr.contains("needs a terminal") && stderr.contains("bfgg run"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_demo_opens_the_cockpit_on_three_local_nodes_ready_to_start() {
+    let ws = crate::harness::Workspace::new();
+    let Some(tmux) = Tmux::start(ws.path(), "demo", 120, 40) else {
+        return;
+    };
+    let home = ws.path().display().to_string();
+    tmux.line(&format!(
+        "cd {home} && HOME={home} XDG_DATA_HOME={home}/data XDG_CONFIG_HOME={home}/config {bin} demo; echo DEMO-EXIT=$?",
+        bin = bfgg_bin(),
+    ));
+    tmux.wait_for("three demo nodes", Duration::from_secs(40), |s| {
+        ["demo-1", "demo-2", "demo-3"].iter().all(|n| s.contains(n))
+    });
+    tmux.keys(&["s"]);
+    tmux.wait_for("the demo scenario offered", Duration::from_secs(10), |s| {
+        s.contains("demo")
+    });
+    for _ in 0..3 {
+        tmux.keys(&["Enter"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    tmux.wait_for("live req/s", Duration::from_secs(40), |s| {
+        top_line_rps(s).is_some_and(|n| n > 0)
+    });
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the shell again", Duration::from_secs(30), |s| {
+        exited(s, "DEMO-EXIT=")
+    });
+    assert!(screen.lines().any(|l| l == "DEMO-EXIT=0"), "{screen}");
+    assert!(!tmux.alternate_screen());
 }
