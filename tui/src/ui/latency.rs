@@ -120,17 +120,23 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     StatefulWidget::render(table, table_area, buf, &mut state);
 
     if hist_area.height >= MIN_HISTOGRAM {
-        render_histogram(&all.response_time, hist_area, buf);
+        render_histogram(
+            &all.response_time,
+            &format!(
+                " response times, whole run: {} samples ",
+                all.response_time.len()
+            ),
+            hist_area,
+            buf,
+        );
     }
 }
 
-/// The merged whole-run histogram on a 1-2-5 log scale.
-fn render_histogram(h: &LatencyHistogram, area: Rect, buf: &mut Buffer) {
+/// A histogram on a 1-2-5 log scale, titled `title` (the merged whole run
+/// here, one agent's share in its drill-down).
+pub(super) fn render_histogram(h: &LatencyHistogram, title: &str, area: Rect, buf: &mut Buffer) {
     let buckets = log_buckets(h);
-    let block = Block::bordered().title(Line::styled(
-        format!(" response times, whole run: {} samples ", h.len()),
-        theme::title(),
-    ));
+    let block = Block::bordered().title(Line::styled(title.to_string(), theme::title()));
     let inner = block.inner(area);
     if buckets.is_empty() {
         block.render(area, buf);

@@ -443,6 +443,22 @@ fn agent(app: &App, node: &NodeId, area: Rect, buf: &mut Buffer) {
     if chart_area.height >= 5
         && let Some((_, a)) = share
     {
+        // Its own curve, and beside it (when there is room) its histogram.
+        let (chart_area, hist_area) = if chart_area.width >= 60 {
+            let [c, h] = Layout::horizontal([Constraint::Percentage(55), Constraint::Min(0)])
+                .areas(chart_area);
+            (c, Some(h))
+        } else {
+            (chart_area, None)
+        };
+        if let Some(hist_area) = hist_area {
+            super::latency::render_histogram(
+                &a.total.response_time,
+                &format!(" {} response times ", h.name),
+                hist_area,
+                buf,
+            );
+        }
         let data: Vec<(f64, f64)> = a
             .points
             .iter()
