@@ -235,3 +235,43 @@ fn no_size_panics() {
         }
     }
 }
+
+#[test]
+fn a_hundred_agents_scroll_to_the_selected_one() {
+    use crate::msg::Msg;
+    use bfgg_protocol::NodeId;
+    use bfgg_protocol::mesh::NodeState;
+    let mut app = idle_cluster();
+    for i in 0..100 {
+        let mut h = fixtures::health(0, NodeState::Idle);
+        h.node = NodeId(format!("12D3KooWhundredAgents{i:03}"));
+        h.name = format!("bulk-{i:03}");
+        h.sent_at_ms = app.now_ms;
+        app.update(Msg::Health {
+            health: h,
+            at_ms: app.now_ms,
+        });
+    }
+    assert!(app.agents.len() >= 100);
+    app.panel = Panel::Agents;
+    // Select the last row with j (bounded at the end).
+    for _ in 0..200 {
+        app.update(Msg::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Char('j'),
+        )));
+    }
+    let last = app.agent_rows().last().map(|r| r.health.name.clone());
+    let screen = draw(&app, 80, 24);
+    let last = last.expect("rows");
+    assert!(
+        screen.contains(&last),
+        "the selected last row is scrolled into view:\n{screen}"
+    );
+    assert!(
+        !screen.contains("bulk-000"),
+        "the first rows scrolled away:\n{screen}"
+    );
+    for (w, h) in [(120, 40), (12, 3), (40, 10)] {
+        draw(&app, w, h);
+    }
+}
