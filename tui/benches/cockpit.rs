@@ -76,7 +76,7 @@ fn snapshot(i: usize, index: u32, seed: &mut u64) -> IntervalSnapshot {
             stats.response_time.record(us + r % 300);
             stats.service_time.record(us);
         }
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             stats.errors.insert(ErrorKind::Status(503), 2);
         }
     }
@@ -126,9 +126,9 @@ fn main() {
     for second in 0..7200u32 {
         let now_ms = start_ms + u64::from(second) * 1000;
         let mut msgs: Vec<Vec<u8>> = Vec::with_capacity(2 * AGENTS);
-        for i in 0..AGENTS {
+        for (i, snaps) in pool.iter().enumerate() {
             msgs.push(encode(&Gossip::Health(health(i, now_ms, &run))).expect("enc"));
-            let mut snap = pool[i][(second % 4) as usize].clone();
+            let mut snap = snaps[(second % 4) as usize].clone();
             snap.index = second;
             msgs.push(
                 encode(&Gossip::Interval {
