@@ -756,17 +756,13 @@ fn run_cluster(scenario: Scenario, args: &RunArgs) -> anyhow::Result<ExitCode> {
         Some(d) => d.clone(),
         None => bfgg_node::results::default_dir(&scenario.name, started_at)?,
     };
-    let mut writer = bfgg_node::results::ResultsWriter::create(&dir, &scenario, started_at)?;
-    for snap in &finished.intervals {
-        writer.add_interval(snap)?;
-    }
-    let facts = bfgg_node::results::RunFacts {
+    bfgg_node::results::write_cluster_results(
+        &dir,
+        &scenario,
         started_at,
-        duration_s: finished.summary.duration_s,
-        stop_reason: finished.summary.stop_reason.clone(),
-    };
-    let _ = writer.finish(&scenario, &facts)?;
-    bfgg_node::results::write_summary(&dir, &finished.summary)?;
+        &finished.intervals,
+        &finished.summary,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&finished.summary)?);
         eprintln!("results: {}", dir.display());

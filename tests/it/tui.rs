@@ -196,6 +196,42 @@ fn the_cockpit_starts_and_stops_a_run_from_the_keyboard_in_a_real_terminal() {
         "no load after the stop"
     );
 
+    // The cockpit that started the run keeps its results where a local run
+    // would, and lists them in the Runs panel.
+    let store = ws.path().join("data/bfgg/runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let saved = loop {
+        let found = std::fs::read_dir(&store).ok().and_then(|mut d| {
+            d.find_map(|e| {
+                let p = e.ok()?.path();
+                p.join("summary.json").is_file().then_some(p)
+            })
+        });
+        if let Some(dir) = found {
+            break dir;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no results in {}",
+            store.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(saved.join("summary.json")).expect("summary"))
+            .expect("summary json");
+    assert_eq!(summary["stopped_early"], true, "{summary:#}");
+    assert!(saved.join("latency.hlog").is_file() && saved.join("scenario.toml").is_file());
+    tmux.keys(&["5"]);
+    let name = saved
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    tmux.wait_for("the run in the Runs panel", Duration::from_secs(10), |s| {
+        s.contains(&name[..name.len().min(20)])
+    });
+
     // q: the cockpit leaves and the shell is back on the normal screen.
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("the shell again", Duration::from_secs(20), |s| {

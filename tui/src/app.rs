@@ -501,7 +501,7 @@ impl App {
                 *sel = (*sel).min(last);
             }
             Msg::Summary { summary, .. } => self.mode = Mode::Summary(summary),
-            Msg::Started { plan } => {
+            Msg::Started { plan, .. } => {
                 self.notice = Some(format!(
                     "run {} started on {} agents",
                     plan.run,

@@ -67,6 +67,9 @@ pub enum Msg {
     Started {
         /// Its plan.
         plan: Box<RunPlan>,
+        /// The scenario file it runs (the runtime keeps the results of runs
+        /// it started, as `bfgg run --cluster` does).
+        scenario: PathBuf,
     },
     /// Something the user should read in the status line (an effect failed,
     /// a run was deleted, ...).

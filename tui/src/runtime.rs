@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bfgg_node::cluster::client::{request_for, stop_via, submit_to};
+use bfgg_node::cluster::client::{request_for, save_results, stop_via, submit_to};
 use bfgg_node::net::{self, NetConfig, NetEvent, NetHandle};
-use bfgg_protocol::NodeId;
-use bfgg_protocol::mesh::{ControlResponse, Gossip};
+use bfgg_protocol::mesh::{ControlResponse, Gossip, RunEvent};
 use bfgg_protocol::summary::RunSummary;
+use bfgg_protocol::{NodeId, RunId};
 use crossterm::event::{Event, EventStream};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
@@ -88,6 +88,9 @@ async fn event_loop(
     scenario_dirs: &[PathBuf],
 ) -> anyhow::Result<()> {
     let (done_tx, mut done_rx) = mpsc::channel::<Msg>(64);
+    // Runs this cockpit started, with their scenario files: their results
+    // are written to the local results store when they finish.
+    let mut ours: std::collections::HashMap<RunId, PathBuf> = Default::default();
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -128,6 +131,30 @@ async fn event_loop(
         };
         let Some(msg) = msg else { continue };
         dirty = true;
+        match &msg {
+            Msg::Started { plan, scenario } => {
+                ours.insert(plan.run.clone(), scenario.clone());
+            }
+            Msg::Run {
+                run,
+                from,
+                event: RunEvent::Finished { summary },
+            } => {
+                if let Some(scenario) = ours.remove(run) {
+                    save(
+                        net,
+                        from,
+                        run,
+                        scenario,
+                        summary,
+                        results_dir,
+                        scenario_dirs,
+                        &done_tx,
+                    );
+                }
+            }
+            _ => {}
+        }
         for effect in app.update(msg) {
             match effect {
                 Effect::Quit => return Ok(()),
@@ -203,6 +230,7 @@ fn perform(
                 {
                     Ok(plan) => Msg::Started {
                         plan: Box::new(plan),
+                        scenario: scenario.clone(),
                     },
                     Err(e) => Msg::Notice(format!("cannot start {}: {e:#}", scenario.display())),
                 };
@@ -252,6 +280,44 @@ fn perform(
             let _ = done.try_send(Msg::Scenarios(scenarios));
         }
     }
+}
+
+/// Writes a finished run's results to the local results store, then
+/// reloads the history.
+#[allow(clippy::too_many_arguments)]
+fn save(
+    net: &NetHandle,
+    coordinator: &NodeId,
+    run: &RunId,
+    scenario: PathBuf,
+    summary: &RunSummary,
+    results_dir: &Path,
+    scenario_dirs: &[PathBuf],
+    done: &mpsc::Sender<Msg>,
+) {
+    let (net, coordinator, run, summary) = (
+        net.clone(),
+        coordinator.clone(),
+        run.clone(),
+        summary.clone(),
+    );
+    let (results_dir, scenario_dirs, done) = (
+        results_dir.to_path_buf(),
+        scenario_dirs.to_vec(),
+        done.clone(),
+    );
+    tokio::spawn(async move {
+        let msg =
+            match save_results(&net, &coordinator, &run, &scenario, &summary, &results_dir).await {
+                Ok(dir) => Msg::Notice(format!("run {run} finished; results in {}", dir.display())),
+                Err(e) => Msg::Notice(format!("run {run} finished, results not saved here: {e:#}")),
+            };
+        let _ = done.send(msg).await;
+        let history = load_history(&results_dir);
+        let scenarios = list_scenarios(&scenario_dirs, &history);
+        let _ = done.send(Msg::History(history)).await;
+        let _ = done.send(Msg::Scenarios(scenarios)).await;
+    });
 }
 
 async fn start(

@@ -398,3 +398,26 @@ pub fn request_for(
         rebalance: false,
     })
 }
+
+/// Fetches `run`'s merged intervals from `coordinator` and writes its results
+/// into `<results_root>/<stamp>-<scenario>` as a local run would (the client
+/// that started a run keeps its results where the user is). Returns the
+/// directory.
+pub async fn save_results(
+    net: &NetHandle,
+    coordinator: &NodeId,
+    run: &RunId,
+    scenario_path: &std::path::Path,
+    summary: &RunSummary,
+    results_root: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    let intervals = fetch_pages(net, coordinator, run, true)
+        .await
+        .with_context(|| format!("fetching the results of {run}"))?;
+    let scenario = crate::scenario::load(scenario_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started_at =
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(summary.started_at_ms);
+    let dir = results_root.join(crate::results::dir_name(&scenario.name, started_at));
+    crate::results::write_cluster_results(&dir, &scenario, started_at, &intervals, summary)?;
+    Ok(dir)
+}

@@ -213,7 +213,35 @@ pub fn default_dir(scenario_name: &str, at: SystemTime) -> anyhow::Result<PathBu
     Ok(dirs
         .data_dir()
         .join("runs")
-        .join(format!("{}-{}", utc_stamp(at), sanitize(scenario_name))))
+        .join(dir_name(scenario_name, at)))
+}
+
+/// The name of a run's directory in a results store: `<UTC stamp>-<scenario>`.
+pub fn dir_name(scenario_name: &str, at: SystemTime) -> String {
+    format!("{}-{}", utc_stamp(at), sanitize(scenario_name))
+}
+
+/// Writes a cluster run's results into `dir` as a local run would: the merged
+/// `intervals` (time series, hlog), a copy of the scenario, and `summary` (the
+/// coordinator's, with its per-agent part) as `summary.json`.
+pub fn write_cluster_results(
+    dir: &Path,
+    scenario: &Scenario,
+    started_at: SystemTime,
+    intervals: &[IntervalSnapshot],
+    summary: &RunSummary,
+) -> anyhow::Result<()> {
+    let mut writer = ResultsWriter::create(dir, scenario, started_at)?;
+    for snap in intervals {
+        writer.add_interval(snap)?;
+    }
+    let facts = RunFacts {
+        started_at,
+        duration_s: summary.duration_s,
+        stop_reason: summary.stop_reason.clone(),
+    };
+    writer.finish(scenario, &facts)?;
+    write_summary(dir, summary)
 }
 
 fn sanitize(name: &str) -> String {
