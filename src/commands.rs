@@ -41,6 +41,17 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A multi-thread tokio runtime with `threads` workers, for the mesh
+/// commands (the swarm and the node's tasks; load itself runs on the
+/// engine's own threads). Local runs use [`runtime`].
+fn multi_thread_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// `bfgg tui`: the cockpit on a light peer.
 fn tui(args: TuiArgs) -> anyhow::Result<ExitCode> {
     let net = net_config(
@@ -56,10 +67,7 @@ fn tui(args: TuiArgs) -> anyhow::Result<ExitCode> {
             as u64,
         dead_ms: duration_arg("--dead-after", &args.dead_after)?.as_millis() as u64,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = multi_thread_runtime(2)?;
     rt.block_on(bfgg_tui::runtime::run(config))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -320,11 +328,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("bfgg-demo-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("scenarios/data"))
         .with_context(|| format!("creating {}", dir.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the demo's runtime")?;
+    let rt = multi_thread_runtime(2).context("starting the demo's runtime")?;
     let server = rt.block_on(TargetServer::start(TargetConfig {
         listen: "127.0.0.1:0".parse()?,
         latency: "2ms|40ms@5%".parse().map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -542,11 +546,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         },
         workers: args.workers,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the node's runtime")?;
+    let rt = multi_thread_runtime(2).context("starting the node's runtime")?;
     let fingerprint = config.net.cluster_key.fingerprint();
     rt.block_on(bfgg_node::cluster::run_node(
         config,
@@ -583,10 +583,7 @@ fn light_client(rt: &tokio::runtime::Runtime, mesh: &MeshArgs) -> anyhow::Result
 
 fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let wait = duration_arg("--wait", &args.wait)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let rt = multi_thread_runtime(1)?;
     let mut client = light_client(&rt, &args.mesh)?;
     let nodes = rt.block_on(client.nodes(wait));
     // Nodes of another protocol version: shown, never given work.
@@ -659,10 +656,7 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let rt = multi_thread_runtime(1)?;
     let mut client = light_client(&rt, &args.mesh)?;
     rt.block_on(client.stop(&bfgg_protocol::RunId(args.run.clone())))?;
     println!("stopped {}", args.run);
@@ -691,10 +685,7 @@ fn run_cluster(scenario: Scenario, args: &RunArgs) -> anyhow::Result<ExitCode> {
         selection,
         rebalance: args.rebalance,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = multi_thread_runtime(2)?;
     let mut client = light_client(&rt, &args.mesh)?;
     let plan = rt.block_on(client.submit(request))?;
     eprintln!(

@@ -249,6 +249,16 @@ path = "/"
     )
 }
 
+/// The sum of the agents' own request counts in a cluster summary.
+fn agents_sum(s: &serde_json::Value) -> u64 {
+    s["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| a["requests"].as_u64().expect("requests"))
+        .sum()
+}
+
 fn u(v: &serde_json::Value, path: &str) -> u64 {
     v.pointer(path)
         .and_then(serde_json::Value::as_u64)
@@ -266,10 +276,7 @@ fn a_three_node_run_merges_exactly_what_the_agents_measured() {
     let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
     let agents = s["agents"].as_array().expect("agents");
     assert_eq!(agents.len(), 3, "{s:#}");
-    let sum: u64 = agents
-        .iter()
-        .map(|a| a["requests"].as_u64().expect("requests"))
-        .sum();
+    let sum = agents_sum(&s);
     assert_eq!(
         u(&s, "/total/requests"),
         sum,
@@ -348,12 +355,7 @@ fn a_run_is_stopped_from_a_fourth_process() {
         load_end_ms - stopped_ms as f64
     );
     assert!(started.elapsed() < Duration::from_secs(40));
-    let sum: u64 = s["agents"]
-        .as_array()
-        .expect("agents")
-        .iter()
-        .map(|a| a["requests"].as_u64().expect("n"))
-        .sum();
+    let sum = agents_sum(&s);
     assert!(sum > 0);
     assert_eq!(u(&s, "/total/requests"), sum);
 }
@@ -428,12 +430,7 @@ fn losing_the_coordinator_mid_run_another_node_finishes_it() {
     assert_eq!(code, 0, "{stderr}");
     let s = summary.expect("summary");
     assert_eq!(s["partial"], false, "both agents finished: {s:#}");
-    let sum: u64 = s["agents"]
-        .as_array()
-        .expect("agents")
-        .iter()
-        .map(|a| a["requests"].as_u64().expect("n"))
-        .sum();
+    let sum = agents_sum(&s);
     assert_eq!(u(&s, "/total/requests"), sum);
     // 300/s for 10 s: nothing the agents measured was lost with the coordinator.
     assert_eq!(sum, 3000, "{s:#}");
@@ -523,10 +520,7 @@ fn run_losing_an_agent(
     assert_eq!(lost.len(), 1, "{s:#}");
     assert_eq!(lost[0]["node"], cluster.nodes[2].id.as_str());
     assert!(lost[0]["last_heard_ms"].as_u64().is_some(), "{s:#}");
-    let sum: u64 = agents
-        .iter()
-        .map(|a| a["requests"].as_u64().expect("n"))
-        .sum();
+    let sum = agents_sum(&s);
     assert_eq!(u(&s, "/total/requests"), sum);
     (s, cluster)
 }

@@ -256,7 +256,8 @@ impl RunView {
             .map_or(usize::MAX, |p| p.participants.len())
     }
 
-    fn add(&mut self, node: &NodeId, name: &str, snapshot: &IntervalSnapshot) {
+    /// Adds one agent's snapshot (`total`: its names merged).
+    fn add(&mut self, node: &NodeId, name: &str, snapshot: &IntervalSnapshot, total: &NameStats) {
         for (n, stats) in &snapshot.by_name {
             *self.total.entry(n.clone()).or_default() += stats;
             for (kind, count) in &stats.errors {
@@ -266,12 +267,8 @@ impl RunView {
             }
         }
         let agent = self.agents.entry(node.clone()).or_default();
-        let total = snapshot.total();
-        agent.total += &total;
-        push_bounded(
-            &mut agent.points,
-            point_of(snapshot.index, &total, snapshot),
-        );
+        agent.total += total;
+        push_bounded(&mut agent.points, point_of(snapshot.index, total, snapshot));
         let index = snapshot.index;
         if self.points.back().is_some_and(|p| p.index >= index) {
             // A late snapshot of a settled interval: counts only.
@@ -560,8 +557,8 @@ impl App {
             .agents
             .get(&node)
             .map_or_else(|| node.short().to_string(), |a| a.health.name.clone());
+        let total = snapshot.total();
         if let Some(a) = self.agents.get_mut(&node) {
-            let total = snapshot.total();
             a.rps = total.requests as f64;
             a.errors = total.error_count();
         }
@@ -569,7 +566,7 @@ impl App {
             if r.state == RunState::Starting {
                 r.state = RunState::Running;
             }
-            r.add(&node, &name, &snapshot);
+            r.add(&node, &name, &snapshot, &total);
         }
     }
 

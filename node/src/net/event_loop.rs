@@ -281,17 +281,20 @@ impl EventLoop {
         let author = message.source.unwrap_or(propagation_source);
         let from = node_id(&author);
         let len = message.data.len();
-        match bfgg_protocol::decode::<Gossip>(&message.data) {
+        let decoded = bfgg_protocol::decode::<Gossip>(&message.data);
+        // Gossipsub relays only what we accept: malformed messages stop here.
+        let verdict = if decoded.is_ok() {
+            MessageAcceptance::Accept
+        } else {
+            MessageAcceptance::Reject
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&message_id, &propagation_source, verdict);
+        match decoded {
             Ok(msg) => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        MessageAcceptance::Accept,
-                    );
                 NetStats::add(&self.stats.gossip_in, 1);
                 NetStats::add(&self.stats.gossip_in_bytes, len as u64);
                 if let Gossip::Health(health) = &msg
@@ -302,15 +305,6 @@ impl EventLoop {
                 self.emit_lossy(NetEvent::Gossip { from, msg });
             }
             Err(e) => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        MessageAcceptance::Reject,
-                    );
                 NetStats::add(&self.stats.dropped, 1);
                 debug!(%from, topic = %message.topic, len, error = %e, "dropped malformed gossip");
                 self.emit_lossy(NetEvent::Dropped {
