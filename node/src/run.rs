@@ -87,6 +87,12 @@ pub struct Driven {
     pub stop_reason: Option<String>,
 }
 
+/// Ends the engine now, keeping the end of its arrivals if load had ended.
+fn abort(phase: &tokio::sync::watch::Sender<Phase>, duration: Duration) {
+    let starts_before = phase.borrow().starts_before().unwrap_or(duration);
+    let _ = phase.send(Phase::Abort { starts_before });
+}
+
 /// Drives an engine through its phases: starts it with `config` (its time
 /// zero and share), ends load at the scenario's duration or when `stop`
 /// resolves, bounds the drain by the graceful stop, and hands every merged
@@ -113,8 +119,12 @@ pub async fn drive(
     let mut stop_seen = false;
     let mut failure: Option<anyhow::Error> = None;
 
+    // Open-model arrivals due before `starts_before` still start (late if
+    // the generator is behind): at the end of load that is every arrival of
+    // the schedule, on a stop every arrival due before the stop.
     let begin_drain = |reason: Option<String>,
                        grace: Duration,
+                       starts_before: Duration,
                        load_ended: &mut Option<Instant>,
                        stop_reason: &mut Option<String>,
                        phase: &tokio::sync::watch::Sender<Phase>|
@@ -124,7 +134,9 @@ pub async fn drive(
         }
         *load_ended = Some(Instant::now());
         *stop_reason = reason;
-        let _ = phase.send(Phase::Draining);
+        let _ = phase.send(Phase::Draining {
+            starts_before: starts_before.min(load.duration),
+        });
         Some(Instant::now() + grace)
     };
     let mut deliver = |merged: Vec<IntervalSnapshot>, failure: &mut Option<anyhow::Error>| {
@@ -143,12 +155,12 @@ pub async fn drive(
                 Some(EngineEvent::Interval { source, snapshot }) => {
                     deliver(merger.add(source, snapshot), &mut failure);
                     if failure.is_some() {
-                        let _ = handle.phase.send(Phase::Abort);
+                        abort(&handle.phase, load.duration);
                     }
                 }
                 Some(EngineEvent::Exhausted { pool }) => {
                     let reason = format!("data pool {pool} exhausted");
-                    if let Some(deadline) = begin_drain(Some(reason), load.graceful_stop, &mut load_ended, &mut stop_reason, &handle.phase) {
+                    if let Some(deadline) = begin_drain(Some(reason), load.graceful_stop, t0.elapsed(), &mut load_ended, &mut stop_reason, &handle.phase) {
                         abort_at.as_mut().reset(deadline.into());
                     }
                 }
@@ -159,19 +171,19 @@ pub async fn drive(
                 None => break,
             },
             () = &mut end_of_load, if load_ended.is_none() => {
-                if let Some(deadline) = begin_drain(None, load.graceful_stop, &mut load_ended, &mut stop_reason, &handle.phase) {
+                if let Some(deadline) = begin_drain(None, load.graceful_stop, load.duration, &mut load_ended, &mut stop_reason, &handle.phase) {
                     abort_at.as_mut().reset(deadline.into());
                 }
             }
             request = &mut stop, if !stop_seen => {
                 stop_seen = true;
                 let grace = request.grace.unwrap_or(load.graceful_stop).min(load.graceful_stop);
-                if let Some(deadline) = begin_drain(Some(request.reason), grace, &mut load_ended, &mut stop_reason, &handle.phase) {
+                if let Some(deadline) = begin_drain(Some(request.reason), grace, t0.elapsed(), &mut load_ended, &mut stop_reason, &handle.phase) {
                     abort_at.as_mut().reset(deadline.into());
                 }
             }
             () = &mut abort_at => {
-                let _ = handle.phase.send(Phase::Abort);
+                abort(&handle.phase, load.duration);
                 abort_at.as_mut().reset((Instant::now() + Duration::from_secs(3600)).into());
             }
         }

@@ -656,6 +656,44 @@ path = "/"
 }
 
 #[test]
+fn arrivals_due_before_the_end_start_late_rather_than_never() {
+    // 100 arrivals in 1 s, but two slots at 50 ms per request start only
+    // about 40/s: at the end of load some 60 are still waiting. They were part
+    // of the run, so they start late during the graceful stop (5 s is plenty)
+    // and the run sends exactly what it scheduled, nothing missed.
+    let target = Target::start(&["--latency", "50ms"]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "behind.toml",
+        &format!(
+            r#"
+[scenario]
+name = "behind"
+[target]
+base_url = "{}"
+[load]
+model = "open"
+rate = 100
+duration = "1s"
+max_in_flight = 2
+graceful_stop = "5s"
+[[request]]
+path = "/"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &["--workers", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert_eq!(u(&s, "/generator/scheduled"), 100, "{s:#}");
+    assert_eq!(u(&s, "/generator/missed"), 0, "{s:#}");
+    assert_eq!(u(&s, "/total/requests"), 100, "{s:#}");
+    // The last ones started long after they were due, and say so.
+    assert!(f(&s, "/generator/schedule_lag_ms/max") > 800.0, "{s:#}");
+}
+
+#[test]
 fn a_server_stall_is_seen_in_the_corrected_latency_as_the_analysis_predicts() {
     // 100 arrivals/s for 3 s; the server holds every response for 500 ms from
     // t = 1 s. With at most 2 requests in flight, the 50 arrivals due during

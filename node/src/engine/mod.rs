@@ -20,14 +20,52 @@ use crate::scenario::{EngineKind, Scenario};
 use schedule::Segment;
 
 /// Where a run is in its life. Sent to every worker through a watch channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Starting iterations on schedule.
     Running,
-    /// No new iterations; in-flight ones may finish (graceful stop).
-    Draining,
-    /// Stop now: in-flight requests are abandoned.
-    Abort,
+    /// No new iterations (graceful stop), except open-model arrivals due
+    /// before `starts_before` (after t0): those were part of the run, so they
+    /// start late rather than never. In-flight iterations may finish.
+    Draining {
+        /// Arrivals due before this (after t0) still start.
+        starts_before: Duration,
+    },
+    /// Stop now: in-flight requests are abandoned and nothing starts.
+    Abort {
+        /// As in `Draining`: the arrivals that were part of the run.
+        starts_before: Duration,
+    },
+}
+
+impl Phase {
+    /// Running < Draining < Abort.
+    pub fn rank(self) -> u8 {
+        match self {
+            Phase::Running => 0,
+            Phase::Draining { .. } => 1,
+            Phase::Abort { .. } => 2,
+        }
+    }
+
+    /// Whether an open-model arrival due `due` after t0 may still start.
+    pub fn may_start(self, due: Duration) -> bool {
+        match self {
+            Phase::Running => true,
+            Phase::Draining { starts_before } => due < starts_before,
+            Phase::Abort { .. } => false,
+        }
+    }
+
+    /// The end of the run's arrivals, once load has ended.
+    pub fn starts_before(self) -> Option<Duration> {
+        match self {
+            Phase::Running => None,
+            Phase::Draining { starts_before } | Phase::Abort { starts_before } => {
+                Some(starts_before)
+            }
+        }
+    }
 }
 
 /// What an engine reports to the run controller.

@@ -376,6 +376,18 @@ async fn a_peer_of_another_protocol_version_is_reported_and_asked_nothing() {
     let mut b = start(dir.path(), "b", &key, vec![a.addr.clone()]).await;
     wait_connected(&mut b, &[&a.id]).await;
     let b_id = b.id.clone();
+    // A sees B connected (B may see A first), and never as incompatible.
+    let connected = wait_for(&mut a.events, |ev| match ev {
+        NetEvent::PeerConnected(peer) if *peer == b_id => Some(true),
+        NetEvent::Incompatible { peer, .. } if *peer == b_id => Some(false),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        connected,
+        Some(true),
+        "A never saw B connected, or called it incompatible"
+    );
     let reported = wait_within(&mut a.events, QUIET, |ev| match ev {
         NetEvent::Incompatible { peer, .. } if *peer == b_id => Some(()),
         _ => None,

@@ -175,7 +175,7 @@ impl ResultsWriter {
         }
         if g.missed > 0 {
             warnings.push(format!(
-                "{} scheduled arrivals never started (in-flight cap reached or run stopped)",
+                "{} arrivals due before the end never started: the generator was still behind when the graceful stop ran out (raise max_in_flight or graceful_stop, or add cores or nodes)",
                 g.missed
             ));
         }

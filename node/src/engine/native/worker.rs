@@ -205,9 +205,13 @@ async fn tick_intervals(w: Rc<Worker>, next: Rc<Cell<u32>>, cpu_mark: Rc<Cell<Op
     }
 }
 
-/// Waits until the phase is at least `at_least`.
-async fn phase_reaches(mut rx: watch::Receiver<Phase>, at_least: Phase) {
-    let _ = rx.wait_for(|p| *p >= at_least).await;
+/// [`Phase::rank`] of draining and of aborting.
+const RANK_DRAINING: u8 = 1;
+const RANK_ABORT: u8 = 2;
+
+/// Waits until the phase's [`Phase::rank`] is at least `rank`.
+async fn phase_reaches(mut rx: watch::Receiver<Phase>, rank: u8) {
+    let _ = rx.wait_for(|p| p.rank() >= rank).await;
 }
 
 /// The open model. Returns the arrivals of this worker's share that were due
@@ -257,13 +261,20 @@ async fn run_open(
     if let Some(a) = adopter {
         a.abort();
     }
-    let total = schedule.total();
+    // Missed: arrivals that were part of the run (due before the end of
+    // load, or before a stop) but never started.
+    let due = match w.phase().starts_before() {
+        Some(t) if t < w.scenario().load.duration => {
+            (schedule.cumulative(t.as_secs_f64()).ceil() as u64).min(schedule.total())
+        }
+        _ => schedule.total(),
+    };
     cursors
         .borrow()
         .iter()
         .map(|c| {
             c.segment
-                .count_below(total)
+                .count_below(due)
                 .saturating_sub(c.first)
                 .saturating_sub(c.started.get())
         })
@@ -342,7 +353,7 @@ fn task_done(w: &Worker) {
 
 /// Waits until every slot or user task has ended, or the run aborts.
 async fn wait_for_tasks(w: &Rc<Worker>) {
-    let abort = phase_reaches(w.phase.clone(), Phase::Abort);
+    let abort = phase_reaches(w.phase.clone(), RANK_ABORT);
     tokio::pin!(abort);
     while w.live.get() > 0 {
         tokio::select! {
@@ -356,27 +367,40 @@ async fn open_slot(w: &Rc<Worker>, arrivals: &Rc<Arrivals>, slot: u64) {
     let mut conn: Option<Conn> = None;
     let mut ctx = IterationContext::new(slot, w.seed.wrapping_add(slot));
     let mut scratch = Scratch::default();
-    let mut draining = std::pin::pin!(phase_reaches(w.phase.clone(), Phase::Draining));
+    let mut stopping = std::pin::pin!(phase_reaches(w.phase.clone(), RANK_DRAINING));
     loop {
-        if w.phase() != Phase::Running {
-            return;
-        }
         let Some((iteration, due)) = arrivals.claim(w.t0) else {
             return;
         };
+        // An arrival due before the end of load starts even if the
+        // generator is behind (late, and measured so); one due after a stop
+        // is not part of the run.
+        if !w.phase().may_start(due - w.t0) {
+            return;
+        }
         // tokio's timer fires on the first 1 ms tick at or after a deadline;
         // aiming half a tick early centres the send on the intended time
         // (within ±0.5 ms) instead of always up to 1 ms late.
         let wake = due.checked_sub(HALF_TIMER_TICK).unwrap_or(due);
         if wake > Instant::now() {
             arrivals.waiting.set(arrivals.waiting.get() + 1);
-            let woke = tokio::select! {
-                _ = tokio::time::sleep_until(wake.into()) => true,
-                // Never started: it counts as missed.
-                _ = &mut draining => false,
-            };
+            if w.phase() == Phase::Running {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake.into()) => {}
+                    // A stop while waiting: start only if still due before it.
+                    _ = &mut stopping => {
+                        if w.phase().may_start(due - w.t0) {
+                            tokio::time::sleep_until(wake.into()).await;
+                        }
+                    }
+                }
+            } else {
+                // Already draining (so `stopping` has resolved, or will
+                // never be polled again), and this arrival is due before it.
+                tokio::time::sleep_until(wake.into()).await;
+            }
             arrivals.waiting.set(arrivals.waiting.get() - 1);
-            if !woke {
+            if !w.phase().may_start(due - w.t0) {
                 return;
             }
         }
@@ -459,7 +483,7 @@ async fn run_closed(
     mut extra: Option<watch::Receiver<Vec<ExtraShare>>>,
 ) {
     let mut shares = vec![Users::new(w.segment, Duration::ZERO)];
-    let mut draining = std::pin::pin!(phase_reaches(w.phase.clone(), Phase::Draining));
+    let mut draining = std::pin::pin!(phase_reaches(w.phase.clone(), RANK_DRAINING));
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -548,7 +572,7 @@ async fn run_iteration(
             // A stop interrupts think time and ends the iteration.
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                _ = phase_reaches(w.phase.clone(), Phase::Draining) => return,
+                _ = phase_reaches(w.phase.clone(), RANK_DRAINING) => return,
             }
         }
     }
