@@ -1,7 +1,8 @@
 //! Real mDNS across network namespaces: three `bfgg node`s, each alone in a
 //! network namespace on a private bridge (one "host" each), find each other
-//! with no `--join`, run a cluster run against a `bfgg target` in namespace 1,
-//! and survive a 10 s partition of one of them.
+//! with no `--join`, run a cluster run (its client finds them by mDNS too)
+//! against a `bfgg target` in namespace 1, and survive a 10 s partition of
+//! one of them.
 //!
 //! Needs root and iproute2 (skipped otherwise; a failure under
 //! `BFGG_REQUIRE_EXTERNAL=1`). Every test builds its own namespaces and bridge
@@ -391,15 +392,16 @@ impl Lab {
         v["total"].as_u64().expect("total")
     }
 
-    /// `bfgg run FILE --cluster --json` from namespace 1, joined to node 1
-    /// (which then coordinates); not waited for.
-    fn run_cluster(&self, scenario: &Path) -> Running {
+    /// `bfgg run FILE --cluster --json` from namespace 1: joined to node 1
+    /// (which then coordinates) with `join`, else finding the nodes by mDNS
+    /// alone; not waited for.
+    fn run_cluster(&self, scenario: &Path, join: bool) -> Running {
         let mut cmd = bfgg_in(&self.net.hosts[0].ns, self.ws.path());
-        cmd.arg("run")
-            .arg(scenario)
-            .args(["--cluster", "--no-mdns", "--json"])
-            .args(["--join", &self.nodes[0].addr])
-            .arg("--cluster-key-file")
+        cmd.arg("run").arg(scenario).args(["--cluster", "--json"]);
+        if join {
+            cmd.args(["--no-mdns", "--join", &self.nodes[0].addr]);
+        }
+        cmd.arg("--cluster-key-file")
             .arg(&self.key)
             .arg("--out")
             .arg(self.ws.out_dir())
@@ -565,15 +567,17 @@ fn three_nodes_in_namespaces_find_each_other_by_mdns() {
 #[test]
 fn a_cluster_run_across_namespaces_counts_what_the_target_served() {
     let Some(mut lab) = Lab::start() else { return };
-    // Node 1 coordinates (the client joins it): wait until it has heard of
-    // every node, found by mDNS.
-    let join = lab.nodes[0].addr.clone();
-    lab.wait_all_alive(Some(&join), Duration::from_secs(30));
+    // The client finds the nodes by mDNS too (no --join anywhere) and may
+    // hand the run to any of them: wait until each has heard of every node.
+    for node in &lab.nodes {
+        lab.wait_all_alive(Some(&node.addr), Duration::from_secs(30));
+    }
     // Namespace 1 serves; the agents in 2 and 3 send across the bridge.
     let target = "10.77.0.1:8080";
     lab.start_target(0, target);
     let file = scenario(&lab.ws, &format!("http://{target}"), 300, "4s");
-    let (code, summary, stderr) = wait_output(lab.run_cluster(&file), Duration::from_secs(120));
+    let (code, summary, stderr) =
+        wait_output(lab.run_cluster(&file, false), Duration::from_secs(120));
     assert_eq!(code, 0, "{stderr}\n{}", lab.logs());
     let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
     let agents = s["agents"].as_array().expect("agents");
@@ -602,7 +606,7 @@ fn a_partitioned_node_keeps_its_share_and_rejoins() {
         lab.start_target(host, "127.0.0.1:8080");
     }
     let file = scenario(&lab.ws, "http://127.0.0.1:8080", 120, "25s");
-    let run = lab.run_cluster(&file);
+    let run = lab.run_cluster(&file, true);
     lab.wait_for_run(Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(5));
 
