@@ -384,6 +384,19 @@ fn status_json(home: &Path, join: &str, key: Option<&Path>) -> Vec<serde_json::V
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
+/// Waits until each of `nodes` has a run in its data dir (runs/<id>/): it
+/// has accepted a share of one.
+fn wait_until_agents_hold_a_run(cluster: &Cluster, nodes: &[usize], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    for i in nodes {
+        let runs = cluster.ws.path().join(format!("node-n{i}/runs"));
+        while !std::fs::read_dir(&runs).is_ok_and(|mut d| d.next().is_some()) {
+            assert!(Instant::now() < deadline, "node n{i} never took a run");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// Reads the run id from the coordinator's data dir (runs/<id>/).
 fn wait_for_run_id(cluster: &Cluster, limit: Duration) -> String {
     let deadline = Instant::now() + limit;
@@ -463,8 +476,8 @@ fn concurrent_runs_use_disjoint_agents_and_a_busy_group_refuses_a_third() {
     let out_b = cluster.ws.path().join("out-b");
     let a = cluster.run_cluster_to(&file, &out_a, &["--labels", "group=a"]);
     let b = cluster.run_cluster_to(&file, &out_b, &["--labels", "group=b"]);
-    wait_for_run_id(&cluster, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(2));
+    // Both agents hold their run (its bundle is in their data dir).
+    wait_until_agents_hold_a_run(&cluster, &[1, 2], Duration::from_secs(30));
     // Group a's only agent is busy: a third run for it finds no idle agent.
     let third = cluster.run_cluster_to(
         &file,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bfgg_node::cluster::client::{request_for, save_results, stop_via, submit_to};
+use bfgg_node::cluster::client::{request_for, save_results, stop_via, submit_any};
 use bfgg_node::net::{self, NetConfig, NetEvent, NetHandle};
 use bfgg_protocol::mesh::{ControlResponse, Gossip, RunEvent};
 use bfgg_protocol::summary::RunSummary;
@@ -226,8 +226,8 @@ fn perform(
                 .collect();
             nodes.sort();
             tokio::spawn(async move {
-                let msg = match start(&net, nodes.first().map(|n| &n.1), &scenario, selection).await
-                {
+                let nodes: Vec<NodeId> = nodes.into_iter().map(|(_, n)| n).collect();
+                let msg = match start(&net, &nodes, &scenario, selection).await {
                     Ok(plan) => Msg::Started {
                         plan: Box::new(plan),
                         scenario: scenario.clone(),
@@ -322,13 +322,15 @@ fn save(
 
 async fn start(
     net: &NetHandle,
-    to: Option<&NodeId>,
+    nodes: &[NodeId],
     scenario: &Path,
     selection: bfgg_protocol::mesh::AgentSelection,
 ) -> anyhow::Result<bfgg_protocol::mesh::RunPlan> {
-    let to = to.context("no alive node to coordinate the run (see the Agents panel)")?;
+    if nodes.is_empty() {
+        anyhow::bail!("no alive node to coordinate the run (see the Agents panel)");
+    }
     let request = request_for(scenario, selection)?;
-    submit_to(net, to, request).await
+    submit_any(net, nodes, request).await
 }
 
 fn now_ms() -> u64 {

@@ -176,29 +176,31 @@ impl Client {
     }
 
     /// Hands the run to a node: the first joined one if it is alive, else the
-    /// first alive one by id. That node coordinates the run.
+    /// first alive one by id (the next if one cannot be reached). That node
+    /// coordinates the run.
     pub async fn submit(&mut self, req: RunRequest) -> anyhow::Result<RunPlan> {
-        let nodes = self.alive_nodes();
-        let to = self
-            .joined_node()
-            .filter(|j| nodes.contains(j))
-            .or_else(|| nodes.first().cloned())
-            .with_context(|| {
-                let other: Vec<String> = self
-                    .view
-                    .incompatible()
-                    .map(|p| format!("{} ({} {})", p.node.short(), p.protocol, p.agent))
-                    .collect();
-                if other.is_empty() {
-                    "no alive node to coordinate the run".to_string()
-                } else {
-                    format!(
-                        "no alive node to coordinate the run; these speak another protocol version: {}",
-                        other.join(", ")
-                    )
-                }
-            })?;
-        submit_to(&self.net, &to, req).await
+        let mut nodes = self.alive_nodes();
+        if let Some(j) = self.joined_node()
+            && let Some(at) = nodes.iter().position(|n| *n == j)
+        {
+            let joined = nodes.remove(at);
+            nodes.insert(0, joined);
+        }
+        if nodes.is_empty() {
+            let other: Vec<String> = self
+                .view
+                .incompatible()
+                .map(|p| format!("{} ({} {})", p.node.short(), p.protocol, p.agent))
+                .collect();
+            if other.is_empty() {
+                anyhow::bail!("no alive node to coordinate the run");
+            }
+            anyhow::bail!(
+                "no alive node to coordinate the run; these speak another protocol version: {}",
+                other.join(", ")
+            );
+        }
+        submit_any(&self.net, &nodes, req).await
     }
 
     /// Asks `run`'s coordinator (found through any node that knows it) to stop it.
@@ -349,9 +351,33 @@ impl Client {
     }
 }
 
-/// Asks node `to` to coordinate `req`; the plan it made, or why not.
-pub async fn submit_to(net: &NetHandle, to: &NodeId, req: RunRequest) -> anyhow::Result<RunPlan> {
-    match net.request(to, ControlRequest::Submit(req)).await? {
+/// Asks `nodes` in turn to coordinate `req` until one answers: the plan it
+/// made, or the cluster's refusal. A node that cannot be reached (not
+/// connected yet, gone) passes the request on to the next one.
+pub async fn submit_any(
+    net: &NetHandle,
+    nodes: &[NodeId],
+    req: RunRequest,
+) -> anyhow::Result<RunPlan> {
+    let mut unreachable = Vec::new();
+    for node in nodes {
+        match net.request(node, ControlRequest::Submit(req.clone())).await {
+            Ok(resp) => return plan_from(resp),
+            Err(e) => {
+                tracing::debug!(%node, error = %e, "cannot hand the run to this node");
+                unreachable.push(format!("{}: {e}", node.short()));
+            }
+        }
+    }
+    if unreachable.is_empty() {
+        anyhow::bail!("no alive node to coordinate the run");
+    }
+    anyhow::bail!("no node could take the run ({})", unreachable.join("; "))
+}
+
+/// The plan a node made, or its refusal.
+fn plan_from(resp: ControlResponse) -> anyhow::Result<RunPlan> {
+    match resp {
         ControlResponse::Accepted { plan, .. } => Ok(plan),
         ControlResponse::Rejected { reason } => {
             anyhow::bail!("the cluster refused the run: {reason}")
@@ -420,4 +446,85 @@ pub async fn save_results(
     let dir = results_root.join(crate::results::dir_name(&scenario.name, started_at));
     crate::results::write_cluster_results(&dir, &scenario, started_at, &intervals, summary)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use bfgg_protocol::mesh::AgentSelection;
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::cluster::{NodeConfig, run_node};
+    use crate::net::ClusterKey;
+
+    fn net_config(dir: &Path, name: &str, key: &ClusterKey, join: Vec<String>) -> NetConfig {
+        let mut net = NetConfig::new(dir.join(name).join("identity.key"), key.clone());
+        net.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        net.join = join;
+        net.mdns = false;
+        net
+    }
+
+    /// One in-process node on 127.0.0.1: its id and its address.
+    async fn node(dir: &Path, key: &ClusterKey) -> (NodeId, String) {
+        let config = NodeConfig {
+            name: "n".into(),
+            labels: Default::default(),
+            data_dir: dir.join("n"),
+            net: net_config(dir, "n", key, Vec::new()),
+            timeouts: Timeouts::default(),
+            workers: Some(1),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut tx = Some(tx);
+        tokio::spawn(run_node(config, std::future::pending(), move |id, addr| {
+            if let Some(tx) = tx.take() {
+                let _ = tx.send((id.clone(), format!("{addr}/p2p/{id}")));
+            }
+        }));
+        rx.await.expect("the node listens")
+    }
+
+    /// Asks for agents no node has, so the coordinator refuses: an answer
+    /// that proves the request reached it.
+    fn unservable() -> RunRequest {
+        RunRequest {
+            files: Vec::new(),
+            contents: Vec::new(),
+            target: None,
+            duration_ms: None,
+            selection: AgentSelection::Labels([("zone".into(), "nowhere".into())].into()),
+            rebalance: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_goes_to_the_next_node_when_one_cannot_be_reached() {
+        let dir = TempDir::new().unwrap();
+        let key = ClusterKey::generate();
+        let (id, addr) = node(dir.path(), &key).await;
+        let client = Client::connect(
+            net_config(dir.path(), "light", &key, vec![addr]),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the light peer hears the node");
+        // A well-formed peer id nobody here has an address for.
+        let gone = NodeId("12D3KooWANdc8Meou56YjaMKb1suT7ZwbB2PAmN8YrbTVBwUsGWZ".into());
+
+        let err = submit_any(&client.net, &[gone.clone(), id], unservable())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("the cluster refused the run"), "{err}");
+
+        let err = submit_any(&client.net, &[gone], unservable())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("no node could take the run"), "{err}");
+        assert!(err.contains("unknown peer"), "{err}");
+    }
 }

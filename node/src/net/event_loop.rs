@@ -634,11 +634,24 @@ impl EventLoop {
 
     /// Dials a peer met in health gossip (so a cluster joined through one
     /// seed becomes a full mesh), at most once per [`GOSSIP_DIAL_INTERVAL`].
+    /// Its addresses are remembered even while connected, so a request after
+    /// that connection closed can dial it again.
     fn dial_from_health(&mut self, peer: PeerId, listen_addrs: &[String]) {
-        if peer == self.local_peer
-            || self.swarm.is_connected(&peer)
-            || self.incompatible.contains(&peer)
-        {
+        if peer == self.local_peer || self.incompatible.contains(&peer) {
+            return;
+        }
+        let addrs: Vec<Multiaddr> = listen_addrs
+            .iter()
+            .filter_map(|a| a.parse::<Multiaddr>().ok())
+            .map(Join::new)
+            .filter(|j| j.peer.is_none() || j.peer == Some(peer))
+            .map(|j| j.addr)
+            .collect();
+        if addrs.is_empty() {
+            return;
+        }
+        self.remember(peer, addrs.iter().cloned());
+        if self.swarm.is_connected(&peer) {
             return;
         }
         let now = Instant::now();
@@ -655,18 +668,7 @@ impl EventLoop {
                 slot.insert(now);
             }
         }
-        let addrs: Vec<Multiaddr> = listen_addrs
-            .iter()
-            .filter_map(|a| a.parse::<Multiaddr>().ok())
-            .map(Join::new)
-            .filter(|j| j.peer.is_none() || j.peer == Some(peer))
-            .map(|j| j.addr)
-            .collect();
-        if addrs.is_empty() {
-            return;
-        }
         debug!(%peer, ?addrs, "dialing a peer known from its health gossip");
-        self.remember(peer, addrs.iter().cloned());
         let _ = self.dial_quietly(peer, addrs);
     }
 
