@@ -440,16 +440,26 @@ fn demo_completes_with_no_setup() {
         .arg(ws.out_dir());
     let out = run_with_timeout(cmd, Duration::from_secs(120));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
+    let context = format!(
         "stdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("demo"), "{stdout}");
+    assert!(stdout.contains("demo"), "{context}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ws.out_dir().join("summary.json")).expect("summary"))
             .expect("json");
-    assert!(u(&summary, "/total/requests") > 0);
+    assert!(u(&summary, "/total/requests") > 0, "{context}");
+    // The demo's latency thresholds hold on an idle machine; on a loaded one
+    // (a debug build beside other tests) they may fail. Either way the run
+    // completed, and the exit code is exactly what its thresholds say.
+    let thresholds = summary["thresholds"].as_array().expect("thresholds");
+    assert!(!thresholds.is_empty(), "the demo has thresholds");
+    let all_passed = thresholds.iter().all(|t| t["passed"] == true);
+    assert_eq!(
+        out.status.code(),
+        Some(if all_passed { 0 } else { 1 }),
+        "{context}"
+    );
 }
 
 #[test]

@@ -98,6 +98,8 @@ pub struct StartDialog {
     pub count: u32,
     /// For [`AgentChoice::Label`]: index into [`App::labels`].
     pub label: usize,
+    /// Move a lost agent's share to the live agents (`r`; `--rebalance`).
+    pub rebalance: bool,
 }
 
 /// Steps of the start dialog.
@@ -753,6 +755,9 @@ impl App {
                     AgentChoice::All => {}
                 }
             }
+            (StartStep::Agents | StartStep::Confirm, KeyCode::Char('r')) => {
+                d.rebalance = !d.rebalance;
+            }
             (StartStep::Agents, KeyCode::Enter) => d.step = StartStep::Confirm,
             (StartStep::Confirm, KeyCode::Enter | KeyCode::Char('y')) => {
                 let Some(scenario) = self.scenarios.get(d.scenario) else {
@@ -771,6 +776,7 @@ impl App {
                 return vec![Effect::Start {
                     scenario: scenario.path.clone(),
                     selection,
+                    rebalance: d.rebalance,
                 }];
             }
             _ => {}
@@ -779,7 +785,8 @@ impl App {
         Vec::new()
     }
 
-    /// A fresh start dialog at `step`: the first scenario, all agents.
+    /// A fresh start dialog at `step`: the first scenario, all agents, no
+    /// rebalancing.
     fn start_dialog(&self, step: StartStep) -> StartDialog {
         StartDialog {
             step,
@@ -787,6 +794,7 @@ impl App {
             choice: AgentChoice::All,
             count: self.idle_agents().max(1) as u32,
             label: 0,
+            rebalance: false,
         }
     }
 

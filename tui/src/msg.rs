@@ -89,6 +89,8 @@ pub enum Effect {
         scenario: PathBuf,
         /// Which agents.
         selection: AgentSelection,
+        /// Move a lost agent's share to the live agents.
+        rebalance: bool,
     },
     /// Stop a run wherever it runs.
     Stop {

@@ -213,6 +213,7 @@ fn perform(
         Effect::Start {
             scenario,
             selection,
+            rebalance,
         } => {
             // Any alive node coordinates; idle ones first.
             let mut nodes: Vec<(bool, NodeId)> = app
@@ -227,7 +228,7 @@ fn perform(
             nodes.sort();
             tokio::spawn(async move {
                 let nodes: Vec<NodeId> = nodes.into_iter().map(|(_, n)| n).collect();
-                let msg = match start(&net, &nodes, &scenario, selection).await {
+                let msg = match start(&net, &nodes, &scenario, selection, rebalance).await {
                     Ok(plan) => Msg::Started {
                         plan: Box::new(plan),
                         scenario: scenario.clone(),
@@ -325,11 +326,13 @@ async fn start(
     nodes: &[NodeId],
     scenario: &Path,
     selection: bfgg_protocol::mesh::AgentSelection,
+    rebalance: bool,
 ) -> anyhow::Result<bfgg_protocol::mesh::RunPlan> {
     if nodes.is_empty() {
         anyhow::bail!("no alive node to coordinate the run (see the Agents panel)");
     }
-    let request = request_for(scenario, selection)?;
+    let mut request = request_for(scenario, selection)?;
+    request.rebalance = rebalance;
     submit_any(net, nodes, request).await
 }
 

@@ -145,9 +145,35 @@ fn the_start_flow_ends_in_a_start_effect() {
         [Effect::Start {
             scenario: "scenarios/closed-model.toml".into(),
             selection: AgentSelection::Count(4),
+            rebalance: false,
         }]
     );
     assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn r_in_the_start_dialog_asks_for_rebalancing() {
+    let mut app = idle_cluster();
+    chars(&mut app, "s");
+    // On the scenario list `r` means nothing.
+    chars(&mut app, "r");
+    assert!(!dialog(&app).rebalance);
+    press(&mut app, KeyCode::Enter);
+    chars(&mut app, "r");
+    assert!(dialog(&app).rebalance);
+    press(&mut app, KeyCode::Enter);
+    // Still changeable on the confirm step: off and on again.
+    chars(&mut app, "rr");
+    assert!(dialog(&app).rebalance);
+    let effects = press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        [Effect::Start {
+            scenario: "scenarios/open-model.toml".into(),
+            selection: AgentSelection::All,
+            rebalance: true,
+        }]
+    );
 }
 
 #[test]
@@ -182,6 +208,7 @@ fn the_start_dialog_offers_labels_and_bounds_its_choices() {
         [Effect::Start {
             scenario: "scenarios/open-model.toml".into(),
             selection: AgentSelection::Labels([("zone".into(), "eu-west".into())].into()),
+            rebalance: false,
         }]
     );
 }
@@ -330,6 +357,7 @@ fn r_reruns_a_stored_run_from_the_agents_step() {
                 .clone()
                 .expect("has a scenario copy"),
             selection: AgentSelection::All,
+            rebalance: false,
         }]
     );
     // The second stored run kept no scenario copy.

@@ -120,12 +120,13 @@ const PANEL_KEYS: [(&str, &str); 12] = [
 ];
 
 /// Every key of the start dialog.
-const START_KEYS: [(&str, &str); 5] = [
+const START_KEYS: [(&str, &str); 6] = [
     ("j/k ↑↓", "pick a scenario"),
     ("Enter", "next step / start"),
     ("Esc", "back / cancel"),
     ("Tab/a", "all/count/label"),
     ("+/- ←→", "change count/label"),
+    ("r", "rebalance on/off"),
 ];
 
 /// Every key of the confirmations.
@@ -174,6 +175,22 @@ fn agents_text(app: &App, d: &StartDialog) -> String {
             Some(l) => format!("agents labelled {l}"),
             None => "agents with a label (none known)".into(),
         },
+    }
+}
+
+/// Whether a lost agent's share moves (`--rebalance`).
+fn rebalance_line(d: &StartDialog) -> Line<'static> {
+    if d.rebalance {
+        Line::from(vec![
+            Span::raw("Rebalance: "),
+            Span::styled("on", theme::header()),
+            Span::raw(" (a lost agent's share moves to the live ones)"),
+        ])
+    } else {
+        Line::from(vec![
+            Span::raw("Rebalance: off "),
+            Span::styled("(a lost agent's share is not made up)", theme::dim()),
+        ])
     }
 }
 
@@ -265,8 +282,10 @@ fn start(app: &App, d: &StartDialog, area: Rect, buf: &mut Buffer) {
                 });
             }
             lines.push(Line::default());
+            lines.push(rebalance_line(d));
+            lines.push(Line::default());
             lines.push(Line::styled(
-                "Tab/a all/count/label · +/- change · Enter next · Esc back",
+                "Tab/a all/count/label · +/- change · r rebalance · Enter next · Esc back",
                 theme::dim(),
             ));
             text_popup(" Start a run (2/3): agents ", lines, area, buf);
@@ -280,10 +299,13 @@ fn start(app: &App, d: &StartDialog, area: Rect, buf: &mut Buffer) {
                     Span::styled(agents_text(app, d), theme::header()),
                     Span::raw("?"),
                 ]),
+                rebalance_line(d),
                 Line::default(),
                 Line::from(vec![
                     Span::styled("Enter", theme::key()),
                     Span::raw(" to start, "),
+                    Span::styled("r", theme::key()),
+                    Span::raw(" rebalance, "),
                     Span::styled("Esc", theme::key()),
                     Span::raw(" back"),
                 ]),

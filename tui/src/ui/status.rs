@@ -222,10 +222,11 @@ fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
             StartStep::Agents => vec![
                 ("Tab/a", "all/count/label"),
                 ("+/-", "change"),
+                ("r", "rebalance"),
                 ("Enter", "next"),
                 ("Esc", "back"),
             ],
-            StartStep::Confirm => vec![("Enter", "start"), ("Esc", "back")],
+            StartStep::Confirm => vec![("Enter", "start"), ("r", "rebalance"), ("Esc", "back")],
         },
         Mode::ConfirmStop(_) | Mode::ConfirmDelete(_) => {
             vec![("y/Enter", "confirm"), ("other keys", "cancel")]

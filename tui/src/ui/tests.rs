@@ -55,6 +55,8 @@ fn dialog(step: StartStep, choice: AgentChoice) -> Mode {
         choice,
         count: 2,
         label: 1,
+        // Both states drawn: off while choosing agents, on when confirming.
+        rebalance: step == StartStep::Confirm,
     })
 }
 
