@@ -87,10 +87,10 @@ pub struct Driven {
     pub stop_reason: Option<String>,
 }
 
-/// Ends the engine now, keeping the end of its arrivals if load had ended.
+/// Ends the engine now, keeping where its schedule ended if load had ended.
 fn abort(phase: &tokio::sync::watch::Sender<Phase>, duration: Duration) {
-    let starts_before = phase.borrow().starts_before().unwrap_or(duration);
-    let _ = phase.send(Phase::Abort { starts_before });
+    let load_end = phase.borrow().load_end().unwrap_or(duration);
+    let _ = phase.send(Phase::Abort { load_end });
 }
 
 /// Drives an engine through its phases: starts it with `config` (its time
@@ -119,12 +119,12 @@ pub async fn drive(
     let mut stop_seen = false;
     let mut failure: Option<anyhow::Error> = None;
 
-    // Open-model arrivals due before `starts_before` still start (late if
-    // the generator is behind): at the end of load that is every arrival of
-    // the schedule, on a stop every arrival due before the stop.
+    // At the end of the schedule, open-model arrivals still due start (late
+    // if the generator is behind); on a stop or an exhausted pool nothing
+    // more starts (`catch_up` false) and the schedule ends there.
     let begin_drain = |reason: Option<String>,
                        grace: Duration,
-                       starts_before: Duration,
+                       catch_up: bool,
                        load_ended: &mut Option<Instant>,
                        stop_reason: &mut Option<String>,
                        phase: &tokio::sync::watch::Sender<Phase>|
@@ -134,9 +134,12 @@ pub async fn drive(
         }
         *load_ended = Some(Instant::now());
         *stop_reason = reason;
-        let _ = phase.send(Phase::Draining {
-            starts_before: starts_before.min(load.duration),
-        });
+        let load_end = if catch_up {
+            load.duration
+        } else {
+            t0.elapsed().min(load.duration)
+        };
+        let _ = phase.send(Phase::Draining { load_end, catch_up });
         Some(Instant::now() + grace)
     };
     let mut deliver = |merged: Vec<IntervalSnapshot>, failure: &mut Option<anyhow::Error>| {
@@ -160,7 +163,7 @@ pub async fn drive(
                 }
                 Some(EngineEvent::Exhausted { pool }) => {
                     let reason = format!("data pool {pool} exhausted");
-                    if let Some(deadline) = begin_drain(Some(reason), load.graceful_stop, t0.elapsed(), &mut load_ended, &mut stop_reason, &handle.phase) {
+                    if let Some(deadline) = begin_drain(Some(reason), load.graceful_stop, false, &mut load_ended, &mut stop_reason, &handle.phase) {
                         abort_at.as_mut().reset(deadline.into());
                     }
                 }
@@ -171,14 +174,14 @@ pub async fn drive(
                 None => break,
             },
             () = &mut end_of_load, if load_ended.is_none() => {
-                if let Some(deadline) = begin_drain(None, load.graceful_stop, load.duration, &mut load_ended, &mut stop_reason, &handle.phase) {
+                if let Some(deadline) = begin_drain(None, load.graceful_stop, true, &mut load_ended, &mut stop_reason, &handle.phase) {
                     abort_at.as_mut().reset(deadline.into());
                 }
             }
             request = &mut stop, if !stop_seen => {
                 stop_seen = true;
                 let grace = request.grace.unwrap_or(load.graceful_stop).min(load.graceful_stop);
-                if let Some(deadline) = begin_drain(Some(request.reason), grace, t0.elapsed(), &mut load_ended, &mut stop_reason, &handle.phase) {
+                if let Some(deadline) = begin_drain(Some(request.reason), grace, false, &mut load_ended, &mut stop_reason, &handle.phase) {
                     abort_at.as_mut().reset(deadline.into());
                 }
             }

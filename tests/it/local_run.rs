@@ -609,6 +609,38 @@ path = "/"
     }
 }
 
+/// 100 arrivals/s through at most 2 requests in flight: against a target
+/// that takes 50 ms, only about 40 can start per second, so the generator
+/// falls behind.
+fn behind_scenario(
+    ws: &Workspace,
+    target: &Target,
+    name: &str,
+    duration: &str,
+    graceful_stop: &str,
+) -> std::path::PathBuf {
+    ws.write(
+        &format!("{name}.toml"),
+        &format!(
+            r#"
+[scenario]
+name = "{name}"
+[target]
+base_url = "{}"
+[load]
+model = "open"
+rate = 100
+duration = "{duration}"
+max_in_flight = 2
+graceful_stop = "{graceful_stop}"
+[[request]]
+path = "/"
+"#,
+            target.url
+        ),
+    )
+}
+
 #[test]
 fn a_generator_that_cannot_keep_its_schedule_says_so() {
     // Two slots at most, 50 ms per request: about 40 requests/s can start on
@@ -616,26 +648,7 @@ fn a_generator_that_cannot_keep_its_schedule_says_so() {
     // shortfall shows up as late starts, missed arrivals and a warning.
     let target = Target::start(&["--latency", "50ms"]);
     let ws = Workspace::new();
-    let file = ws.write(
-        "overload.toml",
-        &format!(
-            r#"
-[scenario]
-name = "overload"
-[target]
-base_url = "{}"
-[load]
-model = "open"
-rate = 100
-duration = "2s"
-max_in_flight = 2
-graceful_stop = "1s"
-[[request]]
-path = "/"
-"#,
-            target.url
-        ),
-    );
+    let file = behind_scenario(&ws, &target, "overload", "2s", "1s");
     let (code, summary, stderr) = ws.run(&file, &["--workers", "1"]);
     assert_eq!(code, 0, "{stderr}");
     let s = summary.expect("summary");
@@ -673,26 +686,7 @@ fn arrivals_due_before_the_end_start_late_rather_than_never() {
     // and the run sends exactly what it scheduled, nothing missed.
     let target = Target::start(&["--latency", "50ms"]);
     let ws = Workspace::new();
-    let file = ws.write(
-        "behind.toml",
-        &format!(
-            r#"
-[scenario]
-name = "behind"
-[target]
-base_url = "{}"
-[load]
-model = "open"
-rate = 100
-duration = "1s"
-max_in_flight = 2
-graceful_stop = "5s"
-[[request]]
-path = "/"
-"#,
-            target.url
-        ),
-    );
+    let file = behind_scenario(&ws, &target, "behind", "1s", "5s");
     let (code, summary, stderr) = ws.run(&file, &["--workers", "1"]);
     assert_eq!(code, 0, "{stderr}");
     let s = summary.expect("summary");
@@ -701,6 +695,52 @@ path = "/"
     assert_eq!(u(&s, "/total/requests"), 100, "{s:#}");
     // The last ones started long after they were due, and say so.
     assert!(f(&s, "/generator/schedule_lag_ms/max") > 800.0, "{s:#}");
+}
+
+#[test]
+fn sigterm_stops_a_behind_generator_at_once_and_keeps_what_it_measured() {
+    // The same overloaded generator (about 40 starts/s for 100 asked), for
+    // 20 s, stopped by SIGTERM after about 2.5 s. A stop starts nothing more:
+    // the backlog due before it is reported missed, not sent during the
+    // graceful stop (that would go on at ~40/s for up to 5 s).
+    let target = Target::start(&["--latency", "50ms"]);
+    let ws = Workspace::new();
+    let file = behind_scenario(&ws, &target, "stop", "20s", "5s");
+    let mut cmd = bfgg(ws.path());
+    cmd.arg("run")
+        .arg(&file)
+        .args(["--workers", "1", "--json", "--out"])
+        .arg(ws.out_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let spawned = std::time::Instant::now();
+    let child = cmd.spawn().expect("spawn bfgg run");
+    std::thread::sleep(Duration::from_millis(2500));
+    let signalled = spawned.elapsed();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+    assert_eq!(s["stopped_early"], true, "{s:#}");
+    assert!(f(&s, "/duration_s") < 10.0, "{s:#}");
+    let requests = u(&s, "/total/requests");
+    // At most ~40 starts/s until the signal, and the two in flight.
+    let bound = (45.0 * (signalled.as_secs_f64() + 1.0)) as u64;
+    assert!(
+        requests > 0 && requests <= bound,
+        "{requests} requests, at most {bound} could start before the stop: {s:#}"
+    );
+    assert_eq!(u(&s, "/generator/scheduled"), requests, "{s:#}");
+    assert!(
+        u(&s, "/generator/missed") > 50,
+        "the backlog at the stop is reported: {s:#}"
+    );
+    assert_eq!(target.stats()["total"].as_u64(), Some(requests));
 }
 
 #[test]

@@ -24,17 +24,20 @@ use schedule::Segment;
 pub enum Phase {
     /// Starting iterations on schedule.
     Running,
-    /// No new iterations (graceful stop), except open-model arrivals due
-    /// before `starts_before` (after t0): those were part of the run, so they
-    /// start late rather than never. In-flight iterations may finish.
+    /// No new iterations (graceful stop); in-flight iterations may finish.
     Draining {
-        /// Arrivals due before this (after t0) still start.
-        starts_before: Duration,
+        /// Where the run's schedule ended (after t0): open-model arrivals
+        /// due before it were part of the run.
+        load_end: Duration,
+        /// At the end of the schedule, arrivals due before `load_end` that a
+        /// busy generator has not started yet still start, late, rather than
+        /// never. A stop starts nothing more: those count as missed.
+        catch_up: bool,
     },
     /// Stop now: in-flight requests are abandoned and nothing starts.
     Abort {
-        /// As in `Draining`: the arrivals that were part of the run.
-        starts_before: Duration,
+        /// As in `Draining`.
+        load_end: Duration,
     },
 }
 
@@ -52,18 +55,16 @@ impl Phase {
     pub fn may_start(self, due: Duration) -> bool {
         match self {
             Phase::Running => true,
-            Phase::Draining { starts_before } => due < starts_before,
+            Phase::Draining { load_end, catch_up } => catch_up && due < load_end,
             Phase::Abort { .. } => false,
         }
     }
 
-    /// The end of the run's arrivals, once load has ended.
-    pub fn starts_before(self) -> Option<Duration> {
+    /// Where the run's schedule ended, once load has ended.
+    pub fn load_end(self) -> Option<Duration> {
         match self {
             Phase::Running => None,
-            Phase::Draining { starts_before } | Phase::Abort { starts_before } => {
-                Some(starts_before)
-            }
+            Phase::Draining { load_end, .. } | Phase::Abort { load_end } => Some(load_end),
         }
     }
 }

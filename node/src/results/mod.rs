@@ -175,7 +175,7 @@ impl ResultsWriter {
         }
         if g.missed > 0 {
             warnings.push(format!(
-                "{} arrivals due before the end never started: the generator was still behind when the graceful stop ran out (raise max_in_flight or graceful_stop, or add cores or nodes)",
+                "{} arrivals due before the end of load never started: the generator was behind when the run stopped, or still behind when the graceful stop ran out (raise max_in_flight, or add cores or nodes)",
                 g.missed
             ));
         }

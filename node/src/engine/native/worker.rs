@@ -263,7 +263,7 @@ async fn run_open(
     }
     // Missed: arrivals that were part of the run (due before the end of
     // load, or before a stop) but never started.
-    let due = match w.phase().starts_before() {
+    let due = match w.phase().load_end() {
         Some(t) if t < w.scenario().load.duration => {
             (schedule.cumulative(t.as_secs_f64()).ceil() as u64).min(schedule.total())
         }
