@@ -120,11 +120,11 @@ pub async fn drive(
     let mut failure: Option<anyhow::Error> = None;
 
     // At the end of the schedule, open-model arrivals still due start (late
-    // if the generator is behind); on a stop or an exhausted pool nothing
-    // more starts (`catch_up` false) and the schedule ends there.
+    // if the generator is behind) and iterations finish; on a stop or an
+    // exhausted pool nothing more starts and the schedule ends there.
     let begin_drain = |reason: Option<String>,
                        grace: Duration,
-                       catch_up: bool,
+                       end_of_schedule: bool,
                        load_ended: &mut Option<Instant>,
                        stop_reason: &mut Option<String>,
                        phase: &tokio::sync::watch::Sender<Phase>|
@@ -134,12 +134,15 @@ pub async fn drive(
         }
         *load_ended = Some(Instant::now());
         *stop_reason = reason;
-        let load_end = if catch_up {
+        let load_end = if end_of_schedule {
             load.duration
         } else {
             t0.elapsed().min(load.duration)
         };
-        let _ = phase.send(Phase::Draining { load_end, catch_up });
+        let _ = phase.send(Phase::Draining {
+            load_end,
+            end_of_schedule,
+        });
         Some(Instant::now() + grace)
     };
     let mut deliver = |merged: Vec<IntervalSnapshot>, failure: &mut Option<anyhow::Error>| {

@@ -497,6 +497,48 @@ check = {{ status = 200, json = {{ "/status" = "ok" }} }}
 }
 
 #[test]
+fn at_the_end_of_the_schedule_iterations_finish_within_the_graceful_stop() {
+    // Two users, each: first, 1.5 s of think time, second. The schedule ends
+    // at 1 s, mid-think: both iterations still finish (second runs once per
+    // user, after the end), as the graceful stop promises.
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "finish.toml",
+        &format!(
+            r#"
+[scenario]
+name = "finish"
+[target]
+base_url = "{}"
+[load]
+model = "closed"
+users = 2
+spawn_rate = 100
+duration = "1s"
+graceful_stop = "5s"
+[[journey]]
+name = "two-steps"
+  [[journey.step]]
+  name = "first"
+  path = "/"
+  think_time = "1500ms"
+  [[journey.step]]
+  name = "second"
+  path = "/"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &["--workers", "1"]);
+    let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(u(&s, "/by_name/first/requests"), 2, "{s:#}");
+    assert_eq!(u(&s, "/by_name/second/requests"), 2, "{s:#}");
+    assert_eq!(s["stopped_early"], false, "{s:#}");
+}
+
+#[test]
 fn journeys_carry_extracted_values_and_pool_rows_between_steps() {
     let target = Target::start(&[]);
     let ws = Workspace::new();

@@ -24,15 +24,17 @@ use schedule::Segment;
 pub enum Phase {
     /// Starting iterations on schedule.
     Running,
-    /// No new iterations (graceful stop); in-flight iterations may finish.
+    /// No new iterations; in-flight ones get the graceful stop.
     Draining {
         /// Where the run's schedule ended (after t0): open-model arrivals
         /// due before it were part of the run.
         load_end: Duration,
-        /// At the end of the schedule, arrivals due before `load_end` that a
-        /// busy generator has not started yet still start, late, rather than
-        /// never. A stop starts nothing more: those count as missed.
-        catch_up: bool,
+        /// The schedule ran to its end (not stopped): arrivals due before
+        /// `load_end` that a busy generator has not started yet still start,
+        /// late, rather than never, and iterations finish (think time
+        /// included). A stop starts nothing more (those arrivals count as
+        /// missed) and ends iterations at their next think time.
+        end_of_schedule: bool,
     },
     /// Stop now: in-flight requests are abandoned and nothing starts.
     Abort {
@@ -55,9 +57,25 @@ impl Phase {
     pub fn may_start(self, due: Duration) -> bool {
         match self {
             Phase::Running => true,
-            Phase::Draining { load_end, catch_up } => catch_up && due < load_end,
+            Phase::Draining {
+                load_end,
+                end_of_schedule,
+            } => end_of_schedule && due < load_end,
             Phase::Abort { .. } => false,
         }
+    }
+
+    /// Whether an iteration under way goes on to its end (else it ends at its
+    /// next think time).
+    pub fn iterations_finish(self) -> bool {
+        matches!(
+            self,
+            Phase::Running
+                | Phase::Draining {
+                    end_of_schedule: true,
+                    ..
+                }
+        )
     }
 
     /// Where the run's schedule ended, once load has ended.

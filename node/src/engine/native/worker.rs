@@ -372,9 +372,8 @@ async fn open_slot(w: &Rc<Worker>, arrivals: &Rc<Arrivals>, slot: u64) {
         let Some((iteration, due)) = arrivals.claim(w.t0) else {
             return;
         };
-        // An arrival due before the end of load starts even if the
-        // generator is behind (late, and measured so); one due after a stop
-        // is not part of the run.
+        // Once load has ended, only arrivals due before the end of the
+        // schedule start (late, and measured so); after a stop none do.
         if !w.phase().may_start(due - w.t0) {
             return;
         }
@@ -569,10 +568,18 @@ async fn run_iteration(
         if let Some(think) = step.think_time {
             let unit: f64 = ctx.rng().random();
             let pause = think.sample(unit);
-            // A stop interrupts think time and ends the iteration.
+            // A stop interrupts think time and ends the iteration; at the
+            // end of the schedule the iteration finishes (until the graceful
+            // stop runs out and the worker aborts).
+            let until = tokio::time::Instant::now() + pause;
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = phase_reaches(w.phase.clone(), RANK_DRAINING) => return,
+                _ = tokio::time::sleep_until(until) => {}
+                _ = phase_reaches(w.phase.clone(), RANK_DRAINING) => {
+                    if !w.phase().iterations_finish() {
+                        return;
+                    }
+                    tokio::time::sleep_until(until).await;
+                }
             }
         }
     }
