@@ -739,6 +739,31 @@ fn arrivals_due_before_the_end_start_late_rather_than_never() {
     assert!(f(&s, "/generator/schedule_lag_ms/max") > 800.0, "{s:#}");
 }
 
+/// `bfgg run FILE --workers 1 --json` in the background.
+fn spawn_run(ws: &Workspace, file: &std::path::Path) -> std::process::Child {
+    let mut cmd = bfgg(ws.path());
+    cmd.arg("run")
+        .arg(file)
+        .args(["--workers", "1", "--json", "--out"])
+        .arg(ws.out_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("spawn bfgg run")
+}
+
+/// Sends SIGTERM to a `bfgg run`; it must exit 0 with its summary.
+fn sigterm_and_wait(child: std::process::Child) -> serde_json::Value {
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    serde_json::from_slice(&out.stdout).expect("summary JSON")
+}
+
 #[test]
 fn sigterm_stops_a_behind_generator_at_once_and_keeps_what_it_measured() {
     // The same overloaded generator (about 40 starts/s for 100 asked), for
@@ -748,26 +773,11 @@ fn sigterm_stops_a_behind_generator_at_once_and_keeps_what_it_measured() {
     let target = Target::start(&["--latency", "50ms"]);
     let ws = Workspace::new();
     let file = behind_scenario(&ws, &target, "stop", "20s", "5s");
-    let mut cmd = bfgg(ws.path());
-    cmd.arg("run")
-        .arg(&file)
-        .args(["--workers", "1", "--json", "--out"])
-        .arg(ws.out_dir())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
     let spawned = std::time::Instant::now();
-    let child = cmd.spawn().expect("spawn bfgg run");
+    let child = spawn_run(&ws, &file);
     std::thread::sleep(Duration::from_millis(2500));
     let signalled = spawned.elapsed();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+    let s = sigterm_and_wait(child);
     assert_eq!(s["stopped_early"], true, "{s:#}");
     assert!(f(&s, "/duration_s") < 10.0, "{s:#}");
     let requests = u(&s, "/total/requests");
@@ -783,6 +793,53 @@ fn sigterm_stops_a_behind_generator_at_once_and_keeps_what_it_measured() {
         "the backlog at the stop is reported: {s:#}"
     );
     assert_eq!(target.stats()["total"].as_u64(), Some(requests));
+}
+
+#[test]
+fn sigterm_ends_iterations_at_their_think_time() {
+    // Two users, each: first, 3 s of think time, second. SIGTERM during the
+    // think time ends the iterations there: second never runs.
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = ws.write(
+        "think.toml",
+        &format!(
+            r#"
+[scenario]
+name = "think"
+[target]
+base_url = "{}"
+[load]
+model = "closed"
+users = 2
+spawn_rate = 100
+duration = "20s"
+graceful_stop = "10s"
+[[journey]]
+name = "two-steps"
+  [[journey.step]]
+  name = "first"
+  path = "/"
+  think_time = "3s"
+  [[journey.step]]
+  name = "second"
+  path = "/"
+"#,
+            target.url
+        ),
+    );
+    let child = spawn_run(&ws, &file);
+    // Both users are in their think time once the target has served two.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while target.stats()["total"].as_u64() < Some(2) {
+        assert!(std::time::Instant::now() < deadline, "no requests served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = sigterm_and_wait(child);
+    assert_eq!(s["stopped_early"], true, "{s:#}");
+    assert_eq!(u(&s, "/by_name/first/requests"), 2, "{s:#}");
+    // Had the iterations gone on, `second` would have run after the think.
+    assert!(s["by_name"].get("second").is_none(), "{s:#}");
 }
 
 #[test]
