@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::coordinator::fetch_pages;
 use super::sys;
 use super::view::{ClusterView, IncompatiblePeer, Liveness, PeerView, Timeouts};
-use crate::net::{self, NetConfig, NetEvent, NetHandle};
+use crate::net::{self, NetConfig, NetError, NetEvent, NetHandle};
 
 /// A connected light peer.
 pub struct Client {
@@ -352,8 +352,10 @@ impl Client {
 }
 
 /// Asks `nodes` in turn to coordinate `req` until one answers: the plan it
-/// made, or the cluster's refusal. A node that cannot be reached (not
-/// connected yet, gone) passes the request on to the next one.
+/// made, or the cluster's refusal. A node the request never reached (no
+/// address known, the dial failed, another protocol version) passes it on
+/// to the next one; any other failure ends the attempt, since that node may
+/// have taken the run (a second submission would start it twice).
 pub async fn submit_any(
     net: &NetHandle,
     nodes: &[NodeId],
@@ -363,9 +365,12 @@ pub async fn submit_any(
     for node in nodes {
         match net.request(node, ControlRequest::Submit(req.clone())).await {
             Ok(resp) => return plan_from(resp),
-            Err(e) => {
+            Err(e @ (NetError::UnknownPeer(_) | NetError::Dial(_) | NetError::Incompatible(_))) => {
                 tracing::debug!(%node, error = %e, "cannot hand the run to this node");
                 unreachable.push(format!("{}: {e}", node.short()));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("handing the run to node {}", node.short()));
             }
         }
     }
