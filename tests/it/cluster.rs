@@ -521,9 +521,16 @@ fn run_losing_an_agent(
     let mut args = vec!["--labels", "role=agent"];
     args.extend(flags);
     let child = cluster.run_cluster(&file, &args);
-    wait_for_run_id(&cluster, Duration::from_secs(30));
+    let run = wait_for_run_id(&cluster, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(5));
     cluster.nodes[2].kill();
+    // The coordinator (node 0, joined by the client) keeps the agents'
+    // gossiped intervals on disk, not in memory.
+    let copies = cluster.ws.path().join(format!(
+        "node-n0/runs/{run}/gossip/{}.log",
+        cluster.nodes[2].id
+    ));
+    assert!(copies.is_file(), "{} missing", copies.display());
     let (code, summary, stderr) = wait_output(child, Duration::from_secs(120));
     assert_eq!(code, 0, "{stderr}");
     let s = summary.expect("summary");
@@ -533,6 +540,18 @@ fn run_losing_an_agent(
     assert_eq!(lost.len(), 1, "{s:#}");
     assert_eq!(lost[0]["node"], cluster.nodes[2].id.as_str());
     assert!(lost[0]["last_heard_ms"].as_u64().is_some(), "{s:#}");
+    // What it measured before it died is kept: the coordinator's copies of
+    // its gossiped intervals (on disk while the run lasts, removed once the
+    // results are written).
+    assert!(lost[0]["requests"].as_u64().is_some_and(|n| n > 0), "{s:#}");
+    let runs = cluster.ws.path().join("node-n0/runs");
+    for run in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+        assert!(
+            !run.path().join("gossip").exists(),
+            "gossip copies left in {}",
+            run.path().display()
+        );
+    }
     let sum = agents_sum(&s);
     assert_eq!(u(&s, "/total/requests"), sum);
     (s, cluster)

@@ -86,7 +86,7 @@ pub(crate) async fn prepare(ctx: &Arc<Ctx>, plan: RunPlan) -> ControlResponse {
     }
     lock(&ctx.runs)
         .entry(plan.run.clone())
-        .or_insert_with(|| super::node::RunBook::new(plan.clone()));
+        .or_insert_with(|| super::node::RunBook::new(plan.clone(), &ctx.data_dir));
     match prepare_inner(ctx, &plan).await {
         Ok((scenario, offset_us)) => {
             let mut slot = lock(&ctx.agent);

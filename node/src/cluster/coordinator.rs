@@ -7,6 +7,7 @@
 //! id takes over and finishes the job.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,6 +21,7 @@ use bfgg_protocol::{IntervalSnapshot, NameStats, NodeId, RunId};
 
 use super::agent;
 use super::bundle::sha256_hex;
+use super::log;
 use super::node::{AgentDone, Ctx, Moved, RunBook, RunResult, lock};
 use super::sys;
 use super::view::Liveness;
@@ -138,7 +140,7 @@ async fn submit_inner(ctx: &Arc<Ctx>, from: &NodeId, req: RunRequest) -> anyhow:
             .collect(),
         ..probe_plan
     };
-    lock(&ctx.runs).insert(run.clone(), RunBook::new(plan.clone()));
+    lock(&ctx.runs).insert(run.clone(), RunBook::new(plan.clone(), &ctx.data_dir));
 
     // Prepare every agent at once.
     let prepared = futures_join(plan.participants.iter().map(|p| {
@@ -268,7 +270,7 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
             if plan.run == run && plan.coordinator == from {
                 let book = runs
                     .entry(run)
-                    .or_insert_with(|| RunBook::new(plan.clone()));
+                    .or_insert_with(|| RunBook::new(plan.clone(), &ctx.data_dir));
                 book.plan.start_at_ms = plan.start_at_ms;
             }
         }
@@ -325,7 +327,11 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
             }
         }
         RunEvent::Finished { .. } => {
-            // Observers (clients) act on this; nodes learn it via Status.
+            // Observers (clients) act on this; nodes learn it via Status,
+            // and drop their gossip copies: the results are written.
+            if let Some(book) = runs.get_mut(&run).filter(|b| b.coordinator == from) {
+                book.gossip.discard();
+            }
         }
         RunEvent::Rebalanced {
             lost,
@@ -510,6 +516,15 @@ fn overdue(book: &RunBook) -> bool {
     sys::now_ms() > end_ms
 }
 
+/// Where this node keeps each participant's gossip copies.
+fn plan_nodes_copies(book: &RunBook) -> BTreeMap<NodeId, Option<PathBuf>> {
+    book.plan
+        .participants
+        .iter()
+        .map(|p| (p.node.clone(), book.gossip.file_of(&p.node)))
+        .collect()
+}
+
 /// Fetches every agent's own intervals (gossip copies for lost agents),
 /// merges them and writes the results.
 async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
@@ -520,7 +535,7 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
             book.plan.clone(),
             book.finished.clone(),
             book.lost.clone(),
-            book.gossip.clone(),
+            plan_nodes_copies(book),
             book.stopping.clone(),
             book.rebalanced.clone(),
         )
@@ -548,14 +563,7 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
                 status.insert(p.node.clone(), "complete");
             }
             None => {
-                let copies = gossip
-                    .get(&p.node)
-                    .map(|m| {
-                        m.values()
-                            .filter_map(|b| bfgg_protocol::decode::<IntervalSnapshot>(b).ok())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let copies = log::read_copies(gossip.get(&p.node).and_then(Option::as_deref));
                 per_agent.insert(p.node.clone(), copies);
                 status.insert(p.node.clone(), "lost");
             }
@@ -638,6 +646,7 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
     });
     if let Some(book) = lock(&ctx.runs).get_mut(run) {
         book.result = Some(result);
+        book.gossip.discard();
     }
     tracing::info!(%run, requests = summary.total.requests, "results written");
     ctx.publish_run(

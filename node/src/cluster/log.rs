@@ -1,14 +1,20 @@
-//! An agent's own interval snapshots of a run, on disk, kept until a
-//! coordinator confirms it has them: `<data dir>/agent/<run>/intervals.log`,
-//! frames of `u32 big-endian length ++ bfgg_protocol::encode(snapshot)`,
-//! appended and flushed once per interval.
+//! Interval snapshots of a run on disk, as frames of
+//! `u32 big-endian length ++ bfgg_protocol::encode(snapshot)`, appended and
+//! flushed once per interval:
+//! - an agent's own, kept until a coordinator confirms it has them:
+//!   `<data dir>/agent/<run>/intervals.log`;
+//! - [`GossipCopies`]: every agent's snapshots as this node heard them on
+//!   gossip (for a takeover and for lost agents):
+//!   `<data dir>/runs/<run>/gossip/<node>.log`, so memory stays flat however
+//!   long the run.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use bfgg_protocol::IntervalSnapshot;
+use bfgg_protocol::{IntervalSnapshot, NodeId};
 
 /// The log of one run.
 pub(crate) struct IntervalLog {
@@ -24,8 +30,14 @@ pub(crate) fn dir_of(data_dir: &Path, run: &str) -> PathBuf {
 impl IntervalLog {
     /// Creates (truncating) the log file in `dir`.
     pub(crate) fn create(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join("intervals.log");
+        Self::create_at(dir.join("intervals.log"))
+    }
+
+    /// Creates (truncating) the log file `path`, and its directory.
+    pub(crate) fn create_at(path: PathBuf) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let file = OpenOptions::new()
             .create(true)
             .write(true)
@@ -52,8 +64,12 @@ impl IntervalLog {
 /// Reads every complete frame of the log in `dir` (a torn last frame, from a
 /// crash mid-write, is ignored).
 pub(crate) fn read_all(dir: &Path) -> anyhow::Result<Vec<IntervalSnapshot>> {
-    let path = dir.join("intervals.log");
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    read_file(&dir.join("intervals.log"))
+}
+
+/// Reads every complete frame of the log file `path`.
+pub(crate) fn read_file(path: &Path) -> anyhow::Result<Vec<IntervalSnapshot>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     let mut rest = &bytes[..];
     while rest.len() >= 4 {
@@ -67,6 +83,95 @@ pub(crate) fn read_all(dir: &Path) -> anyhow::Result<Vec<IntervalSnapshot>> {
         rest = &rest[4 + len..];
     }
     Ok(out)
+}
+
+/// Every agent's gossiped snapshots of one run, as this node heard them: one
+/// log per agent under `dir`, created on the first snapshot.
+#[derive(Debug)]
+pub(crate) struct GossipCopies {
+    dir: PathBuf,
+    logs: BTreeMap<NodeId, IntervalLog>,
+    /// No more copies: after the first write error (reported once; the
+    /// agents' own logs still hold everything) or once discarded.
+    closed: bool,
+}
+
+impl std::fmt::Debug for IntervalLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntervalLog")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl GossipCopies {
+    /// Copies kept under `dir` (nothing is created until the first one).
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            logs: BTreeMap::new(),
+            closed: false,
+        }
+    }
+
+    fn path_of(&self, node: &NodeId) -> PathBuf {
+        self.dir.join(format!("{}.log", node.0))
+    }
+
+    /// Appends `snap`, gossiped by `node`.
+    pub(crate) fn keep(&mut self, node: &NodeId, snap: &IntervalSnapshot) {
+        if self.closed {
+            return;
+        }
+        let result = match self.logs.get_mut(node) {
+            Some(log) => log.append(snap),
+            None => IntervalLog::create_at(self.path_of(node)).and_then(|mut log| {
+                log.append(snap)?;
+                self.logs.insert(node.clone(), log);
+                Ok(())
+            }),
+        };
+        if let Err(e) = result {
+            self.closed = true;
+            tracing::warn!(dir = %self.dir.display(), "cannot keep gossiped intervals: {e:#}");
+        }
+    }
+
+    /// Where `node`'s copies are (read them with [`read_copies`], outside
+    /// any lock).
+    pub(crate) fn file_of(&self, node: &NodeId) -> Option<PathBuf> {
+        self.logs.contains_key(node).then(|| self.path_of(node))
+    }
+
+    /// Deletes the copies and keeps no more (the run's results are written).
+    pub(crate) fn discard(&mut self) {
+        self.closed = true;
+        self.logs.clear();
+        if self.dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&self.dir)
+        {
+            tracing::debug!(dir = %self.dir.display(), "cannot remove gossip copies: {e}");
+        }
+    }
+}
+
+/// The snapshots in a [`GossipCopies`] file, one per interval (the last one
+/// heard wins), in order; none if it cannot be read.
+pub(crate) fn read_copies(path: Option<&Path>) -> Vec<IntervalSnapshot> {
+    let Some(path) = path else {
+        return Vec::new();
+    };
+    match read_file(path) {
+        Ok(snaps) => {
+            let by_index: BTreeMap<u32, IntervalSnapshot> =
+                snaps.into_iter().map(|s| (s.index, s)).collect();
+            by_index.into_values().collect()
+        }
+        Err(e) => {
+            tracing::warn!("gossiped intervals unreadable: {e:#}");
+            Vec::new()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -91,5 +196,33 @@ mod tests {
         let back = read_all(dir.path()).expect("read_all");
         assert_eq!(back.len(), 3);
         assert_eq!(back[2].by_name["a"].requests, 3);
+    }
+
+    #[test]
+    fn gossip_copies_keep_one_snapshot_per_interval_on_disk_until_discarded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut copies = GossipCopies::new(dir.path().join("gossip"));
+        let a = NodeId("a".into());
+        let b = NodeId("b".into());
+        assert_eq!(copies.file_of(&a), None);
+        for (i, n) in [(0, 1), (1, 2), (1, 3), (2, 4)] {
+            let mut s = IntervalSnapshot::new(i);
+            s.by_name.entry("x".into()).or_default().requests = n;
+            copies.keep(&a, &s);
+        }
+        copies.keep(&b, &IntervalSnapshot::new(0));
+        let back = read_copies(copies.file_of(&a).as_deref());
+        let got: Vec<(u32, u64)> = back
+            .iter()
+            .map(|s| (s.index, s.by_name["x"].requests))
+            .collect();
+        // Interval 1 was heard twice: the last copy wins.
+        assert_eq!(got, [(0, 1), (1, 3), (2, 4)]);
+        assert_eq!(read_copies(copies.file_of(&b).as_deref()).len(), 1);
+        copies.discard();
+        assert!(!dir.path().join("gossip").exists());
+        copies.keep(&a, &IntervalSnapshot::new(3));
+        assert!(!dir.path().join("gossip").exists(), "nothing kept after");
+        assert!(read_copies(None).is_empty());
     }
 }

@@ -6,7 +6,7 @@
 //! watches runs for lost agents, finished runs and dead coordinators.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use bfgg_protocol::{IntervalSnapshot, NodeId, RunId, summary::RunSummary};
 
 use super::agent::AgentSlot;
 use super::bundle::Store;
+use super::log::GossipCopies;
 use super::sys;
 use super::view::{ClusterView, Liveness, Timeouts};
 use crate::net::{self, NetConfig, NetEvent, NetHandle};
@@ -47,8 +48,8 @@ pub(crate) struct RunBook {
     pub(crate) plan: RunPlan,
     /// The coordinator now (the plan's, or whoever took over).
     pub(crate) coordinator: NodeId,
-    /// Encoded interval snapshots gossiped by each agent, by index.
-    pub(crate) gossip: BTreeMap<NodeId, BTreeMap<u32, Vec<u8>>>,
+    /// Interval snapshots gossiped by each agent, on disk.
+    pub(crate) gossip: GossipCopies,
     /// Agents whose load ended, with what they reported.
     pub(crate) finished: BTreeMap<NodeId, AgentDone>,
     /// Agents declared lost, with when they were last heard (Unix ms).
@@ -94,11 +95,13 @@ pub(crate) struct RunResult {
 }
 
 impl RunBook {
-    pub(crate) fn new(plan: RunPlan) -> Self {
+    /// The book of `plan`, its gossip copies under `data_dir`.
+    pub(crate) fn new(plan: RunPlan, data_dir: &Path) -> Self {
+        let gossip = GossipCopies::new(data_dir.join("runs").join(&plan.run.0).join("gossip"));
         Self {
             coordinator: plan.coordinator.clone(),
             plan,
-            gossip: BTreeMap::new(),
+            gossip,
             finished: BTreeMap::new(),
             lost: BTreeMap::new(),
             moved: Vec::new(),
@@ -309,12 +312,8 @@ fn on_gossip(ctx: &Arc<Ctx>, from: NodeId, msg: Gossip) {
             let mut runs = lock(&ctx.runs);
             if let Some(book) = runs.get_mut(&run)
                 && book.is_participant(&node)
-                && let Ok(bytes) = bfgg_protocol::encode(&snapshot)
             {
-                book.gossip
-                    .entry(node)
-                    .or_default()
-                    .insert(snapshot.index, bytes);
+                book.gossip.keep(&node, &snapshot);
             }
         }
         Gossip::Run { run, event } => super::coordinator::on_run_event(ctx, from, run, event),
