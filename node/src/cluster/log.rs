@@ -8,7 +8,7 @@
 //!   `<data dir>/runs/<run>/gossip/<node>.log`, so memory stays flat however
 //!   long the run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -30,14 +30,8 @@ pub(crate) fn dir_of(data_dir: &Path, run: &str) -> PathBuf {
 impl IntervalLog {
     /// Creates (truncating) the log file in `dir`.
     pub(crate) fn create(dir: &Path) -> anyhow::Result<Self> {
-        Self::create_at(dir.join("intervals.log"))
-    }
-
-    /// Creates (truncating) the log file `path`, and its directory.
-    pub(crate) fn create_at(path: PathBuf) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("intervals.log");
         let file = OpenOptions::new()
             .create(true)
             .write(true)
@@ -52,13 +46,20 @@ impl IntervalLog {
 
     /// Appends one snapshot and flushes it to the OS.
     pub(crate) fn append(&mut self, snap: &IntervalSnapshot) -> anyhow::Result<()> {
-        let bytes = bfgg_protocol::encode(snap)?;
-        self.out.write_all(&(bytes.len() as u32).to_be_bytes())?;
-        self.out.write_all(&bytes)?;
+        self.out.write_all(&frame(snap)?)?;
         self.out
             .flush()
             .with_context(|| format!("writing {}", self.path.display()))
     }
+}
+
+/// One frame: `u32 big-endian length ++ encoded snapshot`.
+fn frame(snap: &IntervalSnapshot) -> anyhow::Result<Vec<u8>> {
+    let bytes = bfgg_protocol::encode(snap)?;
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    Ok(frame)
 }
 
 /// Reads every complete frame of the log in `dir` (a torn last frame, from a
@@ -86,22 +87,17 @@ pub(crate) fn read_file(path: &Path) -> anyhow::Result<Vec<IntervalSnapshot>> {
 }
 
 /// Every agent's gossiped snapshots of one run, as this node heard them: one
-/// log per agent under `dir`, created on the first snapshot.
+/// file per agent under `dir`, created on its first snapshot. Each append
+/// opens and closes its file, so a run of 1,000 agents holds no 1,000 file
+/// descriptors open.
 #[derive(Debug)]
 pub(crate) struct GossipCopies {
     dir: PathBuf,
-    logs: BTreeMap<NodeId, IntervalLog>,
+    /// Agents with a file.
+    kept: BTreeSet<NodeId>,
     /// No more copies: after the first write error (reported once; the
     /// agents' own logs still hold everything) or once discarded.
     closed: bool,
-}
-
-impl std::fmt::Debug for IntervalLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntervalLog")
-            .field("path", &self.path)
-            .finish()
-    }
 }
 
 impl GossipCopies {
@@ -109,7 +105,7 @@ impl GossipCopies {
     pub(crate) fn new(dir: PathBuf) -> Self {
         Self {
             dir,
-            logs: BTreeMap::new(),
+            kept: BTreeSet::new(),
             closed: false,
         }
     }
@@ -123,30 +119,39 @@ impl GossipCopies {
         if self.closed {
             return;
         }
-        let result = match self.logs.get_mut(node) {
-            Some(log) => log.append(snap),
-            None => IntervalLog::create_at(self.path_of(node)).and_then(|mut log| {
-                log.append(snap)?;
-                self.logs.insert(node.clone(), log);
-                Ok(())
-            }),
-        };
-        if let Err(e) = result {
+        if let Err(e) = self.append(node, snap) {
             self.closed = true;
             tracing::warn!(dir = %self.dir.display(), "cannot keep gossiped intervals: {e:#}");
         }
     }
 
+    fn append(&mut self, node: &NodeId, snap: &IntervalSnapshot) -> anyhow::Result<()> {
+        if self.kept.is_empty() {
+            std::fs::create_dir_all(&self.dir)
+                .with_context(|| format!("creating {}", self.dir.display()))?;
+        }
+        let path = self.path_of(node);
+        let frame = frame(snap)?;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&frame))
+            .with_context(|| format!("appending to {}", path.display()))?;
+        self.kept.insert(node.clone());
+        Ok(())
+    }
+
     /// Where `node`'s copies are (read them with [`read_copies`], outside
     /// any lock).
     pub(crate) fn file_of(&self, node: &NodeId) -> Option<PathBuf> {
-        self.logs.contains_key(node).then(|| self.path_of(node))
+        self.kept.contains(node).then(|| self.path_of(node))
     }
 
     /// Deletes the copies and keeps no more (the run's results are written).
     pub(crate) fn discard(&mut self) {
         self.closed = true;
-        self.logs.clear();
+        self.kept.clear();
         if self.dir.exists()
             && let Err(e) = std::fs::remove_dir_all(&self.dir)
         {
