@@ -189,7 +189,7 @@ fn rebalance_line(d: &StartDialog) -> Line<'static> {
     } else {
         Line::from(vec![
             Span::raw("Rebalance: off "),
-            Span::styled("(a lost agent's share is not made up)", theme::dim()),
+            Span::styled("(a lost agent's share is not moved)", theme::dim()),
         ])
     }
 }
