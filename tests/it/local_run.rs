@@ -496,6 +496,44 @@ check = {{ status = 200, json = {{ "/status" = "ok" }} }}
     assert_eq!(target.stats()["total"].as_u64(), Some(n));
 }
 
+/// Two users looping one journey: `first`, `think` of think time, `second`.
+fn two_step_scenario(
+    ws: &Workspace,
+    target: &Target,
+    name: &str,
+    duration: &str,
+    graceful_stop: &str,
+    think: &str,
+) -> std::path::PathBuf {
+    ws.write(
+        &format!("{name}.toml"),
+        &format!(
+            r#"
+[scenario]
+name = "{name}"
+[target]
+base_url = "{}"
+[load]
+model = "closed"
+users = 2
+spawn_rate = 100
+duration = "{duration}"
+graceful_stop = "{graceful_stop}"
+[[journey]]
+name = "two-steps"
+  [[journey.step]]
+  name = "first"
+  path = "/"
+  think_time = "{think}"
+  [[journey.step]]
+  name = "second"
+  path = "/"
+"#,
+            target.url
+        ),
+    )
+}
+
 #[test]
 fn at_the_end_of_the_schedule_iterations_finish_within_the_graceful_stop() {
     // Two users, each: first, 1.5 s of think time, second. The schedule ends
@@ -503,33 +541,7 @@ fn at_the_end_of_the_schedule_iterations_finish_within_the_graceful_stop() {
     // user, after the end), as the graceful stop promises.
     let target = Target::start(&[]);
     let ws = Workspace::new();
-    let file = ws.write(
-        "finish.toml",
-        &format!(
-            r#"
-[scenario]
-name = "finish"
-[target]
-base_url = "{}"
-[load]
-model = "closed"
-users = 2
-spawn_rate = 100
-duration = "1s"
-graceful_stop = "5s"
-[[journey]]
-name = "two-steps"
-  [[journey.step]]
-  name = "first"
-  path = "/"
-  think_time = "1500ms"
-  [[journey.step]]
-  name = "second"
-  path = "/"
-"#,
-            target.url
-        ),
-    );
+    let file = two_step_scenario(&ws, &target, "finish", "1s", "5s", "1500ms");
     let (code, summary, stderr) = ws.run(&file, &["--workers", "1"]);
     let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
     assert_eq!(code, 0, "{s:#}");
@@ -801,33 +813,7 @@ fn sigterm_ends_iterations_at_their_think_time() {
     // think time ends the iterations there: second never runs.
     let target = Target::start(&[]);
     let ws = Workspace::new();
-    let file = ws.write(
-        "think.toml",
-        &format!(
-            r#"
-[scenario]
-name = "think"
-[target]
-base_url = "{}"
-[load]
-model = "closed"
-users = 2
-spawn_rate = 100
-duration = "20s"
-graceful_stop = "10s"
-[[journey]]
-name = "two-steps"
-  [[journey.step]]
-  name = "first"
-  path = "/"
-  think_time = "3s"
-  [[journey.step]]
-  name = "second"
-  path = "/"
-"#,
-            target.url
-        ),
-    );
+    let file = two_step_scenario(&ws, &target, "think", "20s", "10s", "3s");
     let child = spawn_run(&ws, &file);
     // Both users are in their think time once the target has served two.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
