@@ -88,6 +88,12 @@ pub(crate) struct NodeArgs {
     /// Worker threads for load (default: one per core).
     #[arg(long, value_name = "N")]
     pub(crate) workers: Option<usize>,
+    /// Most intervals in one page of an interval log this node serves to a
+    /// coordinator or a client (they page through to the end whatever it
+    /// is; tests lower it to cross page boundaries in short runs).
+    #[arg(long, value_name = "N", default_value_t = bfgg_node::cluster::DEFAULT_PAGE_INTERVALS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) page_intervals: u32,
 }
 
 #[derive(Debug, Args)]

@@ -378,6 +378,7 @@ fn demo_cluster(
             net,
             timeouts: Timeouts::default(),
             workers: Some(1),
+            page_intervals: bfgg_node::cluster::DEFAULT_PAGE_INTERVALS,
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let mut stop = stop_rx.clone();
@@ -545,6 +546,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             dead: duration_arg("--dead-after", &args.dead_after)?,
         },
         workers: args.workers,
+        page_intervals: args.page_intervals,
     };
     let rt = multi_thread_runtime(2).context("starting the node's runtime")?;
     let fingerprint = config.net.cluster_key.fingerprint();
@@ -747,13 +749,7 @@ fn run_cluster(scenario: Scenario, args: &RunArgs) -> anyhow::Result<ExitCode> {
         Some(d) => d.clone(),
         None => bfgg_node::results::default_dir(&scenario.name, started_at)?,
     };
-    bfgg_node::results::write_cluster_results(
-        &dir,
-        &scenario,
-        started_at,
-        &finished.intervals,
-        &finished.summary,
-    )?;
+    rt.block_on(client.save_results(&finished, &scenario, &dir))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&finished.summary)?);
         eprintln!("results: {}", dir.display());

@@ -5,7 +5,12 @@
 //!   extraction, thresholds).
 //! * [`engine`]: load engines; [`engine::native`] is bfgg's own HTTP engine.
 //! * [`run`]: a local run from start to results.
-//! * [`results`]: the results directory (summary, time series, hlog).
+//! * [`results`]: the results directory (summary, time series, hlog, the
+//!   merged interval log) and the one pipeline that writes it.
+//! * [`merge`]: the one interval merger (across sources) and run totals
+//!   (across time).
+//! * [`interval_log`]: interval snapshots on disk (agents' logs, merged logs,
+//!   gossip copies), read by offset.
 //! * [`target`]: the built-in HTTP test server (`bfgg target`).
 //! * [`net`]: the libp2p swarm actor of the mesh (the only module importing libp2p).
 //! * [`cluster`]: `bfgg node` (agent, coordinator, takeover) and the light
@@ -13,6 +18,8 @@
 
 pub mod cluster;
 pub mod engine;
+pub mod interval_log;
+pub mod merge;
 pub mod net;
 pub mod results;
 pub mod run;

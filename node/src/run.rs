@@ -1,12 +1,11 @@
 //! A local run from start to results: starts the engine, owns the run's
 //! clock (duration, graceful stop, early stop), merges the workers' interval
 //! snapshots in order, streams them into the results directory, and judges
-//! the thresholds at the end.
+//! the thresholds at the end (through [`crate::results`]).
 //!
 //! The caller supplies the stop signal and a progress callback, so this module
 //! prints nothing itself.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use bfgg_protocol::summary::RunSummary;
 
 use crate::engine::schedule::Segment;
 use crate::engine::{self, EngineConfig, EngineEvent, Phase};
+use crate::merge::IntervalMerger;
 use crate::results::{self, ResultsWriter, RunFacts};
 use crate::scenario::Scenario;
 
@@ -114,7 +114,7 @@ pub async fn drive(
     tokio::pin!(stop);
     let mut stop_reason: Option<String> = None;
     let mut load_ended: Option<Instant> = None;
-    let mut merger = Merger::new(handle.sources);
+    let mut merger = IntervalMerger::new(0..handle.sources);
     let mut finished = 0;
     let mut stop_seen = false;
     let mut failure: Option<anyhow::Error> = None;
@@ -159,7 +159,7 @@ pub async fn drive(
         tokio::select! {
             event = handle.events.recv() => match event {
                 Some(EngineEvent::Interval { source, snapshot }) => {
-                    deliver(merger.add(source, snapshot), &mut failure);
+                    deliver(merger.add(&source, snapshot), &mut failure);
                     if failure.is_some() {
                         abort(&handle.phase, load.duration);
                     }
@@ -172,7 +172,7 @@ pub async fn drive(
                 }
                 Some(EngineEvent::Finished { source }) => {
                     finished += 1;
-                    deliver(merger.finish(source), &mut failure);
+                    deliver(merger.finish(&source), &mut failure);
                 }
                 None => break,
             },
@@ -194,7 +194,7 @@ pub async fn drive(
             }
         }
     }
-    deliver(merger.drain_all(), &mut failure);
+    deliver(merger.drain(), &mut failure);
     for t in handle.threads.drain(..) {
         let _ = t.join();
     }
@@ -251,13 +251,7 @@ pub async fn run_local(
             .as_secs_f64(),
         stop_reason: driven.stop_reason,
     };
-    let (mut summary, dir) = writer.finish(&scenario, &facts)?;
-    summary.thresholds = scenario
-        .thresholds
-        .iter()
-        .map(|t| t.evaluate(&summary))
-        .collect();
-    results::write_summary(&dir, &summary)?;
+    let (summary, dir) = writer.finish(&scenario, &facts, Vec::new())?;
     Ok(RunOutcome { summary, dir })
 }
 
@@ -292,144 +286,4 @@ fn emit_interval(
         total_errors: total.error_count(),
     });
     Ok(())
-}
-
-/// Merges per-source snapshots into complete intervals, released in order.
-/// Interval `k` is complete once every source has sent an interval `>= k` or
-/// finished.
-#[derive(Debug)]
-pub(crate) struct Merger {
-    pending: BTreeMap<u32, IntervalSnapshot>,
-    /// Highest interval seen per source (None before the first); finished
-    /// sources no longer hold anything back.
-    seen: Vec<Option<u32>>,
-    done: Vec<bool>,
-    next: u32,
-}
-
-impl Merger {
-    pub(crate) fn new(sources: usize) -> Self {
-        Self {
-            pending: BTreeMap::new(),
-            seen: vec![None; sources],
-            done: vec![false; sources],
-            next: 0,
-        }
-    }
-
-    pub(crate) fn add(&mut self, source: usize, snap: IntervalSnapshot) -> Vec<IntervalSnapshot> {
-        let index = snap.index;
-        if let Some(s) = self.seen.get_mut(source) {
-            *s = Some(s.map_or(index, |prev| prev.max(index)));
-        }
-        if index < self.next {
-            // A straggler for an interval already released: fold it into the
-            // oldest pending one rather than lose it.
-            tracing::debug!(source, index, "late snapshot folded into the next interval");
-            let target = self.next;
-            let mut snap = snap;
-            snap.index = target;
-            self.merge_into(target, &snap);
-        } else {
-            self.merge_into(index, &snap);
-        }
-        self.release()
-    }
-
-    fn merge_into(&mut self, index: u32, snap: &IntervalSnapshot) {
-        match self.pending.get_mut(&index) {
-            Some(p) => *p += snap,
-            None => {
-                self.pending.insert(index, snap.clone());
-            }
-        }
-    }
-
-    pub(crate) fn finish(&mut self, source: usize) -> Vec<IntervalSnapshot> {
-        if let Some(d) = self.done.get_mut(source) {
-            *d = true;
-        }
-        self.release()
-    }
-
-    fn release(&mut self) -> Vec<IntervalSnapshot> {
-        let complete_below = self
-            .seen
-            .iter()
-            .zip(&self.done)
-            .filter(|(_, done)| !**done)
-            .map(|(seen, _)| seen.map_or(0, |s| s))
-            .min();
-        let mut out = Vec::new();
-        while let Some((&k, _)) = self.pending.first_key_value() {
-            let complete = match complete_below {
-                None => true, // every source finished
-                Some(limit) => k < limit,
-            };
-            if !complete {
-                break;
-            }
-            if let Some((_, snap)) = self.pending.pop_first() {
-                self.next = k + 1;
-                out.push(snap);
-            }
-        }
-        out
-    }
-
-    pub(crate) fn drain_all(&mut self) -> Vec<IntervalSnapshot> {
-        let out: Vec<_> = std::mem::take(&mut self.pending).into_values().collect();
-        if let Some(last) = out.last() {
-            self.next = last.index + 1;
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn snap(index: u32, requests: u64) -> IntervalSnapshot {
-        let mut s = IntervalSnapshot::new(index);
-        s.by_name.entry("r".into()).or_default().requests = requests;
-        s
-    }
-
-    #[test]
-    fn intervals_are_released_once_every_source_moved_past_them() {
-        let mut m = Merger::new(2);
-        assert!(m.add(0, snap(0, 1)).is_empty());
-        assert!(
-            m.add(0, snap(1, 2)).is_empty(),
-            "source 1 has not reported interval 0"
-        );
-        let out = m.add(1, snap(0, 10));
-        assert!(
-            out.is_empty(),
-            "interval 0 complete only when both moved past it: {out:?}"
-        );
-        let out = m.add(1, snap(1, 20));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].index, 0);
-        assert_eq!(out[0].by_name["r"].requests, 11);
-        let out = m.finish(0);
-        assert!(out.is_empty());
-        let out = m.finish(1);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].by_name["r"].requests, 22);
-    }
-
-    #[test]
-    fn stragglers_are_folded_in_not_lost() {
-        let mut m = Merger::new(1);
-        let out = m.add(0, snap(0, 1));
-        assert!(out.is_empty());
-        let out = m.add(0, snap(1, 1));
-        assert_eq!(out.len(), 1);
-        let _ = m.add(0, snap(0, 5)); // late
-        let rest = m.finish(0);
-        let total: u64 = rest.iter().map(|s| s.by_name["r"].requests).sum();
-        assert_eq!(total, 1 + 5);
-    }
 }

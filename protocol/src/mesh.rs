@@ -20,11 +20,11 @@ use crate::stats::IntervalSnapshot;
 use crate::summary::RunSummary;
 
 /// libp2p request-response protocol id of control requests.
-pub const CONTROL_PROTOCOL: &str = "/bfgg/control/1";
+pub const CONTROL_PROTOCOL: &str = "/bfgg/control/2";
 /// Gossipsub topic of node health (one message per node per second).
-pub const HEALTH_TOPIC: &str = "bfgg/1/health";
+pub const HEALTH_TOPIC: &str = "bfgg/2/health";
 /// Gossipsub topic of runs: interval snapshots and run events.
-pub const RUN_TOPIC: &str = "bfgg/1/runs";
+pub const RUN_TOPIC: &str = "bfgg/2/runs";
 /// Largest gossip message (gossipsub's default transmit limit, 64 KiB).
 pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
 /// Largest control request or response.
@@ -253,6 +253,17 @@ pub struct RunPlan {
     pub load_ms: u64,
 }
 
+/// Which interval log of a run a [`ControlRequest::FetchLog`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogKind {
+    /// An agent's own measurements, exact, kept until the results are
+    /// confirmed.
+    Own,
+    /// The coordinator's merged intervals of a finished run (part of its
+    /// results).
+    Merged,
+}
+
 /// Point-to-point asks. Each gets exactly one [`ControlResponse`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ControlRequest {
@@ -270,17 +281,19 @@ pub enum ControlRequest {
         /// The run.
         run: RunId,
     },
-    /// Coordinator → agent (its own intervals) or client → coordinator (merged):
-    /// a page of interval snapshots, from interval `from`.
-    FetchIntervals {
+    /// Coordinator → agent (its own log) or client → coordinator (the merged
+    /// log): a page of an interval log, from byte `offset` on. A page costs
+    /// its own size to serve; follow `next_offset` until `complete`.
+    FetchLog {
         /// The run.
         run: RunId,
-        /// First interval index wanted.
-        from: u32,
-        /// At most this many.
+        /// Which log.
+        log: LogKind,
+        /// Where the page starts: 0, then the previous page's `next_offset`.
+        offset: u64,
+        /// At most this many intervals (the node may send fewer: its page
+        /// size, a byte limit).
         max: u32,
-        /// The coordinator's merged intervals (true) or the node's own (false).
-        merged: bool,
     },
     /// Coordinator → agent: results are safely written; the agent may delete
     /// its copy.
@@ -342,11 +355,16 @@ pub enum ControlResponse {
     },
     /// `Stop`, `ConfirmResults`: done.
     Done,
-    /// `FetchIntervals`: a page; `complete` when nothing follows.
-    Intervals {
-        /// The snapshots, in interval order.
-        snapshots: Vec<IntervalSnapshot>,
-        /// True when this is the last page and the source has finished.
+    /// `FetchLog`: a page of whole frames of the log, as stored:
+    /// `u32 big-endian length ++ encode(IntervalSnapshot)` each, in interval
+    /// order. The receiver decodes them like any network input.
+    LogPage {
+        /// Whole frames.
+        frames: Vec<u8>,
+        /// Offset of the next page.
+        next_offset: u64,
+        /// True when this page reaches the end of the log and the source has
+        /// finished writing it: nothing follows.
         complete: bool,
     },
     /// `Clock`: the answerer's wall clock when it received the ask, Unix µs.

@@ -150,6 +150,22 @@ impl GeneratorStats {
     pub const LATE_THRESHOLD_US: u64 = 2_000;
 }
 
+impl GeneratorStats {
+    /// Merges a later interval of the same sources into this one (across
+    /// time, where `+=` merges across sources): counts add, the lag
+    /// histograms merge, and the gauges keep their peak (`active`: the most
+    /// users or requests in flight at once; `cpu_busy_permille`: the busiest
+    /// core's busiest interval). No field is dropped.
+    pub fn then(&mut self, later: &GeneratorStats) {
+        self.scheduled = self.scheduled.saturating_add(later.scheduled);
+        self.late_starts = self.late_starts.saturating_add(later.late_starts);
+        self.missed = self.missed.saturating_add(later.missed);
+        self.schedule_lag.add(&later.schedule_lag);
+        self.active = self.active.max(later.active);
+        self.cpu_busy_permille = self.cpu_busy_permille.max(later.cpu_busy_permille);
+    }
+}
+
 impl AddAssign<&GeneratorStats> for GeneratorStats {
     /// Merges two sources of the *same* interval: counters add, gauges of
     /// different sources add, and the busiest core wins.

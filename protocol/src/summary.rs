@@ -173,6 +173,10 @@ pub struct GeneratorSummary {
     pub schedule_lag_ms: Percentiles,
     /// The busiest generator core's busiest second, percent of a core.
     pub max_cpu_busy_pct: f64,
+    /// The most virtual users (closed model) or requests in flight (open
+    /// model) at the end of any interval, all agents together.
+    #[serde(default)]
+    pub peak_active: u64,
     /// Human-readable warnings ("generator core over 80% busy for 12 s").
     pub warnings: Vec<String>,
 }

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bfgg_protocol::mesh::{
-    AgentSelection, BundleFile, ControlRequest, ControlResponse, EngineInfo, Gossip, MovedShare,
-    NodeHealth, NodeState, Participant, RunEvent, RunPlan, RunRequest,
+    AgentSelection, BundleFile, ControlRequest, ControlResponse, EngineInfo, Gossip, LogKind,
+    MovedShare, NodeHealth, NodeState, Participant, RunEvent, RunPlan, RunRequest,
 };
 use bfgg_protocol::summary::{AgentSummary, RunSummary};
 use bfgg_protocol::{
@@ -488,12 +488,16 @@ fn control_request() -> impl Strategy<Value = ControlRequest> {
         plan().prop_map(ControlRequest::Prepare),
         "[0-9a-f]{64}".prop_map(|sha256| ControlRequest::FetchFile { sha256 }),
         run_id().prop_map(|run| ControlRequest::Stop { run }),
-        (run_id(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
-            |(run, from, max, merged)| ControlRequest::FetchIntervals {
+        (run_id(), any::<bool>(), any::<u64>(), any::<u32>()).prop_map(
+            |(run, merged, offset, max)| ControlRequest::FetchLog {
                 run,
-                from,
-                max,
-                merged
+                log: if merged {
+                    LogKind::Merged
+                } else {
+                    LogKind::Own
+                },
+                offset,
+                max
             }
         ),
         run_id().prop_map(|run| ControlRequest::ConfirmResults { run }),
@@ -519,12 +523,16 @@ fn control_response() -> impl Strategy<Value = ControlResponse> {
         prop::collection::vec(any::<u8>(), 0..256)
             .prop_map(|contents| ControlResponse::File { contents }),
         Just(ControlResponse::Done),
-        (prop::collection::vec(snapshot(), 0..3), any::<bool>()).prop_map(
-            |(snapshots, complete)| ControlResponse::Intervals {
-                snapshots,
+        (
+            prop::collection::vec(any::<u8>(), 0..256),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(|(frames, next_offset, complete)| ControlResponse::LogPage {
+                frames,
+                next_offset,
                 complete
-            }
-        ),
+            }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(sent_us, now_us)| ControlResponse::Clock { sent_us, now_us }),
         (prop::option::of(summary().prop_map(Box::new)), node_id()).prop_map(
@@ -1120,12 +1128,12 @@ fn generated_corpus() -> Vec<(String, Entry)> {
             Msg::Request(ControlRequest::Prepare(sample_plan())),
         ),
         (
-            "request-fetch-intervals",
-            Msg::Request(ControlRequest::FetchIntervals {
+            "request-fetch-log",
+            Msg::Request(ControlRequest::FetchLog {
                 run: run.clone(),
-                from: 0,
-                max: 100,
-                merged: true,
+                log: LogKind::Own,
+                offset: 1 << 40,
+                max: 200,
             }),
         ),
         (
@@ -1149,9 +1157,18 @@ fn generated_corpus() -> Vec<(String, Entry)> {
         ),
         ("response-done", Msg::Response(ControlResponse::Done)),
         (
-            "response-intervals",
-            Msg::Response(ControlResponse::Intervals {
-                snapshots: vec![IntervalSnapshot::new(0), sample_snapshot()],
+            "response-log-page",
+            Msg::Response(ControlResponse::LogPage {
+                frames: {
+                    let mut frames = Vec::new();
+                    for snap in [IntervalSnapshot::new(0), sample_snapshot()] {
+                        let bytes = encode(&snap).expect("encodes");
+                        frames.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                        frames.extend_from_slice(&bytes);
+                    }
+                    frames
+                },
+                next_offset: 1 << 33,
                 complete: true,
             }),
         ),
@@ -1180,7 +1197,13 @@ fn generated_corpus() -> Vec<(String, Entry)> {
         b
     };
     let mut wrong_version = snapshot.clone();
-    wrong_version[0] = 2;
+    wrong_version[0] = (PROTOCOL_VERSION as u8).wrapping_add(1);
+    const {
+        assert!(
+            PROTOCOL_VERSION < 250,
+            "the version is one varint byte here"
+        )
+    };
     let mut trailing = gossip.clone();
     trailing.push(0);
     // Gossip::Interval, then a run id claiming 2^64-1 bytes (bincode's 0xFD marker
@@ -1230,7 +1253,8 @@ fn generated_corpus() -> Vec<(String, Entry)> {
         ("err-hostile-map-length", hostile_map),
         ("err-unknown-variant", with_body(&[99, 0, 0, 0])),
         ("err-invalid-utf8-name", with_body(&[0, 1, 2, 0xc3, 0x28])),
-        ("err-invalid-bool", with_body(&[4, 1, b'r', 0, 0, 2])),
+        // LogPage { frames: [], next_offset: 0, complete: 2 }
+        ("err-invalid-bool", with_body(&[6, 0, 0, 2])),
         (
             "err-histogram-garbage",
             histogram(

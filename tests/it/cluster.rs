@@ -128,11 +128,16 @@ impl Cluster {
     /// `n` nodes; every node after the first joins the first. `labels[i]`
     /// are passed to node i.
     pub(crate) fn start(n: usize, labels: &[&str]) -> Cluster {
+        Self::start_with(n, labels, &[])
+    }
+
+    /// The same, every node started with the `bfgg node` flags `flags`.
+    pub(crate) fn start_with(n: usize, labels: &[&str], flags: &[&str]) -> Cluster {
         let ws = Workspace::new();
         let key = ws.write("cluster.key", &key_text(0x42));
         let mut nodes: Vec<Node> = Vec::new();
         for i in 0..n {
-            let mut extra = Vec::new();
+            let mut extra = flags.to_vec();
             if let Some(l) = labels.get(i).filter(|l| !l.is_empty()) {
                 extra.extend(["--labels", l]);
             }
@@ -181,6 +186,13 @@ impl Cluster {
     /// `bfgg run --cluster` as a child (not waited for).
     fn run_cluster(&self, scenario: &Path, extra: &[&str]) -> Child {
         self.run_cluster_to(scenario, &self.ws.out_dir(), extra)
+    }
+
+    /// `bfgg run --cluster` to its end within `limit`: exit 0, its summary.
+    fn finished_run(&self, scenario: &Path, extra: &[&str], limit: Duration) -> serde_json::Value {
+        let (code, summary, stderr) = wait_output(self.run_cluster(scenario, extra), limit);
+        assert_eq!(code, 0, "{stderr}");
+        summary.unwrap_or_else(|| panic!("no summary: {stderr}"))
     }
 
     /// The same, writing its results to `out`.
@@ -307,6 +319,105 @@ fn a_three_node_run_merges_exactly_what_the_agents_measured() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+}
+
+/// A 12 s open-model run at 40/s on nodes serving at most 3 intervals per
+/// page of their logs, so every log crosses several pages. Two agents, the
+/// coordinator (node 0, joined by the client) among them or not.
+fn run_across_log_pages(coordinator_is_agent: bool) -> (serde_json::Value, Cluster) {
+    let target = Target::start(&[]);
+    let labels: &[&str] = if coordinator_is_agent {
+        &["role=agent", "role=agent"]
+    } else {
+        &["", "role=agent", "role=agent"]
+    };
+    let cluster = Cluster::start_with(labels.len(), labels, &["--page-intervals", "3"]);
+    let file = cluster.ws.write(
+        "pages.toml",
+        &format!(
+            r#"
+[scenario]
+name = "pages"
+[target]
+base_url = "{}"
+[load]
+model = "open"
+rate = 40
+duration = "12s"
+graceful_stop = "2s"
+[[request]]
+name = "home"
+path = "/"
+"#,
+            target.url
+        ),
+    );
+    let s = cluster.finished_run(&file, &["--labels", "role=agent"], Duration::from_secs(120));
+    // Exactly the schedule: 40/s for 12 s, measured and merged.
+    assert_eq!(u(&s, "/generator/scheduled"), 480, "{s:#}");
+    assert_eq!(u(&s, "/total/requests"), 480, "{s:#}");
+    assert_eq!(agents_sum(&s), 480, "{s:#}");
+    assert_eq!(target.stats()["total"].as_u64(), Some(480));
+    assert_eq!(s["partial"], false, "{s:#}");
+    let agents = s["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 2, "{s:#}");
+    let coordinator_took_part = agents
+        .iter()
+        .any(|a| a["node"] == cluster.nodes[0].id.as_str());
+    assert_eq!(coordinator_took_part, coordinator_is_agent, "{s:#}");
+    for a in agents {
+        assert_eq!(a["status"], "complete", "{a}");
+        assert_eq!(a["missing_intervals"], serde_json::json!([]), "{a}");
+    }
+    // The client stored every interval the coordinator merged (13 pages of
+    // 3 and more), whose sums are the summary's.
+    let out = cluster.ws.out_dir();
+    let csv = std::fs::read_to_string(out.join("timeseries.csv")).expect("timeseries.csv");
+    let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "requests")
+        .expect("requests column");
+    let rows: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("*"))
+        .map(|l| {
+            l.split(',')
+                .nth(col)
+                .and_then(|v| v.parse().ok())
+                .expect("count")
+        })
+        .collect();
+    assert!(rows.len() >= 12, "{csv}");
+    assert_eq!(rows.iter().sum::<u64>(), 480, "{csv}");
+    assert!(out.join("intervals.log").is_file());
+    (s, cluster)
+}
+
+#[test]
+fn a_run_longer_than_a_log_page_loses_nothing_with_the_coordinator_as_an_agent() {
+    let (_, cluster) = run_across_log_pages(true);
+    // The agents' logs are deleted once the results are written, and the
+    // coordinator's book of the run left its memory: status comes from disk.
+    for i in 0..2 {
+        let agent = cluster.ws.path().join(format!("node-n{i}/agent"));
+        let left: Vec<_> = std::fs::read_dir(&agent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+        assert!(
+            left.is_empty(),
+            "logs left in {}: {left:?}",
+            agent.display()
+        );
+    }
+}
+
+#[test]
+fn a_run_longer_than_a_log_page_loses_nothing_without_the_coordinator_as_an_agent() {
+    run_across_log_pages(false);
 }
 
 #[test]
@@ -749,12 +860,7 @@ path = "/echo?u={{{{users.user}}}}"
             target.url
         ),
     );
-    let (code, summary, stderr) = wait_output(
-        cluster.run_cluster(&file, &["--agents", "2"]),
-        Duration::from_secs(90),
-    );
-    assert_eq!(code, 0, "{stderr}");
-    let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let s = cluster.finished_run(&file, &["--agents", "2"], Duration::from_secs(90));
     let agents = s["agents"].as_array().expect("agents");
     assert_eq!(agents.len(), 2, "--agents 2: {s:#}");
     // 30 rows split 15 + 15: every row sent exactly once in the cluster,

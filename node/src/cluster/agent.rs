@@ -14,11 +14,11 @@ use bfgg_protocol::mesh::{
 use bfgg_protocol::{IntervalSnapshot, NodeId, RunId};
 use tokio::sync::oneshot;
 
-use super::log::{self, IntervalLog};
 use super::node::{Ctx, lock};
 use super::sys;
 use crate::engine::schedule::Segment;
 use crate::engine::{EngineConfig, ExtraShare};
+use crate::interval_log::{self as log, IntervalLog};
 use crate::run::{StopRequest, drive};
 use crate::scenario::{self, Scenario, data::Strategy};
 
@@ -52,6 +52,13 @@ pub(crate) enum AgentPhase {
 }
 
 impl AgentSlot {
+    /// Whether this node may still append to its log of `run`.
+    pub(crate) fn is_writing(&self, run: &RunId) -> bool {
+        self.run
+            .as_ref()
+            .is_some_and(|r| &r.plan.run == run && r.phase != AgentPhase::Finishing)
+    }
+
     pub(crate) fn state(&self) -> NodeState {
         match &self.run {
             None => NodeState::Idle,
@@ -414,39 +421,6 @@ pub(crate) fn stop_local(ctx: &Ctx, run: &RunId, reason: &str) -> bool {
             true
         }
         AgentPhase::Finishing => true,
-    }
-}
-
-/// `FetchIntervals` of this node's own measurements.
-pub(crate) fn own_page(ctx: &Ctx, run: &RunId, from: u32, max: u32) -> ControlResponse {
-    let finished = {
-        let slot = lock(&ctx.agent);
-        !slot
-            .run
-            .as_ref()
-            .is_some_and(|r| &r.plan.run == run && r.phase != AgentPhase::Finishing)
-    };
-    match log::read_all(&log::dir_of(&ctx.data_dir, &run.0)) {
-        Ok(all) => page(all, from, max, finished),
-        Err(e) => ControlResponse::Rejected {
-            reason: format!("no results of run {run} here: {e:#}"),
-        },
-    }
-}
-
-/// A page of snapshots, small enough for one response.
-pub(crate) fn page(
-    all: Vec<IntervalSnapshot>,
-    from: u32,
-    max: u32,
-    source_done: bool,
-) -> ControlResponse {
-    let max = max.clamp(1, 200) as usize;
-    let rest: Vec<IntervalSnapshot> = all.into_iter().filter(|s| s.index >= from).collect();
-    let complete = source_done && rest.len() <= max;
-    ControlResponse::Intervals {
-        snapshots: rest.into_iter().take(max).collect(),
-        complete,
     }
 }
 

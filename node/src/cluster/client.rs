@@ -2,18 +2,22 @@
 //! takes no load, and asks nodes to act. Used by `bfgg run --cluster`,
 //! `bfgg status` and `bfgg stop` (and later the cockpit).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bfgg_protocol::mesh::{ControlRequest, ControlResponse, Gossip, RunEvent, RunPlan, RunRequest};
+use bfgg_protocol::mesh::{
+    ControlRequest, ControlResponse, Gossip, LogKind, RunEvent, RunPlan, RunRequest,
+};
 use bfgg_protocol::summary::RunSummary;
 use bfgg_protocol::{IntervalSnapshot, NodeId, RunId};
 use tokio::sync::mpsc;
 
-use super::coordinator::fetch_pages;
+use super::logs::copy_log;
 use super::sys;
 use super::view::{ClusterView, IncompatiblePeer, Liveness, PeerView, Timeouts};
+use crate::interval_log::LogReader;
+use crate::merge::IntervalMerger;
 use crate::net::{self, NetConfig, NetError, NetEvent, NetHandle};
 
 /// A connected light peer.
@@ -28,11 +32,12 @@ pub struct Client {
 /// A finished cluster run, as the client received it.
 #[derive(Debug)]
 pub struct Finished {
+    /// The run.
+    pub run: RunId,
     /// The coordinator's summary (totals, per name, per agent, thresholds).
     pub summary: RunSummary,
-    /// The merged interval snapshots, in order.
-    pub intervals: Vec<IntervalSnapshot>,
-    /// Who wrote the results (the coordinator at the end).
+    /// Who wrote the results (the coordinator at the end); its merged
+    /// intervals are fetched by [`Client::save_results`].
     pub coordinator: NodeId,
 }
 
@@ -209,8 +214,7 @@ impl Client {
     }
 
     /// Follows `plan` until its results are written, reporting live intervals
-    /// and events; `stop` (once) asks the coordinator to stop the run. Then
-    /// fetches the merged intervals from whoever wrote the results.
+    /// and events; `stop` (once) asks the coordinator to stop the run.
     pub async fn follow(
         &mut self,
         plan: &RunPlan,
@@ -224,9 +228,8 @@ impl Client {
         let give_up = Instant::now()
             + Duration::from_millis(plan.start_at_ms.saturating_sub(sys::now_ms()) + plan.load_ms)
             + Duration::from_secs(90);
-        // Live merge: interval index -> (merged, agents that sent it).
-        let mut live: BTreeMap<u32, (IntervalSnapshot, BTreeSet<NodeId>)> = BTreeMap::new();
-        let mut shown = 0u32;
+        // Live merge: intervals every agent sent, or that are 2 s old.
+        let mut live = IntervalMerger::new(participants.iter().cloned()).with_deadline(2);
         let mut last_poll = Instant::now();
         let mut stop_sent = false;
         // Connect to every participant, so the run can be followed (and its
@@ -251,14 +254,10 @@ impl Client {
                     if let Some((from, msg)) = got {
                         match msg {
                             Gossip::Interval { run: r, node, snapshot }
-                                if r == run
-                                    && node == from
-                                    && participants.contains(&node)
-                                    && snapshot.index >= shown =>
+                                if r == run && node == from =>
                             {
-                                let entry = live.entry(snapshot.index).or_insert_with(|| (IntervalSnapshot::new(snapshot.index), BTreeSet::new()));
-                                if entry.1.insert(node) {
-                                    entry.0 += &snapshot;
+                                for merged in live.add(&node, snapshot) {
+                                    on_progress(Follow::Interval(&merged));
                                 }
                             }
                             Gossip::Run { run: r, event } if r == run => {
@@ -280,17 +279,6 @@ impl Client {
                     }
                 }
             }
-            // Show intervals every agent sent, or that are 2 s old.
-            let newest = live.keys().next_back().copied().unwrap_or(0);
-            while let Some((&k, (_, from))) = live.first_key_value() {
-                if from.len() < participants.len() && k + 2 > newest {
-                    break;
-                }
-                if let Some((_, (snap, _))) = live.pop_first() {
-                    shown = k + 1;
-                    on_progress(Follow::Interval(&snap));
-                }
-            }
             // Gossip can be missed: ask the coordinator now and then.
             if finished_by.is_none() && last_poll.elapsed() > Duration::from_secs(3) {
                 last_poll = Instant::now();
@@ -301,9 +289,9 @@ impl Client {
                 }
             }
             if let Some(by) = finished_by {
-                let intervals = fetch_pages(&self.net, &by, &run, true)
-                    .await
-                    .with_context(|| format!("fetching the results of {run} from {by}"))?;
+                for merged in live.drain() {
+                    on_progress(Follow::Interval(&merged));
+                }
                 let summary = match self
                     .net
                     .request(&by, ControlRequest::Status { run: run.clone() })
@@ -316,12 +304,32 @@ impl Client {
                     other => anyhow::bail!("unexpected status of a finished run: {other:?}"),
                 };
                 return Ok(Finished {
+                    run,
                     summary,
-                    intervals,
                     coordinator: by,
                 });
             }
         }
+    }
+
+    /// Stores `finished` in `dir` as a local run's results: the
+    /// coordinator's merged intervals, fetched to the end, and its summary
+    /// as it is.
+    pub async fn save_results(
+        &self,
+        finished: &Finished,
+        scenario: &crate::scenario::Scenario,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        store(
+            &self.net,
+            &finished.coordinator,
+            &finished.run,
+            scenario,
+            &finished.summary,
+            dir,
+        )
+        .await
     }
 
     /// Asks the coordinator, then the participants, where the run is:
@@ -442,15 +450,37 @@ pub async fn save_results(
     summary: &RunSummary,
     results_root: &std::path::Path,
 ) -> anyhow::Result<std::path::PathBuf> {
-    let intervals = fetch_pages(net, coordinator, run, true)
-        .await
-        .with_context(|| format!("fetching the results of {run}"))?;
     let scenario = crate::scenario::load(scenario_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let started_at =
         std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(summary.started_at_ms);
     let dir = results_root.join(crate::results::dir_name(&scenario.name, started_at));
-    crate::results::write_cluster_results(&dir, &scenario, started_at, &intervals, summary)?;
+    store(net, coordinator, run, &scenario, summary, &dir).await?;
     Ok(dir)
+}
+
+/// Copies the coordinator's merged log of `run` next to `dir`, then writes
+/// the results directory from it with the coordinator's `summary`.
+async fn store(
+    net: &NetHandle,
+    coordinator: &NodeId,
+    run: &RunId,
+    scenario: &crate::scenario::Scenario,
+    summary: &RunSummary,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let fetched = dir.join(".intervals.fetching");
+    let give_up = Instant::now() + Duration::from_secs(60);
+    copy_log(net, coordinator, run, LogKind::Merged, &fetched, give_up)
+        .await
+        .with_context(|| format!("fetching the results of {run} from {}", coordinator.short()))?;
+    let started_at =
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(summary.started_at_ms);
+    let stored = LogReader::open(&fetched).and_then(|reader| {
+        crate::results::store_cluster_results(dir, scenario, started_at, reader, summary)
+    });
+    let _ = std::fs::remove_file(&fetched);
+    stored
 }
 
 #[cfg(test)]
@@ -481,6 +511,7 @@ mod tests {
             net: net_config(dir, "n", key, Vec::new()),
             timeouts: Timeouts::default(),
             workers: Some(1),
+            page_intervals: crate::cluster::DEFAULT_PAGE_INTERVALS,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut tx = Some(tx);

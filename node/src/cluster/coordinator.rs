@@ -13,20 +13,22 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use bfgg_protocol::mesh::{
-    AgentSelection, ControlRequest, ControlResponse, MovedShare, Participant, RunEvent, RunPlan,
-    RunRequest,
+    AgentSelection, ControlRequest, ControlResponse, LogKind, MovedShare, Participant, RunEvent,
+    RunPlan, RunRequest,
 };
-use bfgg_protocol::summary::{AgentSummary, NameSummary};
+use bfgg_protocol::summary::{AgentSummary, NameSummary, RunSummary};
 use bfgg_protocol::{IntervalSnapshot, NameStats, NodeId, RunId};
 
 use super::agent;
 use super::bundle::sha256_hex;
-use super::log;
+use super::logs;
 use super::node::{AgentDone, Ctx, Moved, RunBook, RunResult, lock};
 use super::sys;
 use super::view::Liveness;
 use crate::engine::schedule::Segment;
-use crate::results::{ResultsWriter, RunFacts, write_summary};
+use crate::interval_log::{self, LogReader};
+use crate::merge::IntervalMerger;
+use crate::results::{ResultsWriter, RunFacts};
 
 /// How long after the start every agent gets before the run is considered
 /// over even without their reports (duration + graceful stop + this).
@@ -267,7 +269,7 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
     let mut runs = lock(&ctx.runs);
     match event {
         RunEvent::Planned(plan) => {
-            if plan.run == run && plan.coordinator == from {
+            if plan.run == run && plan.coordinator == from && !lock(&ctx.finished).contains(&run) {
                 let book = runs
                     .entry(run)
                     .or_insert_with(|| RunBook::new(plan.clone(), &ctx.data_dir));
@@ -327,10 +329,11 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
             }
         }
         RunEvent::Finished { .. } => {
-            // Observers (clients) act on this; nodes learn it via Status,
-            // and drop their gossip copies: the results are written.
-            if let Some(book) = runs.get_mut(&run).filter(|b| b.coordinator == from) {
-                book.gossip.discard();
+            // Observers (clients) act on this; nodes retire the run's book
+            // (and its gossip copies): the results are written.
+            if runs.get(&run).is_some_and(|b| b.coordinator == from) {
+                drop(runs);
+                retire(ctx, &run);
             }
         }
         RunEvent::Rebalanced {
@@ -418,6 +421,7 @@ pub(crate) fn monitor(ctx: &Arc<Ctx>) {
     let mut to_finalize = Vec::new();
     let mut to_announce = Vec::new();
     let mut to_apply = Vec::new();
+    let mut to_ask = Vec::new();
     {
         let mut runs = lock(&ctx.runs);
         for (run, book) in runs.iter_mut() {
@@ -448,6 +452,13 @@ pub(crate) fn monitor(ctx: &Arc<Ctx>) {
                         },
                     ));
                 }
+            }
+            if book.coordinator != ctx.me
+                && overdue_by(book, ASK_AFTER)
+                && book.checked.is_none_or(|at| at.elapsed() > ASK_EVERY)
+            {
+                book.checked = Some(Instant::now());
+                to_ask.push((run.clone(), book.coordinator.clone()));
             }
             if book.coordinator != ctx.me || book.plan.start_at_ms == 0 {
                 continue;
@@ -496,6 +507,19 @@ pub(crate) fn monitor(ctx: &Arc<Ctx>) {
         let ctx = ctx.clone();
         tokio::spawn(async move { ctx.publish_run(&run, event).await });
     }
+    for (run, coordinator) in to_ask {
+        // We missed the `Finished` gossip, or the run is still finishing.
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let ask = ControlRequest::Status { run: run.clone() };
+            if let Ok(ControlResponse::Status {
+                finished: Some(_), ..
+            }) = ctx.net.request(&coordinator, ask).await
+            {
+                retire(&ctx, &run);
+            }
+        });
+    }
     for run in to_finalize {
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -512,9 +536,19 @@ pub(crate) fn monitor(ctx: &Arc<Ctx>) {
 /// Past the plan's end plus slack: agents that have not reported by then are
 /// treated as lost (their gossiped intervals are used).
 fn overdue(book: &RunBook) -> bool {
-    let end_ms = book.plan.start_at_ms + book.plan.load_ms + END_SLACK.as_millis() as u64;
-    sys::now_ms() > end_ms
+    overdue_by(book, Duration::ZERO)
 }
+
+/// Past the plan's end plus slack plus `extra`.
+fn overdue_by(book: &RunBook, extra: Duration) -> bool {
+    let end_ms = book.plan.start_at_ms + book.plan.load_ms + (END_SLACK + extra).as_millis() as u64;
+    book.plan.start_at_ms > 0 && sys::now_ms() > end_ms
+}
+
+/// A participant that heard no `Finished` this long after a run's end asks
+/// its coordinator, every [`ASK_EVERY`], and retires the book once it has.
+const ASK_AFTER: Duration = Duration::from_secs(30);
+const ASK_EVERY: Duration = Duration::from_secs(10);
 
 /// Where this node keeps each participant's gossip copies.
 fn plan_nodes_copies(book: &RunBook) -> BTreeMap<NodeId, Option<PathBuf>> {
@@ -525,8 +559,42 @@ fn plan_nodes_copies(book: &RunBook) -> BTreeMap<NodeId, Option<PathBuf>> {
         .collect()
 }
 
-/// Fetches every agent's own intervals (gossip copies for lost agents),
-/// merges them and writes the results.
+/// How long finalizing waits for an agent's log to be complete.
+const FETCH_LIMIT: Duration = Duration::from_secs(60);
+
+/// One agent's intervals as finalize reads them, in order.
+struct Source {
+    node: NodeId,
+    snapshots: Box<dyn Iterator<Item = anyhow::Result<IntervalSnapshot>> + Send>,
+    head: Option<IntervalSnapshot>,
+    status: &'static str,
+    total: NameStats,
+    /// Interval indices it lacks so far, and the next one expected.
+    missing: Vec<u32>,
+    next: u32,
+}
+
+impl Source {
+    fn advance(&mut self) -> anyhow::Result<()> {
+        self.head = self
+            .snapshots
+            .next()
+            .transpose()
+            .with_context(|| format!("the intervals of agent {}", self.node.short()))?;
+        if let Some(s) = &self.head {
+            self.missing.extend(self.next..s.index);
+            self.next = self.next.max(s.index + 1);
+            self.total += &s.total();
+        }
+        Ok(())
+    }
+}
+
+/// Gets every agent's own log (this node's from its disk, the others' page
+/// by page into `runs/<run>/fetched/`; gossip copies for agents lost or
+/// unreachable), merges them interval by interval with the
+/// [`IntervalMerger`] and writes the results through the results pipeline.
+/// Memory holds one interval per agent, however long the run.
 async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
     let (plan, finished, lost, gossip, stopping, rebalanced) = {
         let runs = lock(&ctx.runs);
@@ -540,81 +608,103 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
             book.rebalanced.clone(),
         )
     };
-    let bundle_dir = ctx.data_dir.join("runs").join(&run.0).join("bundle");
-    let scenario_path = ctx.store.materialize(&plan.files, &bundle_dir)?;
+    let run_dir = ctx.data_dir.join("runs").join(&run.0);
+    let scenario_path = ctx
+        .store
+        .materialize(&plan.files, &run_dir.join("bundle"))?;
     let scenario = agent::load_for_plan(&scenario_path, &plan, 0)?;
 
-    let mut per_agent: BTreeMap<NodeId, Vec<IntervalSnapshot>> = BTreeMap::new();
-    let mut status: BTreeMap<NodeId, &'static str> = BTreeMap::new();
+    let give_up = Instant::now() + FETCH_LIMIT;
+    let mut sources = Vec::with_capacity(plan.participants.len());
     for p in &plan.participants {
-        let fetched = if lost.contains_key(&p.node) {
-            None
+        let own: anyhow::Result<PathBuf> = if lost.contains_key(&p.node) {
+            Err(anyhow::anyhow!("lost"))
         } else if p.node == ctx.me {
-            match agent::own_page(ctx, run, 0, u32::MAX) {
-                ControlResponse::Intervals { snapshots, .. } => Some(snapshots),
-                _ => None,
-            }
+            Ok(logs::own_log(&ctx.data_dir, run))
         } else {
-            fetch_all(ctx, &p.node, run, false).await.ok()
+            let dest = run_dir.join("fetched").join(format!("{}.log", p.node.0));
+            logs::copy_log(&ctx.net, &p.node, run, LogKind::Own, &dest, give_up)
+                .await
+                .map(|_| dest)
         };
-        match fetched {
-            Some(snaps) => {
-                per_agent.insert(p.node.clone(), snaps);
-                status.insert(p.node.clone(), "complete");
+        let opened = own.and_then(|path| LogReader::open(&path));
+        let (snapshots, status): (Box<dyn Iterator<Item = _> + Send>, _) = match opened {
+            Ok(reader) => (Box::new(reader), "complete"),
+            Err(e) => {
+                if !lost.contains_key(&p.node) {
+                    tracing::warn!(%run, agent = %p.name, "its own intervals are out of reach, using the gossiped copies: {e:#}");
+                }
+                let copies =
+                    interval_log::read_copies(gossip.get(&p.node).and_then(Option::as_deref));
+                (Box::new(copies.into_iter().map(Ok)), "lost")
             }
-            None => {
-                let copies = log::read_copies(gossip.get(&p.node).and_then(Option::as_deref));
-                per_agent.insert(p.node.clone(), copies);
-                status.insert(p.node.clone(), "lost");
-            }
-        }
+        };
+        let mut source = Source {
+            node: p.node.clone(),
+            snapshots,
+            head: None,
+            status,
+            total: NameStats::default(),
+            missing: Vec::new(),
+            next: 0,
+        };
+        source.advance()?;
+        sources.push(source);
     }
 
-    // Exact merge, interval by interval.
-    let mut merged: BTreeMap<u32, IntervalSnapshot> = BTreeMap::new();
-    for snaps in per_agent.values() {
-        for s in snaps {
-            match merged.get_mut(&s.index) {
-                Some(m) => *m += s,
-                None => {
-                    merged.insert(s.index, s.clone());
-                }
-            }
+    let started_at = SystemTime::UNIX_EPOCH + Duration::from_millis(plan.start_at_ms);
+    let mut writer = ResultsWriter::create(
+        &logs::results_dir(&ctx.data_dir, run),
+        &scenario,
+        started_at,
+    )?;
+    let mut merger = IntervalMerger::new(plan.participants.iter().map(|p| p.node.clone()));
+    let mut last_index: Option<u32> = None;
+    // Every source is in interval order: always take the lowest head.
+    while let Some(i) = (0..sources.len())
+        .filter(|&i| sources[i].head.is_some())
+        .min_by_key(|&i| sources[i].head.as_ref().map(|s| s.index))
+    {
+        let source = &mut sources[i];
+        let Some(snap) = source.head.take() else {
+            break;
+        };
+        let mut released = merger.add(&source.node, snap);
+        source.advance()?;
+        if source.head.is_none() {
+            released.extend(merger.finish(&source.node));
+        }
+        for m in released {
+            last_index = Some(m.index);
+            writer.add_interval(&m)?;
         }
     }
-    let last_index = merged.keys().next_back().copied().unwrap_or(0);
-    let started_at = SystemTime::UNIX_EPOCH + Duration::from_millis(plan.start_at_ms);
-    let dir = ctx.data_dir.join("runs").join(&run.0).join("results");
-    let mut writer = ResultsWriter::create(&dir, &scenario, started_at)?;
-    for snap in merged.values() {
-        writer.add_interval(snap)?;
+    for m in merger.drain() {
+        last_index = Some(m.index);
+        writer.add_interval(&m)?;
     }
+
     let load_ms = finished.values().map(|d| d.load_ms).max().unwrap_or(0);
     let stop_reason = stopping.or_else(|| finished.values().find_map(|d| d.stop_reason.clone()));
+    let intervals = last_index.map_or(0, |i| i + 1);
     let facts = RunFacts {
         started_at,
         duration_s: if load_ms > 0 {
             load_ms as f64 / 1000.0
         } else {
-            f64::from(last_index + 1)
+            f64::from(intervals)
         },
         stop_reason,
     };
-    let (mut summary, dir) = writer.finish(&scenario, &facts)?;
-    tracing::info!(%run, dir = %dir.display(), "results written");
-    summary.agents = plan
+    let agents = plan
         .participants
         .iter()
-        .map(|p| {
-            let snaps = &per_agent[&p.node];
-            let mut total = NameStats::default();
-            for s in snaps {
-                total += &s.total();
-            }
-            let n = NameSummary::from_stats(&total, facts.duration_s);
+        .zip(sources)
+        .map(|(p, mut source)| {
+            let n = NameSummary::from_stats(&source.total, facts.duration_s);
             let done = finished.get(&p.node);
-            let have: std::collections::BTreeSet<u32> = snaps.iter().map(|s| s.index).collect();
-            let expected = done.map_or(last_index + 1, |d| d.intervals);
+            let expected = done.map_or(intervals, |d| d.intervals);
+            source.missing.extend(source.next..expected);
             AgentSummary {
                 node: p.node.0.clone(),
                 name: p.name.clone(),
@@ -623,9 +713,9 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
                 errors: n.errors,
                 clock_offset_ms: done.map_or(0.0, |d| d.clock_offset_us as f64 / 1000.0),
                 started_at_ms: done.map_or(plan.start_at_ms, |d| d.started_at_ms),
-                status: status[&p.node].to_string(),
+                status: source.status.to_string(),
                 last_heard_ms: lost.get(&p.node).copied(),
-                missing_intervals: (0..expected).filter(|i| !have.contains(i)).collect(),
+                missing_intervals: source.missing,
                 rebalanced_at_ms: rebalanced.get(&p.node).copied(),
                 gossip_bytes_per_s: done
                     .filter(|d| d.load_ms > 0)
@@ -633,22 +723,26 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
             }
         })
         .collect();
-    summary.partial = summary.agents.iter().any(|a| a.status != "complete");
-    summary.thresholds = scenario
-        .thresholds
+    let (summary, dir) = writer.finish(&scenario, &facts, agents)?;
+    tracing::info!(%run, dir = %dir.display(), requests = summary.total.requests, "results written");
+    let complete: Vec<NodeId> = summary
+        .agents
         .iter()
-        .map(|t| t.evaluate(&summary))
+        .filter(|a| a.status == "complete")
+        .map(|a| NodeId(a.node.clone()))
         .collect();
-    write_summary(&dir, &summary)?;
-    let result = Arc::new(RunResult {
-        summary: summary.clone(),
-        merged: merged.into_values().collect(),
-    });
     if let Some(book) = lock(&ctx.runs).get_mut(run) {
-        book.result = Some(result);
+        book.result = Some(Arc::new(RunResult {
+            summary: summary.clone(),
+        }));
         book.gossip.discard();
     }
-    tracing::info!(%run, requests = summary.total.requests, "results written");
+    let fetched = run_dir.join("fetched");
+    if fetched.exists()
+        && let Err(e) = std::fs::remove_dir_all(&fetched)
+    {
+        tracing::debug!("removing {}: {e}", fetched.display());
+    }
     ctx.publish_run(
         run,
         RunEvent::Finished {
@@ -656,70 +750,27 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
         },
     )
     .await;
-    for p in &plan.participants {
-        if status.get(&p.node) == Some(&"complete") {
-            if p.node == ctx.me {
-                agent::confirmed(ctx, run);
-            } else {
-                let _ = ctx
-                    .net
-                    .request(&p.node, ControlRequest::ConfirmResults { run: run.clone() })
-                    .await;
-            }
+    for node in complete {
+        if node == ctx.me {
+            agent::confirmed(ctx, run);
+        } else {
+            let _ = ctx
+                .net
+                .request(&node, ControlRequest::ConfirmResults { run: run.clone() })
+                .await;
         }
     }
+    retire(ctx, run);
     Ok(())
 }
 
-/// Every page of a node's intervals of `run`.
-pub(crate) async fn fetch_all(
-    ctx: &Ctx,
-    node: &NodeId,
-    run: &RunId,
-    merged: bool,
-) -> anyhow::Result<Vec<IntervalSnapshot>> {
-    fetch_pages(&ctx.net, node, run, merged).await
-}
-
-/// Pages through `FetchIntervals` until the source says it is complete.
-pub(super) async fn fetch_pages(
-    net: &crate::net::NetHandle,
-    node: &NodeId,
-    run: &RunId,
-    merged: bool,
-) -> anyhow::Result<Vec<IntervalSnapshot>> {
-    let mut out: Vec<IntervalSnapshot> = Vec::new();
-    loop {
-        let from = out.last().map_or(0, |s| s.index + 1);
-        let resp = net
-            .request(
-                node,
-                ControlRequest::FetchIntervals {
-                    run: run.clone(),
-                    from,
-                    max: 100,
-                    merged,
-                },
-            )
-            .await?;
-        match resp {
-            ControlResponse::Intervals {
-                snapshots,
-                complete,
-            } => {
-                let got = snapshots.len();
-                out.extend(snapshots);
-                if complete {
-                    return Ok(out);
-                }
-                if got == 0 {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-            ControlResponse::Rejected { reason } => anyhow::bail!("{reason}"),
-            other => anyhow::bail!("unexpected answer {other:?}"),
-        }
+/// The run's results are written: its book leaves memory (what `Status`
+/// needs is on disk), and late news of it opens no new one.
+pub(crate) fn retire(ctx: &Ctx, run: &RunId) {
+    if let Some(mut book) = lock(&ctx.runs).remove(run) {
+        book.gossip.discard();
     }
+    lock(&ctx.finished).insert(run.clone());
 }
 
 /// `Stop`: fan out to the agents (coordinator), stop our own part, or
@@ -773,24 +824,23 @@ pub(crate) async fn stop(ctx: &Arc<Ctx>, from: NodeId, run: RunId) -> ControlRes
         })
 }
 
-/// `FetchIntervals { merged: true }`: pages of a finished run's merged
-/// intervals.
-pub(crate) fn merged_page(ctx: &Ctx, run: &RunId, from: u32, max: u32) -> ControlResponse {
-    let result = lock(&ctx.runs).get(run).and_then(|b| b.result.clone());
-    match result {
-        Some(r) => agent::page(r.merged.clone(), from, max, true),
-        None => ControlResponse::Rejected {
-            reason: format!("run {run} has no results here (yet)"),
-        },
-    }
-}
-
-/// `Status`.
+/// `Status`: from the book of a run under way, else from the results this
+/// node wrote.
 pub(crate) fn status(ctx: &Ctx, run: &RunId) -> ControlResponse {
-    match lock(&ctx.runs).get(run) {
-        Some(book) => ControlResponse::Status {
+    if let Some(book) = lock(&ctx.runs).get(run) {
+        return ControlResponse::Status {
             finished: book.result.as_ref().map(|r| Box::new(r.summary.clone())),
             coordinator: book.coordinator.clone(),
+        };
+    }
+    let path = logs::results_dir(&ctx.data_dir, run).join("summary.json");
+    match std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<RunSummary>(&bytes).ok())
+    {
+        Some(summary) => ControlResponse::Status {
+            finished: Some(Box::new(summary)),
+            coordinator: ctx.me.clone(),
         },
         None => ControlResponse::Rejected {
             reason: format!("no run {run} here"),

@@ -12,9 +12,10 @@ mod agent;
 pub mod bundle;
 pub mod client;
 mod coordinator;
-mod log;
+mod logs;
 mod node;
 mod sys;
 pub mod view;
 
+pub use logs::DEFAULT_PAGE_INTERVALS;
 pub use node::{NodeConfig, run_node};

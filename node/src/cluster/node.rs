@@ -14,13 +14,13 @@ use bfgg_protocol::mesh::{
     ControlRequest, ControlResponse, EngineInfo, Gossip, HEALTH_TOPIC, NodeHealth, RUN_TOPIC,
     RunEvent, RunPlan,
 };
-use bfgg_protocol::{IntervalSnapshot, NodeId, RunId, summary::RunSummary};
+use bfgg_protocol::{NodeId, RunId, summary::RunSummary};
 
 use super::agent::AgentSlot;
 use super::bundle::Store;
-use super::log::GossipCopies;
 use super::sys;
 use super::view::{ClusterView, Liveness, Timeouts};
+use crate::interval_log::GossipCopies;
 use crate::net::{self, NetConfig, NetEvent, NetHandle};
 
 /// Everything `bfgg node` is started with.
@@ -38,6 +38,9 @@ pub struct NodeConfig {
     pub timeouts: Timeouts,
     /// Worker threads for load (default: one per core).
     pub workers: Option<usize>,
+    /// Most intervals in one page of a log this node serves
+    /// ([`super::logs::DEFAULT_PAGE_INTERVALS`]).
+    pub page_intervals: u32,
 }
 
 /// What a node knows about one run: the replicated plan, the live copies of
@@ -66,6 +69,9 @@ pub(crate) struct RunBook {
     pub(crate) result: Option<Arc<RunResult>>,
     /// When this node learnt of the run.
     pub(crate) since: Instant,
+    /// When this node last asked the coordinator whether the run finished
+    /// (a participant that missed the `Finished` gossip).
+    pub(crate) checked: Option<Instant>,
 }
 
 /// A share moved to `node` from `from_ms` on (coordinator clock).
@@ -87,11 +93,36 @@ pub(crate) struct AgentDone {
     pub(crate) gossip_bytes: u64,
 }
 
-/// A finished run, as the coordinator wrote it.
+/// A finished run, as the coordinator wrote it (its merged intervals are in
+/// the results directory).
 #[derive(Debug)]
 pub(crate) struct RunResult {
     pub(crate) summary: RunSummary,
-    pub(crate) merged: Vec<IntervalSnapshot>,
+}
+
+/// Runs this node has seen finish, newest last, so that late gossip about
+/// them opens no new book. Bounded: the oldest are forgotten.
+#[derive(Debug, Default)]
+pub(crate) struct FinishedRuns {
+    order: std::collections::VecDeque<RunId>,
+}
+
+impl FinishedRuns {
+    /// How many finished runs are remembered.
+    pub(crate) const CAPACITY: usize = 1024;
+
+    pub(crate) fn insert(&mut self, run: RunId) {
+        if !self.order.contains(&run) {
+            if self.order.len() == Self::CAPACITY {
+                self.order.pop_front();
+            }
+            self.order.push_back(run);
+        }
+    }
+
+    pub(crate) fn contains(&self, run: &RunId) -> bool {
+        self.order.contains(run)
+    }
 }
 
 impl RunBook {
@@ -110,6 +141,7 @@ impl RunBook {
             finalizing: false,
             result: None,
             since: Instant::now(),
+            checked: None,
         }
     }
 
@@ -128,9 +160,14 @@ pub(crate) struct Ctx {
     pub(crate) store: Store,
     pub(crate) timeouts: Timeouts,
     pub(crate) workers: Option<usize>,
+    pub(crate) page_intervals: u32,
     pub(crate) view: Mutex<ClusterView>,
     pub(crate) agent: Mutex<AgentSlot>,
+    /// Books of runs under way; a run's book leaves once its results are
+    /// written (they are on disk).
     pub(crate) runs: Mutex<HashMap<RunId, RunBook>>,
+    /// Runs whose book left.
+    pub(crate) finished: Mutex<FinishedRuns>,
     pub(crate) listen_addrs: Mutex<Vec<String>>,
 }
 
@@ -220,10 +257,12 @@ pub async fn run_node(
         data_dir: config.data_dir,
         timeouts: config.timeouts,
         workers: config.workers,
+        page_intervals: config.page_intervals.max(1),
         net,
         view: Mutex::new(ClusterView::default()),
         agent: Mutex::new(AgentSlot::default()),
         runs: Mutex::new(HashMap::new()),
+        finished: Mutex::new(FinishedRuns::default()),
         listen_addrs: Mutex::new(Vec::new()),
     });
     let health = tokio::spawn(publish_health(ctx.clone()));
@@ -333,18 +372,12 @@ async fn on_request(ctx: &Arc<Ctx>, from: NodeId, req: ControlRequest) -> Contro
             },
         },
         ControlRequest::Stop { run } => coordinator::stop(ctx, from, run).await,
-        ControlRequest::FetchIntervals {
+        ControlRequest::FetchLog {
             run,
-            from: first,
+            log,
+            offset,
             max,
-            merged,
-        } => {
-            if merged {
-                coordinator::merged_page(ctx, &run, first, max)
-            } else {
-                agent::own_page(ctx, &run, first, max)
-            }
-        }
+        } => super::logs::serve(ctx, &run, log, offset, max),
         ControlRequest::ConfirmResults { run } => agent::confirmed(ctx, &run),
         ControlRequest::Clock { sent_us } => ControlResponse::Clock {
             sent_us,

@@ -1,9 +1,17 @@
-//! The results directory of a run, written as the run goes so that nothing
-//! measured is lost if the process dies: `latency.hlog` and `timeseries.csv`
-//! grow one interval at a time; `summary.json` is written at the end.
+//! The results directory of a run and the one pipeline that writes it, for
+//! local and cluster runs alike. It is written as the run goes so that
+//! nothing measured is lost if the process dies: `intervals.log` (the exact
+//! merged snapshots, which a coordinator serves to clients), `latency.hlog`
+//! and `timeseries.csv` grow one interval at a time; `summary.json` is
+//! written last, by [`ResultsWriter::finish`], the only place a
+//! [`RunSummary`] is built (totals, generator, agents, thresholds). A client
+//! that followed a cluster run stores the coordinator's summary as it is
+//! ([`ResultsWriter::store`]). Later sinks (a report, an upload) take the
+//! finished directory and its summary from there.
 //!
 //! Layout (documented in README.md, "Results"):
-//! `summary.json`, `timeseries.csv`, `latency.hlog`, `scenario.toml`.
+//! `summary.json`, `timeseries.csv`, `latency.hlog`, `intervals.log`,
+//! `scenario.toml`.
 
 mod hlog;
 mod text;
@@ -18,9 +26,13 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
-use bfgg_protocol::summary::{GeneratorSummary, NameSummary, Percentiles, RunSummary};
+use bfgg_protocol::summary::{
+    AgentSummary, GeneratorSummary, NameSummary, Percentiles, RunSummary,
+};
 use bfgg_protocol::{GeneratorStats, IntervalSnapshot, NameStats};
 
+use crate::interval_log::IntervalLog;
+use crate::merge::RunTotals;
 use crate::scenario::Scenario;
 
 /// Facts about the run that the measurements alone don't carry.
@@ -34,15 +46,15 @@ pub struct RunFacts {
     pub stop_reason: Option<String>,
 }
 
-/// Accumulates interval snapshots into the files of one results directory.
+/// Accumulates merged interval snapshots into the files of one results
+/// directory.
 pub struct ResultsWriter {
     dir: PathBuf,
     hlog: hlog::HlogWriter<BufWriter<File>>,
     timeseries: timeseries::TimeseriesWriter<BufWriter<File>>,
-    totals: BTreeMap<String, NameStats>,
-    generator: GeneratorStats,
+    log: IntervalLog,
+    totals: RunTotals,
     busy_intervals: u32,
-    intervals: u32,
 }
 
 impl ResultsWriter {
@@ -70,10 +82,9 @@ impl ResultsWriter {
             dir: dir.to_path_buf(),
             hlog: hlog::HlogWriter::new(open("latency.hlog")?, started_at)?,
             timeseries: timeseries::TimeseriesWriter::new(open("timeseries.csv")?)?,
-            totals: BTreeMap::new(),
-            generator: GeneratorStats::default(),
+            log: IntervalLog::create(dir)?,
+            totals: RunTotals::default(),
             busy_intervals: 0,
-            intervals: 0,
         })
     }
 
@@ -84,50 +95,39 @@ impl ResultsWriter {
 
     /// Adds one merged interval (all sources). Call in interval order.
     pub fn add_interval(&mut self, snap: &IntervalSnapshot) -> anyhow::Result<()> {
+        self.log.append(snap)?;
         self.hlog.write_interval(snap)?;
         self.timeseries.write_interval(snap)?;
-        for (name, stats) in &snap.by_name {
-            *self.totals.entry(name.clone()).or_default() += stats;
-        }
-        let g = &snap.generator;
-        self.generator.scheduled += g.scheduled;
-        self.generator.late_starts += g.late_starts;
-        self.generator.missed += g.missed;
-        self.generator.schedule_lag.add(&g.schedule_lag);
-        self.generator.cpu_busy_permille =
-            self.generator.cpu_busy_permille.max(g.cpu_busy_permille);
-        if g.cpu_busy_permille > BUSY_PERMILLE {
+        self.totals.add(snap);
+        if snap.generator.cpu_busy_permille > BUSY_PERMILLE {
             self.busy_intervals += 1;
         }
-        self.intervals += 1;
         Ok(())
     }
 
     /// Totals so far, all names merged.
     pub fn total(&self) -> NameStats {
-        let mut total = NameStats::default();
-        for s in self.totals.values() {
-            total += s;
-        }
-        total
+        self.totals.total()
     }
 
-    /// Builds the summary (without thresholds), flushes the streamed files.
+    /// Builds the run's summary from what was added, the `facts` and the
+    /// cluster's `agents` (empty for a local run), judges the scenario's
+    /// thresholds on it, and writes `summary.json`.
     pub fn finish(
-        mut self,
+        self,
         scenario: &Scenario,
         facts: &RunFacts,
+        agents: Vec<AgentSummary>,
     ) -> anyhow::Result<(RunSummary, PathBuf)> {
-        self.hlog.flush()?;
-        self.timeseries.flush()?;
         let d = facts.duration_s;
         let by_name: BTreeMap<String, NameSummary> = self
             .totals
+            .by_name
             .iter()
             .map(|(name, s)| (name.clone(), NameSummary::from_stats(s, d)))
             .collect();
         let total = NameSummary::from_stats(&self.total(), d);
-        let summary = RunSummary {
+        let mut summary = RunSummary {
             scenario: scenario.name.clone(),
             engine: scenario.engine.as_str().to_string(),
             model: match scenario.load.model {
@@ -147,21 +147,42 @@ impl ResultsWriter {
             by_name,
             thresholds: Vec::new(),
             generator: self.generator_summary(),
-            agents: Vec::new(),
-            partial: false,
+            partial: agents.iter().any(|a| a.status != "complete"),
+            agents,
         };
-        Ok((summary, self.dir))
+        summary.thresholds = scenario
+            .thresholds
+            .iter()
+            .map(|t| t.evaluate(&summary))
+            .collect();
+        let dir = self.close()?;
+        write_summary(&dir, &summary)?;
+        Ok((summary, dir))
+    }
+
+    /// Stores `summary` as built elsewhere (a client keeping what a cluster
+    /// run's coordinator produced, with the merged intervals it fetched).
+    pub fn store(self, summary: &RunSummary) -> anyhow::Result<PathBuf> {
+        let dir = self.close()?;
+        write_summary(&dir, summary)?;
+        Ok(dir)
+    }
+
+    fn close(mut self) -> anyhow::Result<PathBuf> {
+        self.hlog.flush()?;
+        self.timeseries.flush()?;
+        Ok(self.dir)
     }
 
     fn generator_summary(&self) -> GeneratorSummary {
-        let g = &self.generator;
+        let g = &self.totals.generator;
         let mut warnings = Vec::new();
         if self.busy_intervals > 0 {
             warnings.push(format!(
                 "a generator core was over {}% busy in {} of {} intervals: the generator may be the bottleneck (add cores or nodes)",
                 BUSY_PERMILLE / 10,
                 self.busy_intervals,
-                self.intervals
+                self.totals.intervals
             ));
         }
         if g.scheduled > 0 && g.late_starts * 100 > g.scheduled {
@@ -185,6 +206,7 @@ impl ResultsWriter {
             missed: g.missed,
             schedule_lag_ms: Percentiles::from_histogram(&g.schedule_lag),
             max_cpu_busy_pct: f64::from(g.cpu_busy_permille) / 10.0,
+            peak_active: g.active,
             warnings,
         }
     }
@@ -221,27 +243,23 @@ pub fn dir_name(scenario_name: &str, at: SystemTime) -> String {
     format!("{}-{}", utc_stamp(at), sanitize(scenario_name))
 }
 
-/// Writes a cluster run's results into `dir` as a local run would: the merged
-/// `intervals` (time series, hlog), a copy of the scenario, and `summary` (the
-/// coordinator's, with its per-agent part) as `summary.json`.
-pub fn write_cluster_results(
+/// Writes a cluster run's results into `dir` as a local run would: the
+/// merged `intervals` read from a fetched log (time series, hlog, the log
+/// itself), a copy of the scenario, and `summary` (the coordinator's, with
+/// its per-agent part) as it is.
+pub fn store_cluster_results(
     dir: &Path,
     scenario: &Scenario,
     started_at: SystemTime,
-    intervals: &[IntervalSnapshot],
+    intervals: impl Iterator<Item = anyhow::Result<IntervalSnapshot>>,
     summary: &RunSummary,
 ) -> anyhow::Result<()> {
     let mut writer = ResultsWriter::create(dir, scenario, started_at)?;
     for snap in intervals {
-        writer.add_interval(snap)?;
+        writer.add_interval(&snap?)?;
     }
-    let facts = RunFacts {
-        started_at,
-        duration_s: summary.duration_s,
-        stop_reason: summary.stop_reason.clone(),
-    };
-    writer.finish(scenario, &facts)?;
-    write_summary(dir, summary)
+    writer.store(summary)?;
+    Ok(())
 }
 
 fn sanitize(name: &str) -> String {

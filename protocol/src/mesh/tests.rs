@@ -86,11 +86,11 @@ fn control_messages_round_trip() {
         ControlRequest::Stop {
             run: RunId("r".into()),
         },
-        ControlRequest::FetchIntervals {
+        ControlRequest::FetchLog {
             run: RunId("r".into()),
-            from: 0,
+            log: LogKind::Merged,
+            offset: 4096,
             max: 100,
-            merged: true,
         },
         ControlRequest::Clock { sent_us: 5 },
     ];
@@ -105,8 +105,9 @@ fn control_messages_round_trip() {
         ControlResponse::Busy {
             run: RunId("x".into()),
         },
-        ControlResponse::Intervals {
-            snapshots: vec![IntervalSnapshot::new(0)],
+        ControlResponse::LogPage {
+            frames: vec![0, 0, 0, 1, 7],
+            next_offset: 4101,
             complete: true,
         },
     ];
@@ -134,4 +135,12 @@ fn truncations_and_bit_flips_of_every_message_are_handled() {
         }
     }
     assert!(errors > 100);
+}
+
+#[test]
+fn protocol_ids_and_topics_carry_the_protocol_version() {
+    let v = crate::PROTOCOL_VERSION;
+    assert_eq!(CONTROL_PROTOCOL, format!("/bfgg/control/{v}"));
+    assert_eq!(HEALTH_TOPIC, format!("bfgg/{v}/health"));
+    assert_eq!(RUN_TOPIC, format!("bfgg/{v}/runs"));
 }

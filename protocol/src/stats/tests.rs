@@ -251,3 +251,31 @@ fn merges_give_one_answer_whatever_the_forms() {
     d.record(1_234);
     assert_eq!(s, d);
 }
+
+#[test]
+fn generator_stats_merge_across_time_keeps_every_field() {
+    let at = |scheduled, lag_us, active, cpu| {
+        let mut g = GeneratorStats {
+            scheduled,
+            late_starts: scheduled / 10,
+            missed: 1,
+            active,
+            cpu_busy_permille: cpu,
+            ..GeneratorStats::default()
+        };
+        g.schedule_lag.record(lag_us);
+        g
+    };
+    let mut run = at(100, 50, 7, 300);
+    run.then(&at(200, 5_000, 3, 900));
+    assert_eq!(run.scheduled, 300);
+    assert_eq!(run.late_starts, 30);
+    assert_eq!(run.missed, 2);
+    assert_eq!(run.schedule_lag.len(), 2);
+    assert_eq!(run.active, 7, "the peak, not a sum over time");
+    assert_eq!(run.cpu_busy_permille, 900);
+    // Across sources the gauge adds: two agents with 7 and 3 users have 10.
+    let mut both = at(100, 50, 7, 300);
+    both += &at(200, 5_000, 3, 900);
+    assert_eq!(both.active, 10);
+}
