@@ -28,16 +28,34 @@ ci:
 # nginx; headline = generator CPU per request as a paired ratio to wrk.
 # First use installs nginx/wrk/nghttp2-client/strace (apt, as root) and builds
 # oha and k6 into target/tools/ (several minutes each, cached).
-# Also: the snapshot micro-benchmark and the mesh's gossip bytes per agent (docs/MESH.md).
+# Also: the snapshot micro-benchmark and the bytes each agent sends on the mesh (docs/MESH.md).
 # e.g. `just bench --rounds 5`, `just bench --only wrk,bfgg`, `just bench --write`
 bench *ARGS:
     cargo bench -p bfgg-protocol
     cargo bench -p bfgg-tui
     cargo build --release --bin bfgg
-    python3 tests/bench/gossip.py
+    python3 tests/bench/agent_bytes.py
     python3 tests/bench/compare.py {{ARGS}}
 
 # Smoke check of the harness itself: 1 round, 3 s per tool, no strace, no open model.
 bench-quick *ARGS:
     cargo build --release --bin bfgg
     python3 tests/bench/compare.py --quick {{ARGS}}
+
+# Soak: 3 nodes, one 1,000 req/s cluster run (default 30 min); RSS curve to soak.csv,
+# fails if a node's RSS grows > 10 % after warm-up. e.g. `just soak --minutes 1`
+soak *ARGS:
+    cargo build --release --bin bfgg
+    python3 tests/bench/soak.py {{ARGS}}
+
+# Mesh scale: N nodes on this box, one low-rate cluster run; per-node CPU and
+# network, submit-to-start, finalize. e.g. `just bench-scale --nodes 50,100`
+bench-scale *ARGS:
+    cargo build --release --bin bfgg
+    python3 tests/bench/scale.py {{ARGS}}
+
+# One long-lived node serving many short runs (default 500): coordinator RSS growth.
+# e.g. `just bench-runs-memory --runs 12`
+bench-runs-memory *ARGS:
+    cargo build --release --bin bfgg
+    python3 tests/bench/runs_memory.py {{ARGS}}

@@ -5,9 +5,9 @@
 //!   `<data dir>/agent/<run>/intervals.log`;
 //! - a run's merged intervals, part of its results (`intervals.log` in the
 //!   results directory), written by [`crate::results`];
-//! - [`GossipCopies`]: every agent's snapshots as this node heard them on
-//!   gossip (for a takeover and for lost agents):
-//!   `<data dir>/runs/<run>/gossip/<node>.log`, so memory stays flat however
+//! - [`LiveCopies`]: every agent's live snapshots as its coordinator
+//!   received them (for agents lost mid-run):
+//!   `<data dir>/runs/<run>/live/<node>.log`, so memory stays flat however
 //!   long the run;
 //! - an agent's log as fetched by a coordinator:
 //!   `<data dir>/runs/<run>/fetched/<node>.log`.
@@ -74,7 +74,7 @@ fn frame(snap: &IntervalSnapshot) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Reads every complete frame of the log file `path` into memory (a torn
-/// last frame, from a crash mid-write, is ignored). For small files (gossip
+/// last frame, from a crash mid-write, is ignored). For small files (live
 /// copies of one agent, tests); runs are read with [`LogReader`].
 pub(crate) fn read_file(path: &Path) -> anyhow::Result<Vec<IntervalSnapshot>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -242,12 +242,12 @@ pub(crate) fn split_frames(mut bytes: &[u8]) -> anyhow::Result<Vec<&[u8]>> {
     Ok(out)
 }
 
-/// Every agent's gossiped snapshots of one run, as this node heard them: one
-/// file per agent under `dir`, created on its first snapshot. Each append
+/// Every agent's live snapshots of one run, as its coordinator received
+/// them: one file per agent under `dir`, created on its first snapshot. Each append
 /// opens and closes its file, so a run of 1,000 agents holds no 1,000 file
 /// descriptors open.
 #[derive(Debug)]
-pub(crate) struct GossipCopies {
+pub(crate) struct LiveCopies {
     dir: PathBuf,
     /// Agents with a file.
     kept: BTreeSet<NodeId>,
@@ -256,7 +256,7 @@ pub(crate) struct GossipCopies {
     closed: bool,
 }
 
-impl GossipCopies {
+impl LiveCopies {
     /// Copies kept under `dir` (nothing is created until the first one).
     pub(crate) fn new(dir: PathBuf) -> Self {
         Self {
@@ -270,14 +270,14 @@ impl GossipCopies {
         self.dir.join(format!("{}.log", node.0))
     }
 
-    /// Appends `snap`, gossiped by `node`.
+    /// Appends `snap`, sent by `node`.
     pub(crate) fn keep(&mut self, node: &NodeId, snap: &IntervalSnapshot) {
         if self.closed {
             return;
         }
         if let Err(e) = self.append(node, snap) {
             self.closed = true;
-            tracing::warn!(dir = %self.dir.display(), "cannot keep gossiped intervals: {e:#}");
+            tracing::warn!(dir = %self.dir.display(), "cannot keep live intervals: {e:#}");
         }
     }
 
@@ -311,12 +311,12 @@ impl GossipCopies {
         if self.dir.exists()
             && let Err(e) = std::fs::remove_dir_all(&self.dir)
         {
-            tracing::debug!(dir = %self.dir.display(), "cannot remove gossip copies: {e}");
+            tracing::debug!(dir = %self.dir.display(), "cannot remove live copies: {e}");
         }
     }
 }
 
-/// The snapshots in a [`GossipCopies`] file, one per interval (the last one
+/// The snapshots in a [`LiveCopies`] file, one per interval (the last one
 /// heard wins), in order; none if it cannot be read.
 pub(crate) fn read_copies(path: Option<&Path>) -> Vec<IntervalSnapshot> {
     let Some(path) = path else {
@@ -329,7 +329,7 @@ pub(crate) fn read_copies(path: Option<&Path>) -> Vec<IntervalSnapshot> {
             by_index.into_values().collect()
         }
         Err(e) => {
-            tracing::warn!("gossiped intervals unreadable: {e:#}");
+            tracing::warn!("live intervals unreadable: {e:#}");
             Vec::new()
         }
     }
@@ -360,9 +360,9 @@ mod tests {
     }
 
     #[test]
-    fn gossip_copies_keep_one_snapshot_per_interval_on_disk_until_discarded() {
+    fn live_copies_keep_one_snapshot_per_interval_on_disk_until_discarded() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut copies = GossipCopies::new(dir.path().join("gossip"));
+        let mut copies = LiveCopies::new(dir.path().join("live"));
         let a = NodeId("a".into());
         let b = NodeId("b".into());
         assert_eq!(copies.file_of(&a), None);
@@ -381,9 +381,9 @@ mod tests {
         assert_eq!(got, [(0, 1), (1, 3), (2, 4)]);
         assert_eq!(read_copies(copies.file_of(&b).as_deref()).len(), 1);
         copies.discard();
-        assert!(!dir.path().join("gossip").exists());
+        assert!(!dir.path().join("live").exists());
         copies.keep(&a, &IntervalSnapshot::new(3));
-        assert!(!dir.path().join("gossip").exists(), "nothing kept after");
+        assert!(!dir.path().join("live").exists(), "nothing kept after");
         assert!(read_copies(None).is_empty());
     }
 

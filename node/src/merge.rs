@@ -38,11 +38,30 @@ struct Source {
     done: bool,
 }
 
+/// A complete interval, merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    /// The merge.
+    pub snapshot: IntervalSnapshot,
+    /// How many sources' snapshots of the interval it holds (stragglers
+    /// folded in not counted).
+    pub sources: u32,
+}
+
 /// An interval still waiting for sources.
 #[derive(Debug)]
 struct Open<S> {
     merged: IntervalSnapshot,
     from: BTreeSet<S>,
+}
+
+impl<S> Open<S> {
+    fn done(self) -> Merged {
+        Merged {
+            sources: self.from.len() as u32,
+            snapshot: self.merged,
+        }
+    }
 }
 
 impl<S: Ord + Clone> IntervalMerger<S> {
@@ -67,7 +86,7 @@ impl<S: Ord + Clone> IntervalMerger<S> {
     }
 
     /// Adds `snap` from `source`; returns the intervals it completed.
-    pub fn add(&mut self, source: &S, mut snap: IntervalSnapshot) -> Vec<IntervalSnapshot> {
+    pub fn add(&mut self, source: &S, mut snap: IntervalSnapshot) -> Vec<Merged> {
         let Some(state) = self.sources.get_mut(source) else {
             return Vec::new();
         };
@@ -100,7 +119,7 @@ impl<S: Ord + Clone> IntervalMerger<S> {
     }
 
     /// `source` will send nothing more; returns the intervals that completes.
-    pub fn finish(&mut self, source: &S) -> Vec<IntervalSnapshot> {
+    pub fn finish(&mut self, source: &S) -> Vec<Merged> {
         if let Some(state) = self.sources.get_mut(source) {
             state.done = true;
         }
@@ -108,13 +127,13 @@ impl<S: Ord + Clone> IntervalMerger<S> {
     }
 
     /// Releases everything still open (the run is over), in order.
-    pub fn drain(&mut self) -> Vec<IntervalSnapshot> {
-        let out: Vec<IntervalSnapshot> = std::mem::take(&mut self.open)
+    pub fn drain(&mut self) -> Vec<Merged> {
+        let out: Vec<Merged> = std::mem::take(&mut self.open)
             .into_values()
-            .map(|o| o.merged)
+            .map(Open::done)
             .collect();
         if let Some(last) = out.last() {
-            self.next = last.index + 1;
+            self.next = last.snapshot.index + 1;
         }
         out
     }
@@ -142,7 +161,7 @@ impl<S: Ord + Clone> IntervalMerger<S> {
         everyone || overdue
     }
 
-    fn release(&mut self) -> Vec<IntervalSnapshot> {
+    fn release(&mut self) -> Vec<Merged> {
         let mut out = Vec::new();
         while let Some((&k, open)) = self.open.first_key_value() {
             if !self.complete(k, &open.from) {
@@ -150,7 +169,7 @@ impl<S: Ord + Clone> IntervalMerger<S> {
             }
             if let Some((_, open)) = self.open.pop_first() {
                 self.next = k + 1;
-                out.push(open.merged);
+                out.push(open.done());
             }
         }
         out

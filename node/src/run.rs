@@ -16,7 +16,7 @@ use bfgg_protocol::summary::RunSummary;
 
 use crate::engine::schedule::Segment;
 use crate::engine::{self, EngineConfig, EngineEvent, Phase};
-use crate::merge::IntervalMerger;
+use crate::merge::{IntervalMerger, Merged};
 use crate::results::{self, ResultsWriter, RunFacts};
 use crate::scenario::Scenario;
 
@@ -145,10 +145,10 @@ pub async fn drive(
         });
         Some(Instant::now() + grace)
     };
-    let mut deliver = |merged: Vec<IntervalSnapshot>, failure: &mut Option<anyhow::Error>| {
+    let mut deliver = |merged: Vec<Merged>, failure: &mut Option<anyhow::Error>| {
         for m in merged {
             if failure.is_none()
-                && let Err(e) = on_interval(m)
+                && let Err(e) = on_interval(m.snapshot)
             {
                 *failure = Some(e);
             }

@@ -1,6 +1,8 @@
-//! What nodes say to each other: gossip (facts everyone needs: health, live
-//! interval snapshots, run events) and control requests (point-to-point asks
-//! with exactly one answer: submit, prepare, stop, fetch).
+//! What nodes say to each other: gossip (facts everyone needs: health, one
+//! merged live interval per run per second, run events) and control
+//! requests (point-to-point asks with exactly one answer: submit, prepare,
+//! stop, fetch, and each agent's intervals to its coordinator and to
+//! subscribed observers).
 //!
 //! The version is in every protocol id and topic name, so nodes of another
 //! protocol version simply don't hear each other; the codec envelope checks
@@ -89,14 +91,17 @@ pub struct NodeHealth {
 pub enum Gossip {
     /// On [`HEALTH_TOPIC`].
     Health(NodeHealth),
-    /// On [`RUN_TOPIC`]: one agent's measurements of one interval of a run.
-    Interval {
+    /// On [`RUN_TOPIC`], from the run's coordinator: one interval of a run
+    /// merged over the agents that sent it (live precision), once per
+    /// interval. Agents send their own intervals point-to-point
+    /// ([`ControlRequest::Interval`]); this is what everyone else sees.
+    Merged {
         /// The run.
         run: RunId,
-        /// The agent.
-        node: NodeId,
-        /// Its measurements.
+        /// The merged measurements.
         snapshot: IntervalSnapshot,
+        /// How many agents' snapshots it holds.
+        agents: u32,
     },
     /// On [`RUN_TOPIC`]: something happened to a run.
     Run {
@@ -148,9 +153,10 @@ pub enum RunEvent {
         stop_reason: Option<String>,
         /// How long it generated load, ms.
         load_ms: u64,
-        /// Bytes it published on gossip (health, live intervals, events)
-        /// from its start to its end: the mesh's cost of one agent.
-        gossip_bytes: u64,
+        /// Bytes it sent on the mesh (gossip published: health, events;
+        /// requests: its live intervals, its part of the run's set-up) from
+        /// its start to its end: the mesh's cost of one agent.
+        mesh_bytes: u64,
     },
     /// A lost agent's share (and any it had taken over) moved to the live
     /// agents (`--rebalance`).
@@ -319,6 +325,22 @@ pub enum ControlRequest {
         /// Start time.
         start_at_ms: u64,
     },
+    /// Agent → coordinator and subscribed observers: the sender's own
+    /// snapshot of one interval of a run (live precision; the exact one is
+    /// in its log). Answered `Done`.
+    Interval {
+        /// The run.
+        run: RunId,
+        /// The sender's measurements.
+        snapshot: IntervalSnapshot,
+    },
+    /// Observer → coordinator: the run's plan, please (answered `Plan`);
+    /// observer → agent: send me your intervals of the run too (answered
+    /// `Done`, or `Rejected` when the agent has enough subscribers).
+    Subscribe {
+        /// The run.
+        run: RunId,
+    },
 }
 
 /// Answers to [`ControlRequest`]s.
@@ -381,6 +403,8 @@ pub enum ControlResponse {
         /// The coordinator now.
         coordinator: NodeId,
     },
+    /// `Subscribe` to a coordinator: the run's plan as it stands.
+    Plan(RunPlan),
 }
 
 #[cfg(test)]

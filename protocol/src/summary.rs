@@ -240,9 +240,10 @@ pub struct AgentSummary {
     pub last_heard_ms: Option<u64>,
     /// Intervals of the run it has no measurements for (gaps).
     pub missing_intervals: Vec<u32>,
-    /// Gossip it published per second of load (health, live intervals,
-    /// events), bytes; 0 when unknown (lost agents).
-    pub gossip_bytes_per_s: f64,
+    /// What it sent on the mesh per second of load (health and events on
+    /// gossip, live intervals to its coordinator and subscribers), payload
+    /// bytes; 0 when unknown (lost agents).
+    pub mesh_bytes_per_s: f64,
     /// For a lost agent with `--rebalance`: when its share moved to the live
     /// agents, Unix ms on the coordinator's clock.
     pub rebalanced_at_ms: Option<u64>,

@@ -346,7 +346,7 @@ fn agent_summary() -> impl Strategy<Value = AgentSummary> {
             |(
                 (node, name, index, requests, errors),
                 (clock_offset_ms, started_at_ms, status),
-                (last_heard_ms, gossip_bytes_per_s, rebalanced_at_ms),
+                (last_heard_ms, mesh_bytes_per_s, rebalanced_at_ms),
                 missing_intervals,
             )| AgentSummary {
                 node: node.0,
@@ -359,7 +359,7 @@ fn agent_summary() -> impl Strategy<Value = AgentSummary> {
                 status,
                 last_heard_ms,
                 missing_intervals,
-                gossip_bytes_per_s,
+                mesh_bytes_per_s,
                 rebalanced_at_ms,
             },
         )
@@ -425,7 +425,7 @@ fn run_event() -> impl Strategy<Value = RunEvent> {
             .prop_map(
                 |(
                     (node, intervals, started_at_ms),
-                    (clock_offset_us, stop_reason, load_ms, gossip_bytes),
+                    (clock_offset_us, stop_reason, load_ms, mesh_bytes),
                 )| {
                     RunEvent::AgentFinished {
                         node,
@@ -434,7 +434,7 @@ fn run_event() -> impl Strategy<Value = RunEvent> {
                         clock_offset_us,
                         stop_reason,
                         load_ms,
-                        gossip_bytes,
+                        mesh_bytes,
                     }
                 },
             ),
@@ -444,10 +444,12 @@ fn run_event() -> impl Strategy<Value = RunEvent> {
 fn gossip() -> impl Strategy<Value = Gossip> {
     prop_oneof![
         health().prop_map(Gossip::Health),
-        (run_id(), node_id(), snapshot()).prop_map(|(run, node, snapshot)| Gossip::Interval {
-            run,
-            node,
-            snapshot
+        (run_id(), snapshot(), any::<u32>()).prop_map(|(run, snapshot, agents)| {
+            Gossip::Merged {
+                run,
+                snapshot,
+                agents,
+            }
         }),
         (run_id(), run_event()).prop_map(|(run, event)| Gossip::Run { run, event }),
     ]
@@ -505,6 +507,9 @@ fn control_request() -> impl Strategy<Value = ControlRequest> {
         run_id().prop_map(|run| ControlRequest::Status { run }),
         (run_id(), any::<u64>())
             .prop_map(|(run, start_at_ms)| ControlRequest::Start { run, start_at_ms }),
+        (run_id(), snapshot())
+            .prop_map(|(run, snapshot)| ControlRequest::Interval { run, snapshot }),
+        run_id().prop_map(|run| ControlRequest::Subscribe { run }),
     ]
 }
 
@@ -541,6 +546,7 @@ fn control_response() -> impl Strategy<Value = ControlResponse> {
                 coordinator
             }
         ),
+        plan().prop_map(ControlResponse::Plan),
     ]
 }
 
@@ -1062,11 +1068,11 @@ fn generated_corpus() -> Vec<(String, Entry)> {
             Msg::Gossip(Gossip::Health(sample_health())),
         ),
         (
-            "gossip-interval",
-            Msg::Gossip(Gossip::Interval {
+            "gossip-merged",
+            Msg::Gossip(Gossip::Merged {
                 run: run.clone(),
-                node: NodeId("12D3KooWagentA".into()),
                 snapshot: sample_snapshot(),
+                agents: 100,
             }),
         ),
         (
@@ -1148,6 +1154,21 @@ fn generated_corpus() -> Vec<(String, Entry)> {
             }),
         ),
         (
+            "request-interval",
+            Msg::Request(ControlRequest::Interval {
+                run: run.clone(),
+                snapshot: sample_snapshot(),
+            }),
+        ),
+        (
+            "request-subscribe",
+            Msg::Request(ControlRequest::Subscribe { run: run.clone() }),
+        ),
+        (
+            "response-plan",
+            Msg::Response(ControlResponse::Plan(sample_plan())),
+        ),
+        (
             "response-accepted",
             Msg::Response(ControlResponse::Accepted {
                 run: run.clone(),
@@ -1206,7 +1227,7 @@ fn generated_corpus() -> Vec<(String, Entry)> {
     };
     let mut trailing = gossip.clone();
     trailing.push(0);
-    // Gossip::Interval, then a run id claiming 2^64-1 bytes (bincode's 0xFD marker
+    // Gossip::Merged, then a run id claiming 2^64-1 bytes (bincode's 0xFD marker
     // = a u64 follows).
     let hostile_len = with_body(&[1, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
     // Snapshot index 0, then a map claiming 2^60 names.

@@ -304,10 +304,7 @@ fn a_three_node_run_merges_exactly_what_the_agents_measured() {
         assert!((350..=450).contains(&n), "an even share: {a}");
         assert!(a["clock_offset_ms"].as_f64().expect("offset").abs() < 100.0);
         // Every agent gossiped (health and live intervals) and says how much.
-        assert!(
-            a["gossip_bytes_per_s"].as_f64().expect("gossip") > 0.0,
-            "{a}"
-        );
+        assert!(a["mesh_bytes_per_s"].as_f64().expect("gossip") > 0.0, "{a}");
     }
     // The local results directory looks like a local run's.
     let out = cluster.ws.out_dir();
@@ -638,7 +635,7 @@ fn run_losing_an_agent(
     // The coordinator (node 0, joined by the client) keeps the agents'
     // gossiped intervals on disk, not in memory.
     let copies = cluster.ws.path().join(format!(
-        "node-n0/runs/{run}/gossip/{}.log",
+        "node-n0/runs/{run}/live/{}.log",
         cluster.nodes[2].id
     ));
     assert!(copies.is_file(), "{} missing", copies.display());
@@ -658,8 +655,8 @@ fn run_losing_an_agent(
     let runs = cluster.ws.path().join("node-n0/runs");
     for run in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
         assert!(
-            !run.path().join("gossip").exists(),
-            "gossip copies left in {}",
+            !run.path().join("live").exists(),
+            "live copies left in {}",
             run.path().display()
         );
     }

@@ -1,8 +1,8 @@
 //! The cockpit's cost, run by `cargo bench -p bfgg-tui` (and `just bench`):
-//! 50 simulated agents each publishing a health message and a live interval
-//! snapshot every second, for two hours of run time. Per simulated second the
-//! cockpit decodes the 100 messages (real encoded bytes, as from gossip),
-//! applies them with `App::update`, and renders 20 frames at 120x40 (its
+//! 50 simulated agents each publishing a health message (gossip) and sending
+//! a live interval snapshot (to the subscribed cockpit) every second, for two
+//! hours of run time. Per simulated second the cockpit decodes the 100
+//! messages (real encoded bytes, as from the network), applies them with `App::update`, and renders 20 frames at 120x40 (its
 //! redraw ceiling). Prints the CPU time per simulated second as a share of
 //! one core, and the process's resident memory after 10 minutes, 1 hour and
 //! 2 hours of intervals: bounded state stops growing once its ring buffers
@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use bfgg_protocol::mesh::{
-    EngineInfo, Gossip, NodeHealth, NodeState, Participant, RunEvent, RunPlan,
+    ControlRequest, EngineInfo, Gossip, NodeHealth, NodeState, Participant, RunEvent, RunPlan,
 };
 use bfgg_protocol::{ErrorKind, IntervalSnapshot, NodeId, RunId, decode, encode};
 use bfgg_tui::app::{App, Panel};
@@ -125,42 +125,40 @@ fn main() {
     let mut heap_1h = 0usize;
     for second in 0..7200u32 {
         let now_ms = start_ms + u64::from(second) * 1000;
-        let mut msgs: Vec<Vec<u8>> = Vec::with_capacity(2 * AGENTS);
+        // Per agent: its health (gossip) and its interval (the request an
+        // agent sends to a subscribed cockpit).
+        let mut msgs: Vec<(usize, Vec<u8>, Vec<u8>)> = Vec::with_capacity(AGENTS);
         for (i, snaps) in pool.iter().enumerate() {
-            msgs.push(encode(&Gossip::Health(health(i, now_ms, &run))).expect("enc"));
+            let health = encode(&Gossip::Health(health(i, now_ms, &run))).expect("enc");
             let mut snap = snaps[(second % 4) as usize].clone();
             snap.index = second;
-            msgs.push(
-                encode(&Gossip::Interval {
-                    run: run.clone(),
-                    node: node(i),
-                    snapshot: snap,
-                })
-                .expect("enc"),
-            );
+            let interval = encode(&ControlRequest::Interval {
+                run: run.clone(),
+                snapshot: snap,
+            })
+            .expect("enc");
+            msgs.push((i, health, interval));
         }
         // Measure every 60th second fully (decode + update + 20 frames);
         // the others only advance the state (an hour of frames is slow).
         let measure = second % 60 == 59;
         let t = Instant::now();
-        for bytes in &msgs {
-            let msg = match decode::<Gossip>(bytes).expect("dec") {
-                Gossip::Health(health) => Msg::Health {
+        for (i, health, interval) in &msgs {
+            if let Gossip::Health(health) = decode::<Gossip>(health).expect("dec") {
+                app.update(Msg::Health {
                     health,
                     at_ms: now_ms,
-                },
-                Gossip::Interval {
+                });
+            }
+            if let ControlRequest::Interval { run, snapshot } =
+                decode::<ControlRequest>(interval).expect("dec")
+            {
+                app.update(Msg::Interval {
                     run,
-                    node,
+                    node: node(*i),
                     snapshot,
-                } => Msg::Interval {
-                    run,
-                    node,
-                    snapshot,
-                },
-                Gossip::Run { .. } => continue,
-            };
-            app.update(msg);
+                });
+            }
         }
         app.update(Msg::Tick { now_ms });
         if measure {

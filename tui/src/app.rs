@@ -490,7 +490,17 @@ impl App {
                 node,
                 snapshot,
             } => self.on_interval(run, node, snapshot),
-            Msg::Run { run, from, event } => self.on_run_event(run, from, event),
+            Msg::Run { run, from, event } => return self.on_run_event(run, from, event),
+            Msg::Merged { run, from } => {
+                let known = self.run.as_ref().is_some_and(|r| r.id == run);
+                if !known && self.watch(&run) {
+                    return vec![Effect::Subscribe {
+                        run,
+                        nodes: vec![from],
+                    }];
+                }
+            }
+            Msg::Plan(plan) => return self.on_plan(*plan),
             Msg::Tick { now_ms } => self.now_ms = now_ms,
             Msg::Scenarios(list) => self.scenarios = list,
             Msg::History(list) => {
@@ -506,10 +516,7 @@ impl App {
                     plan.run,
                     plan.participants.len()
                 ));
-                self.watch(&plan.run);
-                if let Some(r) = self.run.as_mut().filter(|r| r.id == plan.run) {
-                    r.plan = Some(*plan);
-                }
+                return self.on_plan(*plan);
             }
             Msg::Notice(text) => self.notice = Some(text),
             Msg::Dropped(n) => self.dropped = n,
@@ -572,18 +579,35 @@ impl App {
         }
     }
 
-    fn on_run_event(&mut self, run: RunId, from: NodeId, event: RunEvent) {
-        if let RunEvent::Planned(plan) = &event {
-            if plan.coordinator == from
-                && self.watch(&run)
-                && let Some(r) = self.run.as_mut()
-            {
-                r.plan = Some(plan.clone());
+    /// The watched run's plan (heard, or asked for): the first time, ask its
+    /// agents for their intervals.
+    fn on_plan(&mut self, plan: RunPlan) -> Vec<Effect> {
+        if !self.watch(&plan.run) {
+            return Vec::new();
+        }
+        let Some(r) = self.run.as_mut() else {
+            return Vec::new();
+        };
+        let first = r.plan.is_none();
+        let nodes = plan.participants.iter().map(|p| p.node.clone()).collect();
+        let run = plan.run.clone();
+        r.plan = Some(plan);
+        if first {
+            vec![Effect::Subscribe { run, nodes }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn on_run_event(&mut self, run: RunId, from: NodeId, event: RunEvent) -> Vec<Effect> {
+        if let RunEvent::Planned(plan) = event {
+            if plan.coordinator == from && plan.run == run {
+                return self.on_plan(plan);
             }
-            return;
+            return Vec::new();
         }
         let Some(r) = self.run.as_mut().filter(|r| r.id == run) else {
-            return;
+            return Vec::new();
         };
         match event {
             RunEvent::Planned(_) => {}
@@ -607,6 +631,7 @@ impl App {
             | RunEvent::AgentFinished { .. }
             | RunEvent::Rebalanced { .. } => {}
         }
+        Vec::new()
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {

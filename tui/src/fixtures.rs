@@ -288,7 +288,7 @@ pub(crate) fn summary(app: &App) -> RunSummary {
                     status: "complete".into(),
                     last_heard_ms: None,
                     missing_intervals: Vec::new(),
-                    gossip_bytes_per_s: 1_800.0,
+                    mesh_bytes_per_s: 1_800.0,
                     rebalanced_at_ms: None,
                 }
             })

@@ -29,7 +29,8 @@ pub enum Msg {
         /// The protocol it announced.
         protocol: String,
     },
-    /// An agent's live interval snapshot.
+    /// An agent's live interval snapshot (sent to this cockpit because it
+    /// subscribed to the run).
     Interval {
         /// The run.
         run: RunId,
@@ -47,6 +48,16 @@ pub enum Msg {
         /// What happened.
         event: RunEvent,
     },
+    /// A run's coordinator gossiped a merged interval (how a cockpit learns
+    /// of a run already under way).
+    Merged {
+        /// The run.
+        run: RunId,
+        /// Its coordinator.
+        from: NodeId,
+    },
+    /// A run's plan, from its coordinator (after [`Effect::Subscribe`]).
+    Plan(Box<RunPlan>),
     /// The clock moved (observer clock, Unix ms); about 10 times a second.
     Tick {
         /// Now.
@@ -91,6 +102,14 @@ pub enum Effect {
         selection: AgentSelection,
         /// Move a lost agent's share to the live agents.
         rebalance: bool,
+    },
+    /// Ask `nodes` for their intervals of `run` (agents) and its plan (its
+    /// coordinator answers with it: [`Msg::Plan`]).
+    Subscribe {
+        /// The run.
+        run: RunId,
+        /// Whom to ask.
+        nodes: Vec<NodeId>,
     },
     /// Stop a run wherever it runs.
     Stop {

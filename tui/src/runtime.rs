@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bfgg_node::cluster::client::{request_for, save_results, stop_via, submit_any};
 use bfgg_node::net::{self, NetConfig, NetEvent, NetHandle};
-use bfgg_protocol::mesh::{ControlResponse, Gossip, RunEvent};
+use bfgg_protocol::mesh::{ControlRequest, ControlResponse, Gossip, RunEvent};
 use bfgg_protocol::summary::RunSummary;
 use bfgg_protocol::{NodeId, RunId};
 use crossterm::event::{Event, EventStream};
@@ -164,7 +164,8 @@ async fn event_loop(
     }
 }
 
-/// The cockpit's message for a network event (a light peer serves nothing).
+/// The cockpit's message for a network event. The only request a cockpit
+/// serves is an agent's interval of a run it subscribed to.
 fn msg_of(ev: NetEvent) -> Option<Msg> {
     match ev {
         NetEvent::Gossip { from, msg } => match msg {
@@ -172,15 +173,7 @@ fn msg_of(ev: NetEvent) -> Option<Msg> {
                 health,
                 at_ms: now_ms(),
             }),
-            Gossip::Interval {
-                run,
-                node,
-                snapshot,
-            } if node == from => Some(Msg::Interval {
-                run,
-                node,
-                snapshot,
-            }),
+            Gossip::Merged { run, .. } => Some(Msg::Merged { run, from }),
             Gossip::Run { run, event } => Some(Msg::Run { run, from, event }),
             _ => None,
         },
@@ -188,12 +181,22 @@ fn msg_of(ev: NetEvent) -> Option<Msg> {
             node: peer,
             protocol,
         }),
-        NetEvent::Request { reply, .. } => {
-            reply.send(ControlResponse::Rejected {
-                reason: "a cockpit serves no requests".into(),
-            });
-            None
-        }
+        NetEvent::Request { from, req, reply } => match req {
+            ControlRequest::Interval { run, snapshot } => {
+                reply.send(ControlResponse::Done);
+                Some(Msg::Interval {
+                    run,
+                    node: from,
+                    snapshot,
+                })
+            }
+            _ => {
+                reply.send(ControlResponse::Rejected {
+                    reason: "a cockpit serves no requests".into(),
+                });
+                None
+            }
+        },
         _ => None,
     }
 }
@@ -237,6 +240,24 @@ fn perform(
                 };
                 let _ = done.send(msg).await;
             });
+        }
+        Effect::Subscribe { run, nodes } => {
+            for node in nodes {
+                let (net, done, run) = (net.clone(), done.clone(), run.clone());
+                tokio::spawn(async move {
+                    let ask = ControlRequest::Subscribe { run: run.clone() };
+                    match net.request(&node, ask).await {
+                        Ok(ControlResponse::Plan(plan)) => {
+                            let _ = done.send(Msg::Plan(Box::new(plan))).await;
+                        }
+                        Ok(ControlResponse::Done) => {}
+                        Ok(other) => {
+                            tracing::debug!(%node, "subscribing to {run}: {other:?}");
+                        }
+                        Err(e) => tracing::debug!(%node, "subscribing to {run}: {e}"),
+                    }
+                });
+            }
         }
         Effect::Stop { run } => {
             let mut nodes: Vec<NodeId> = app

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bfgg_protocol::mesh::{
-    ControlRequest, ControlResponse, Gossip, NodeState, RUN_TOPIC, RunEvent, RunPlan,
-};
+use bfgg_protocol::mesh::{ControlRequest, ControlResponse, NodeState, RunEvent, RunPlan};
 use bfgg_protocol::{IntervalSnapshot, NodeId, RunId};
 use tokio::sync::oneshot;
 
@@ -41,7 +39,17 @@ pub(crate) struct AgentRun {
     /// Shares taken over from lost agents (`--rebalance`), watched by the
     /// running engine.
     extra: Option<tokio::sync::watch::Sender<Vec<ExtraShare>>>,
+    /// Observers that asked for this agent's intervals (at most
+    /// [`MAX_SUBSCRIBERS`]).
+    subscribers: Vec<NodeId>,
 }
+
+/// Most observers an agent sends its intervals to, besides its coordinator.
+pub(crate) const MAX_SUBSCRIBERS: usize = 8;
+
+/// How long sending one interval to one receiver may take before it is given
+/// up (the agent's log has it anyway).
+const SEND_LIMIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AgentPhase {
@@ -52,6 +60,22 @@ pub(crate) enum AgentPhase {
 }
 
 impl AgentSlot {
+    /// Adds `observer` to the receivers of this node's intervals of `run`.
+    pub(crate) fn subscribe(&mut self, run: &RunId, observer: NodeId) -> Result<(), String> {
+        let Some(r) = self.run.as_mut().filter(|r| &r.plan.run == run) else {
+            return Err(format!("not an agent of run {run}"));
+        };
+        if !r.subscribers.contains(&observer) {
+            if r.subscribers.len() >= MAX_SUBSCRIBERS {
+                return Err(format!(
+                    "{MAX_SUBSCRIBERS} observers already follow this agent"
+                ));
+            }
+            r.subscribers.push(observer);
+        }
+        Ok(())
+    }
+
     /// Whether this node may still append to its log of `run`.
     pub(crate) fn is_writing(&self, run: &RunId) -> bool {
         self.run
@@ -89,6 +113,7 @@ pub(crate) async fn prepare(ctx: &Arc<Ctx>, plan: RunPlan) -> ControlResponse {
             prepared: None,
             stop: None,
             extra: None,
+            subscribers: Vec::new(),
         });
     }
     lock(&ctx.runs)
@@ -264,12 +289,12 @@ async fn execute(
     let wait_ms = local_start_ms - sys::now_ms() as i64;
     let t0 = Instant::now() + Duration::from_millis(wait_ms.max(0) as u64);
     let mut log = IntervalLog::create(&log::dir_of(&ctx.data_dir, &plan.run.0))?;
-    // Gossip published from the load's start on (the prepare wait excluded).
-    let gossip_at_start = {
+    // What it sends from the load's start on (the prepare wait excluded).
+    let sent_at_start = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
             tokio::time::sleep_until(t0.into()).await;
-            ctx.net.stats().gossip_out_bytes
+            ctx.net.stats().bytes_out()
         })
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<IntervalSnapshot>(64);
@@ -279,12 +304,7 @@ async fn execute(
         tokio::spawn(async move {
             while let Some(snapshot) = rx.recv().await {
                 // Live precision on the wire; the exact snapshot is on disk.
-                let msg = Gossip::Interval {
-                    run: run.clone(),
-                    node: ctx.me.clone(),
-                    snapshot: snapshot.live(),
-                };
-                ctx.publish(RUN_TOPIC, &msg).await;
+                send_interval(&ctx, &run, snapshot.live()).await;
             }
         })
     };
@@ -314,7 +334,7 @@ async fn execute(
             && snap.generator.cpu_busy_permille <= crate::results::BUSY_PERMILLE;
         lock(&ctx_for_intervals.agent).keeping_schedule = keeping;
         if tx.try_send(snap).is_err() {
-            tracing::debug!("gossip publisher behind: interval not gossiped (kept on disk)");
+            tracing::debug!("interval sender behind: interval not sent (kept on disk)");
         }
         Ok(())
     })
@@ -342,8 +362,8 @@ async fn execute(
         clock_offset_us: offset_us,
         stop_reason,
         load_ms,
-        gossip_bytes: match gossip_at_start.await {
-            Ok(before) => ctx.net.stats().gossip_out_bytes.saturating_sub(before),
+        mesh_bytes: match sent_at_start.await {
+            Ok(before) => ctx.net.stats().bytes_out().saturating_sub(before),
             Err(_) => 0,
         },
     };
@@ -366,6 +386,40 @@ async fn execute(
         }
     });
     driven.map(|_| ())
+}
+
+/// Sends this node's live `snapshot` of `run` to the run's coordinator (now:
+/// it changes on a takeover), waiting for it (so that the last interval
+/// reaches it before `AgentFinished` does), and to the subscribed observers
+/// on tasks of their own; each send is bounded by [`SEND_LIMIT`]. The
+/// coordinator being this node is the same path without the network.
+async fn send_interval(ctx: &Arc<Ctx>, run: &RunId, snapshot: IntervalSnapshot) {
+    let coordinator = lock(&ctx.runs).get(run).map(|b| b.coordinator.clone());
+    let subscribers = lock(&ctx.agent)
+        .run
+        .as_ref()
+        .filter(|r| &r.plan.run == run)
+        .map(|r| r.subscribers.clone())
+        .unwrap_or_default();
+    for to in subscribers {
+        if to != ctx.me {
+            tokio::spawn(deliver(ctx.clone(), to, run.clone(), snapshot.clone()));
+        }
+    }
+    match coordinator {
+        Some(to) if to == ctx.me => super::coordinator::on_interval(ctx, &to, run, snapshot),
+        Some(to) => deliver(ctx.clone(), to, run.clone(), snapshot).await,
+        None => {}
+    }
+}
+
+async fn deliver(ctx: Arc<Ctx>, to: NodeId, run: RunId, snapshot: IntervalSnapshot) {
+    let req = ControlRequest::Interval { run, snapshot };
+    match tokio::time::timeout(SEND_LIMIT, ctx.net.request(&to, req)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::debug!(%to, "interval not delivered: {e}"),
+        Err(_) => tracing::debug!(%to, "interval not delivered in time"),
+    }
 }
 
 /// The shares of `run` moved to `node` so far, from the node's book.

@@ -17,7 +17,6 @@ use super::logs::copy_log;
 use super::sys;
 use super::view::{ClusterView, IncompatiblePeer, Liveness, PeerView, Timeouts};
 use crate::interval_log::LogReader;
-use crate::merge::IntervalMerger;
 use crate::net::{self, NetConfig, NetError, NetEvent, NetHandle};
 
 /// A connected light peer.
@@ -44,7 +43,8 @@ pub struct Finished {
 /// Live progress of a followed run.
 #[derive(Debug)]
 pub enum Follow<'a> {
-    /// One interval merged over the agents that sent it so far.
+    /// One interval merged over the agents by the coordinator (live
+    /// precision).
     Interval(&'a IntervalSnapshot),
     /// Something happened to the run.
     Event(&'a RunEvent),
@@ -228,8 +228,8 @@ impl Client {
         let give_up = Instant::now()
             + Duration::from_millis(plan.start_at_ms.saturating_sub(sys::now_ms()) + plan.load_ms)
             + Duration::from_secs(90);
-        // Live merge: intervals every agent sent, or that are 2 s old.
-        let mut live = IntervalMerger::new(participants.iter().cloned()).with_deadline(2);
+        // The coordinator gossips each interval merged over the agents.
+        let mut shown: Option<u32> = None;
         let mut last_poll = Instant::now();
         let mut stop_sent = false;
         // Connect to every participant, so the run can be followed (and its
@@ -253,12 +253,13 @@ impl Client {
                 got = self.next_event(Duration::from_millis(500)) => {
                     if let Some((from, msg)) = got {
                         match msg {
-                            Gossip::Interval { run: r, node, snapshot }
-                                if r == run && node == from =>
+                            Gossip::Merged { run: r, snapshot, .. }
+                                if r == run
+                                    && from == coordinator
+                                    && shown.is_none_or(|s| snapshot.index > s) =>
                             {
-                                for merged in live.add(&node, snapshot) {
-                                    on_progress(Follow::Interval(&merged));
-                                }
+                                shown = Some(snapshot.index);
+                                on_progress(Follow::Interval(&snapshot));
                             }
                             Gossip::Run { run: r, event } if r == run => {
                                 match &event {
@@ -289,9 +290,6 @@ impl Client {
                 }
             }
             if let Some(by) = finished_by {
-                for merged in live.drain() {
-                    on_progress(Follow::Interval(&merged));
-                }
                 let summary = match self
                     .net
                     .request(&by, ControlRequest::Status { run: run.clone() })

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use bfgg_protocol::mesh::{
-    AgentSelection, ControlRequest, ControlResponse, LogKind, MovedShare, Participant, RunEvent,
-    RunPlan, RunRequest,
+    AgentSelection, ControlRequest, ControlResponse, Gossip, LogKind, MovedShare, Participant,
+    RUN_TOPIC, RunEvent, RunPlan, RunRequest,
 };
 use bfgg_protocol::summary::{AgentSummary, NameSummary, RunSummary};
 use bfgg_protocol::{IntervalSnapshot, NameStats, NodeId, RunId};
@@ -27,7 +27,7 @@ use super::sys;
 use super::view::Liveness;
 use crate::engine::schedule::Segment;
 use crate::interval_log::{self, LogReader};
-use crate::merge::IntervalMerger;
+use crate::merge::{IntervalMerger, Merged};
 use crate::results::{ResultsWriter, RunFacts};
 
 /// How long after the start every agent gets before the run is considered
@@ -264,6 +264,43 @@ where
     out
 }
 
+/// An agent's live interval of `run`: as the run's coordinator, copy it to
+/// disk (for an agent lost later), merge it, and gossip every interval that
+/// completes. Anyone else ignores it.
+pub(crate) fn on_interval(ctx: &Arc<Ctx>, from: &NodeId, run: &RunId, snapshot: IntervalSnapshot) {
+    let released = {
+        let mut runs = lock(&ctx.runs);
+        let Some(book) = runs
+            .get_mut(run)
+            .filter(|b| b.coordinator == ctx.me && b.is_participant(from))
+        else {
+            return;
+        };
+        book.live.keep(from, &snapshot);
+        book.merger.add(from, snapshot)
+    };
+    publish_merged(ctx, run, released);
+}
+
+/// Gossips merged live intervals (one message each, in order).
+fn publish_merged(ctx: &Arc<Ctx>, run: &RunId, merged: Vec<Merged>) {
+    if merged.is_empty() {
+        return;
+    }
+    let ctx = ctx.clone();
+    let run = run.clone();
+    tokio::spawn(async move {
+        for m in merged {
+            let msg = Gossip::Merged {
+                run: run.clone(),
+                snapshot: m.snapshot,
+                agents: m.sources,
+            };
+            ctx.publish(RUN_TOPIC, &msg).await;
+        }
+    });
+}
+
 /// A run event heard on gossip (or applied locally).
 pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunEvent) {
     let mut runs = lock(&ctx.runs);
@@ -283,12 +320,15 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
             clock_offset_us,
             stop_reason,
             load_ms,
-            gossip_bytes,
+            mesh_bytes,
         } => {
             if node != from {
                 return;
             }
             if let Some(book) = runs.get_mut(&run) {
+                // Its last interval reached us before this (it sends them
+                // to its coordinator before announcing its end).
+                let released = book.merger.finish(&node);
                 book.finished.insert(
                     node,
                     AgentDone {
@@ -297,9 +337,11 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
                         clock_offset_us,
                         stop_reason,
                         load_ms,
-                        gossip_bytes,
+                        mesh_bytes,
                     },
                 );
+                drop(runs);
+                publish_merged(ctx, &run, released);
             }
         }
         RunEvent::AgentLost {
@@ -309,7 +351,10 @@ pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunE
             if let Some(book) = runs.get_mut(&run)
                 && book.coordinator == from
             {
+                let released = book.merger.finish(&node);
                 book.lost.insert(node, last_heard_ms);
+                drop(runs);
+                publish_merged(ctx, &run, released);
             }
         }
         RunEvent::CoordinatorChanged { node } => {
@@ -422,6 +467,7 @@ pub(crate) fn monitor(ctx: &Arc<Ctx>) {
     let mut to_announce = Vec::new();
     let mut to_apply = Vec::new();
     let mut to_ask = Vec::new();
+    let mut to_merge = Vec::new();
     {
         let mut runs = lock(&ctx.runs);
         for (run, book) in runs.iter_mut() {
@@ -472,6 +518,7 @@ pub(crate) fn monitor(ctx: &Arc<Ctx>) {
                         .get(&p.node)
                         .map_or(0, |v| v.health.sent_at_ms);
                     book.lost.insert(p.node.clone(), last_heard_ms);
+                    to_merge.push((run.clone(), book.merger.finish(&p.node)));
                     to_announce.push((
                         run.clone(),
                         RunEvent::AgentLost {
@@ -506,6 +553,9 @@ pub(crate) fn monitor(ctx: &Arc<Ctx>) {
     for (run, event) in to_announce {
         let ctx = ctx.clone();
         tokio::spawn(async move { ctx.publish_run(&run, event).await });
+    }
+    for (run, merged) in to_merge {
+        publish_merged(ctx, &run, merged);
     }
     for (run, coordinator) in to_ask {
         // We missed the `Finished` gossip, or the run is still finishing.
@@ -555,7 +605,7 @@ fn plan_nodes_copies(book: &RunBook) -> BTreeMap<NodeId, Option<PathBuf>> {
     book.plan
         .participants
         .iter()
-        .map(|p| (p.node.clone(), book.gossip.file_of(&p.node)))
+        .map(|p| (p.node.clone(), book.live.file_of(&p.node)))
         .collect()
 }
 
@@ -675,13 +725,13 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
             released.extend(merger.finish(&source.node));
         }
         for m in released {
-            last_index = Some(m.index);
-            writer.add_interval(&m)?;
+            last_index = Some(m.snapshot.index);
+            writer.add_interval(&m.snapshot)?;
         }
     }
     for m in merger.drain() {
-        last_index = Some(m.index);
-        writer.add_interval(&m)?;
+        last_index = Some(m.snapshot.index);
+        writer.add_interval(&m.snapshot)?;
     }
 
     let load_ms = finished.values().map(|d| d.load_ms).max().unwrap_or(0);
@@ -717,9 +767,9 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
                 last_heard_ms: lost.get(&p.node).copied(),
                 missing_intervals: source.missing,
                 rebalanced_at_ms: rebalanced.get(&p.node).copied(),
-                gossip_bytes_per_s: done
+                mesh_bytes_per_s: done
                     .filter(|d| d.load_ms > 0)
-                    .map_or(0.0, |d| d.gossip_bytes as f64 * 1000.0 / d.load_ms as f64),
+                    .map_or(0.0, |d| d.mesh_bytes as f64 * 1000.0 / d.load_ms as f64),
             }
         })
         .collect();
@@ -735,7 +785,7 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
         book.result = Some(Arc::new(RunResult {
             summary: summary.clone(),
         }));
-        book.gossip.discard();
+        book.live.discard();
     }
     let fetched = run_dir.join("fetched");
     if fetched.exists()
@@ -768,7 +818,7 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
 /// needs is on disk), and late news of it opens no new one.
 pub(crate) fn retire(ctx: &Ctx, run: &RunId) {
     if let Some(mut book) = lock(&ctx.runs).remove(run) {
-        book.gossip.discard();
+        book.live.discard();
     }
     lock(&ctx.finished).insert(run.clone());
 }

@@ -20,7 +20,8 @@ use super::agent::AgentSlot;
 use super::bundle::Store;
 use super::sys;
 use super::view::{ClusterView, Liveness, Timeouts};
-use crate::interval_log::GossipCopies;
+use crate::interval_log::LiveCopies;
+use crate::merge::IntervalMerger;
 use crate::net::{self, NetConfig, NetEvent, NetHandle};
 
 /// Everything `bfgg node` is started with.
@@ -43,16 +44,20 @@ pub struct NodeConfig {
     pub page_intervals: u32,
 }
 
-/// What a node knows about one run: the replicated plan, the live copies of
-/// every agent's gossiped intervals (for takeover and for lost agents), and
-/// how the run ended.
+/// What a node knows about one run: the replicated plan, who finished or
+/// was lost, and (as its coordinator) every agent's live intervals: merged
+/// for the mesh and copied to disk for agents lost mid-run.
 #[derive(Debug)]
 pub(crate) struct RunBook {
     pub(crate) plan: RunPlan,
     /// The coordinator now (the plan's, or whoever took over).
     pub(crate) coordinator: NodeId,
-    /// Interval snapshots gossiped by each agent, on disk.
-    pub(crate) gossip: GossipCopies,
+    /// Each agent's live intervals as this node received them as the
+    /// coordinator, on disk.
+    pub(crate) live: LiveCopies,
+    /// The agents' live intervals merged, released once every agent sent one
+    /// (or two newer ones arrived) and gossiped.
+    pub(crate) merger: IntervalMerger<NodeId>,
     /// Agents whose load ended, with what they reported.
     pub(crate) finished: BTreeMap<NodeId, AgentDone>,
     /// Agents declared lost, with when they were last heard (Unix ms).
@@ -90,7 +95,7 @@ pub(crate) struct AgentDone {
     pub(crate) clock_offset_us: i64,
     pub(crate) stop_reason: Option<String>,
     pub(crate) load_ms: u64,
-    pub(crate) gossip_bytes: u64,
+    pub(crate) mesh_bytes: u64,
 }
 
 /// A finished run, as the coordinator wrote it (its merged intervals are in
@@ -128,11 +133,14 @@ impl FinishedRuns {
 impl RunBook {
     /// The book of `plan`, its gossip copies under `data_dir`.
     pub(crate) fn new(plan: RunPlan, data_dir: &Path) -> Self {
-        let gossip = GossipCopies::new(data_dir.join("runs").join(&plan.run.0).join("gossip"));
+        let live = LiveCopies::new(data_dir.join("runs").join(&plan.run.0).join("live"));
+        let merger =
+            IntervalMerger::new(plan.participants.iter().map(|p| p.node.clone())).with_deadline(2);
         Self {
             coordinator: plan.coordinator.clone(),
             plan,
-            gossip,
+            live,
+            merger,
             finished: BTreeMap::new(),
             lost: BTreeMap::new(),
             moved: Vec::new(),
@@ -340,22 +348,25 @@ fn on_gossip(ctx: &Arc<Ctx>, from: NodeId, msg: Gossip) {
             }
             lock(&ctx.view).heard(h, Instant::now(), sys::now_ms());
         }
-        Gossip::Interval {
-            run,
-            node,
-            snapshot,
-        } => {
-            if node != from {
-                return;
-            }
-            let mut runs = lock(&ctx.runs);
-            if let Some(book) = runs.get_mut(&run)
-                && book.is_participant(&node)
-            {
-                book.gossip.keep(&node, &snapshot);
-            }
-        }
+        // What observers follow; a node has the agents' own intervals when
+        // it coordinates.
+        Gossip::Merged { .. } => {}
         Gossip::Run { run, event } => super::coordinator::on_run_event(ctx, from, run, event),
+    }
+}
+
+/// `Subscribe`: an observer wants this node's intervals of `run` (if it is
+/// an agent of it) and the plan (if it coordinates it).
+fn subscribe(ctx: &Ctx, from: NodeId, run: &RunId) -> ControlResponse {
+    let agent = lock(&ctx.agent).subscribe(run, from);
+    let plan = lock(&ctx.runs)
+        .get(run)
+        .filter(|b| b.coordinator == ctx.me)
+        .map(|b| b.plan.clone());
+    match (plan, agent) {
+        (Some(plan), _) => ControlResponse::Plan(plan),
+        (None, Ok(())) => ControlResponse::Done,
+        (None, Err(reason)) => ControlResponse::Rejected { reason },
     }
 }
 
@@ -384,5 +395,10 @@ async fn on_request(ctx: &Arc<Ctx>, from: NodeId, req: ControlRequest) -> Contro
             now_us: sys::now_us(),
         },
         ControlRequest::Status { run } => coordinator::status(ctx, &run),
+        ControlRequest::Interval { run, snapshot } => {
+            coordinator::on_interval(ctx, &from, &run, snapshot);
+            ControlResponse::Done
+        }
+        ControlRequest::Subscribe { run } => subscribe(ctx, from, &run),
     }
 }

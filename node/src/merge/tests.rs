@@ -9,9 +9,12 @@ fn snap(index: u32, requests: u64) -> IntervalSnapshot {
     s
 }
 
-fn requests(out: &[IntervalSnapshot]) -> Vec<(u32, u64)> {
+fn requests(out: &[Merged]) -> Vec<(u32, u64)> {
     out.iter()
-        .map(|s| (s.index, s.by_name.get("r").map_or(0, |n| n.requests)))
+        .map(|m| {
+            let s = &m.snapshot;
+            (s.index, s.by_name.get("r").map_or(0, |n| n.requests))
+        })
         .collect()
 }
 
@@ -20,7 +23,9 @@ fn an_interval_is_released_once_every_source_sent_it_or_moved_past_it() {
     let mut m = IntervalMerger::new([0, 1]);
     assert!(m.add(&0, snap(0, 1)).is_empty());
     assert!(m.add(&0, snap(1, 2)).is_empty(), "source 1 has not sent 0");
-    assert_eq!(requests(&m.add(&1, snap(0, 10))), [(0, 11)]);
+    let first = m.add(&1, snap(0, 10));
+    assert_eq!(requests(&first), [(0, 11)]);
+    assert_eq!(first[0].sources, 2);
     assert_eq!(requests(&m.add(&1, snap(1, 20))), [(1, 22)]);
     // A source that skips an interval (it sent nothing then) does not hold
     // it back once it moves past it.
@@ -56,7 +61,9 @@ fn live_merges_release_on_the_deadline_and_ignore_duplicates_and_late_copies() {
     assert!(m.add(&"a", snap(1, 1)).is_empty());
     assert_eq!(m.open().count(), 2);
     // "b" is silent: interval 0 goes once interval 2 arrived.
-    assert_eq!(requests(&m.add(&"a", snap(2, 1))), [(0, 1)]);
+    let late = m.add(&"a", snap(2, 1));
+    assert_eq!(requests(&late), [(0, 1)]);
+    assert_eq!(late[0].sources, 1, "one of two agents in it");
     assert!(
         m.add(&"b", snap(0, 7)).is_empty(),
         "too late for a live view"

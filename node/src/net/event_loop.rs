@@ -554,6 +554,8 @@ impl EventLoop {
     }
 
     fn send_request(&mut self, to: PeerId, bytes: Vec<u8>, reply: RequestReply) {
+        NetStats::add(&self.stats.requests_out, 1);
+        NetStats::add(&self.stats.requests_out_bytes, bytes.len() as u64);
         let id = self
             .swarm
             .behaviour_mut()

@@ -54,6 +54,8 @@ pub(crate) struct NetStats {
     pub(crate) gossip_in_bytes: AtomicU64,
     pub(crate) gossip_out: AtomicU64,
     pub(crate) gossip_out_bytes: AtomicU64,
+    pub(crate) requests_out: AtomicU64,
+    pub(crate) requests_out_bytes: AtomicU64,
 }
 
 impl NetStats {
@@ -70,6 +72,8 @@ impl NetStats {
             gossip_in_bytes: get(&self.gossip_in_bytes),
             gossip_out: get(&self.gossip_out),
             gossip_out_bytes: get(&self.gossip_out_bytes),
+            requests_out: get(&self.requests_out),
+            requests_out_bytes: get(&self.requests_out_bytes),
         }
     }
 }
@@ -92,6 +96,18 @@ pub struct NetStatsSnapshot {
     pub gossip_out: u64,
     /// Their payload bytes.
     pub gossip_out_bytes: u64,
+    /// Control requests sent.
+    pub requests_out: u64,
+    /// Their encoded bytes.
+    pub requests_out_bytes: u64,
+}
+
+impl NetStatsSnapshot {
+    /// Everything this node sent on the mesh (gossip published and requests),
+    /// payload bytes.
+    pub fn bytes_out(&self) -> u64 {
+        self.gossip_out_bytes + self.requests_out_bytes
+    }
 }
 
 /// The answer owed to one inbound control request ([`NetEvent::Request`]).

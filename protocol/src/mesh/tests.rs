@@ -52,10 +52,10 @@ fn gossip_samples() -> Vec<Gossip> {
             dropped_messages: 0,
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
         }),
-        Gossip::Interval {
+        Gossip::Merged {
             run: RunId("r".into()),
-            node: NodeId("n".into()),
-            snapshot,
+            snapshot: snapshot.clone(),
+            agents: 3,
         },
         Gossip::Run {
             run: RunId("r".into()),
@@ -93,6 +93,13 @@ fn control_messages_round_trip() {
             max: 100,
         },
         ControlRequest::Clock { sent_us: 5 },
+        ControlRequest::Interval {
+            run: RunId("r".into()),
+            snapshot: IntervalSnapshot::new(7),
+        },
+        ControlRequest::Subscribe {
+            run: RunId("r".into()),
+        },
     ];
     for r in requests {
         let bytes = encode(&r).expect("encodes");
@@ -105,6 +112,7 @@ fn control_messages_round_trip() {
         ControlResponse::Busy {
             run: RunId("x".into()),
         },
+        ControlResponse::Plan(plan()),
         ControlResponse::LogPage {
             frames: vec![0, 0, 0, 1, 7],
             next_offset: 4101,

@@ -599,3 +599,53 @@ fn history_reload_clamps_the_selection() {
     app.update(Msg::History(vec![first]));
     assert_eq!(app.selected[4], 0);
 }
+
+#[test]
+fn a_planned_run_is_followed_by_asking_its_agents_for_their_intervals() {
+    let mut app = idle_cluster();
+    let effects = app.update(Msg::Run {
+        run: run_id(),
+        from: node(0),
+        event: RunEvent::Planned(plan()),
+    });
+    let nodes = plan().participants.iter().map(|p| p.node.clone()).collect();
+    assert_eq!(
+        effects,
+        [Effect::Subscribe {
+            run: run_id(),
+            nodes
+        }]
+    );
+    // Heard again (or answered by the coordinator): asked once only.
+    assert!(app.update(Msg::Plan(Box::new(plan()))).is_empty());
+}
+
+#[test]
+fn a_run_under_way_is_found_from_its_merged_gossip_and_its_coordinator_asked() {
+    let mut app = idle_cluster();
+    let effects = app.update(Msg::Merged {
+        run: run_id(),
+        from: node(1),
+    });
+    assert_eq!(
+        effects,
+        [Effect::Subscribe {
+            run: run_id(),
+            nodes: vec![node(1)]
+        }]
+    );
+    assert_eq!(app.run.as_ref().map(|r| &r.id), Some(&run_id()));
+    // More of its gossip asks nothing more; its plan then asks the agents.
+    assert!(
+        app.update(Msg::Merged {
+            run: run_id(),
+            from: node(1),
+        })
+        .is_empty()
+    );
+    let effects = app.update(Msg::Plan(Box::new(plan())));
+    assert!(
+        matches!(&effects[..], [Effect::Subscribe { nodes, .. }] if nodes.len() == plan().participants.len()),
+        "{effects:?}"
+    );
+}

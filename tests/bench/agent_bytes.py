@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Gossip cost of one agent: runs real `bfgg node` processes on 127.0.0.1
+"""Mesh cost of one agent: runs real `bfgg node` processes on 127.0.0.1
 (joined with --join), a distributed run against `bfgg target` with N request
-names at a given rate per agent, and prints each agent's gossip bytes per
-second as the coordinator's summary reports it (health + live intervals +
-run events, payload bytes as published; gossipsub adds its own framing and a
-signature, ~100 bytes per message, on top).
+names at a given rate per agent, and prints the bytes each agent sent on the
+mesh per second as the coordinator's summary reports it
+(`agents[].mesh_bytes_per_s`: health and run events on gossip, live
+intervals to the coordinator as requests; payload bytes as handed to
+libp2p, which adds its own framing on top).
 
-    python3 tests/bench/gossip.py [--names 1,5] [--rate 1000] [--agents 3]
+    python3 tests/bench/agent_bytes.py [--names 1,5] [--rate 1000] [--agents 3]
 
 Used by `just bench`; figures are written up in docs/MESH.md.
 """
@@ -52,7 +53,7 @@ def scenario(path: Path, url: str, names: int, rate: int, seconds: int) -> None:
     )
     path.write_text(
         f"""[scenario]
-name = "gossip-{names}"
+name = "agent-bytes-{names}"
 [target]
 base_url = "{url}"
 [load]
@@ -73,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     exe = bfgg_bin()
     procs: list[subprocess.Popen] = []
-    with tempfile.TemporaryDirectory(prefix="bfgg-gossip-") as ws:
+    with tempfile.TemporaryDirectory(prefix="bfgg-agent-bytes-") as ws:
         ws = Path(ws)
         key = ws / "cluster.key"
         key.write_text(KEY)
@@ -101,7 +102,7 @@ def main() -> None:
                     addr += "/p2p/" + v["node"]
                 first = first or addr
             time.sleep(3)
-            print(f"{'names':>5} {'rate/agent':>10} {'agent':>6} {'gossip B/s':>11}")
+            print(f"{'names':>5} {'rate/agent':>10} {'agent':>6} {'mesh B/s':>11}")
             for names in [int(n) for n in args.names.split(",")]:
                 f = ws / f"s{names}.toml"
                 scenario(f, url, names, args.rate * args.agents, args.seconds)
@@ -114,7 +115,7 @@ def main() -> None:
                     sys.exit(f"run failed ({out.returncode}): {out.stderr[-2000:]}")
                 s = json.loads(out.stdout)
                 for a in s["agents"]:
-                    print(f"{names:>5} {args.rate:>10} {a['name']:>6} {a['gossip_bytes_per_s']:>11.0f}")
+                    print(f"{names:>5} {args.rate:>10} {a['name']:>6} {a['mesh_bytes_per_s']:>11.0f}")
         finally:
             for p in procs:
                 p.kill()
