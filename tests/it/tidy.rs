@@ -1,6 +1,7 @@
 //! Architecture invariants the compiler cannot see (ARCHITECTURE.md): every
-//! source file opens with a `//!` doc comment, and `bfgg-protocol` stays free
-//! of I/O crates.
+//! source file opens with a `//!` doc comment, `bfgg-protocol` stays free
+//! of I/O crates, only `net` names libp2p, every channel is bounded, the
+//! node's state has one owner, the cockpit renders from state.
 
 use std::path::{Path, PathBuf};
 
@@ -104,6 +105,29 @@ fn only_the_network_module_imports_libp2p() {
             !text.contains("libp2p::"),
             "{rel} uses libp2p outside node::net"
         );
+    }
+}
+
+#[test]
+fn every_channel_is_bounded_and_the_node_state_has_one_owner() {
+    let mut files = Vec::new();
+    for dir in ["src", "node/src", "tui/src", "protocol/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    for f in &files {
+        let rel = f.strip_prefix(root()).unwrap_or(f).display().to_string();
+        let text = std::fs::read_to_string(f).expect("read");
+        for banned in ["unbounded_channel", "mpsc::unbounded", "UnboundedSender"] {
+            assert!(!text.contains(banned), "{rel} uses {banned}");
+        }
+        // The node's state is owned by its task (cluster::node), not shared
+        // behind locks.
+        if rel.starts_with("node/src/cluster/") {
+            assert!(
+                !text.contains("Mutex<") && !text.contains("RwLock<"),
+                "{rel} shares state behind a lock"
+            );
+        }
     }
 }
 

@@ -1,48 +1,27 @@
-//! This node as an agent: prepare for a plan (fetch and verify the bundle,
-//! load the scenario, measure the clock offset to the coordinator), start on
-//! the coordinated time, generate its share, record every interval to disk
-//! and gossip, report when done, and keep its results until a coordinator
-//! confirms it has them. One run at a time: asked for another, it says Busy.
+//! This node's own part in a run: the [`AgentSlot`] (at most one run at a
+//! time: preparing, prepared, running, finishing), owned by the node's task,
+//! and the effects it starts on tasks of their own, which report back as
+//! [`Input`]s: preparing (fetch and verify the bundle, load the scenario,
+//! measure the clock offset to the coordinator) and the engine (start on the
+//! coordinated time, log every interval to disk, then send it to the
+//! coordinator and subscribed observers, report the end).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bfgg_protocol::mesh::{ControlRequest, ControlResponse, NodeState, RunEvent, RunPlan};
 use bfgg_protocol::{IntervalSnapshot, NodeId, RunId};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
-use super::node::{Ctx, lock};
+use super::node::{Ctx, Input};
 use super::sys;
 use crate::engine::schedule::Segment;
 use crate::engine::{EngineConfig, ExtraShare};
 use crate::interval_log::{self as log, IntervalLog};
 use crate::run::{StopRequest, drive};
 use crate::scenario::{self, Scenario, data::Strategy};
-
-/// This node's part in a run, if any.
-#[derive(Debug, Default)]
-pub(crate) struct AgentSlot {
-    pub(crate) run: Option<AgentRun>,
-    /// False when the last interval showed the generator behind schedule.
-    pub(crate) keeping_schedule: bool,
-}
-
-#[derive(Debug)]
-pub(crate) struct AgentRun {
-    pub(crate) plan: RunPlan,
-    pub(crate) phase: AgentPhase,
-    /// Set while preparing: the scenario and the measured offset.
-    prepared: Option<(Arc<Scenario>, i64)>,
-    /// Resolves the running drive's stop future.
-    stop: Option<oneshot::Sender<StopRequest>>,
-    /// Shares taken over from lost agents (`--rebalance`), watched by the
-    /// running engine.
-    extra: Option<tokio::sync::watch::Sender<Vec<ExtraShare>>>,
-    /// Observers that asked for this agent's intervals (at most
-    /// [`MAX_SUBSCRIBERS`]).
-    subscribers: Vec<NodeId>,
-}
 
 /// Most observers an agent sends its intervals to, besides its coordinator.
 pub(crate) const MAX_SUBSCRIBERS: usize = 8;
@@ -51,97 +30,285 @@ pub(crate) const MAX_SUBSCRIBERS: usize = 8;
 /// up (the agent's log has it anyway).
 const SEND_LIMIT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AgentPhase {
+/// How long a slot stays `Finishing` (results on disk, not yet confirmed)
+/// before it takes new runs anyway; the log stays until confirmed.
+pub(crate) const FINISHING_HOLD: Duration = Duration::from_secs(30);
+
+/// Where this node sends its intervals of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Targets {
+    pub(crate) coordinator: NodeId,
+    pub(crate) subscribers: Vec<NodeId>,
+}
+
+/// This node's part in a run, if any.
+#[derive(Debug, Default)]
+pub(crate) struct AgentSlot {
+    run: Option<AgentRun>,
+}
+
+#[derive(Debug)]
+struct AgentRun {
+    plan: RunPlan,
+    stage: Stage,
+    targets: watch::Sender<Targets>,
+}
+
+#[derive(Debug)]
+enum Stage {
     Preparing,
-    Running,
-    /// Load over; results on disk until confirmed.
+    Prepared {
+        scenario: Arc<Scenario>,
+        offset_us: i64,
+    },
+    Running {
+        /// Resolves the engine's stop future (once).
+        stop: Option<oneshot::Sender<StopRequest>>,
+        /// Shares taken over from lost agents, watched by the engine.
+        extra: watch::Sender<Vec<ExtraShare>>,
+    },
+    /// Load over; the log is on disk until confirmed.
     Finishing,
 }
 
+/// What the engine task needs to run this node's share.
+pub(crate) struct Launch {
+    pub(crate) plan: RunPlan,
+    pub(crate) scenario: Arc<Scenario>,
+    pub(crate) offset_us: i64,
+    pub(crate) stop: oneshot::Receiver<StopRequest>,
+    pub(crate) extra: watch::Receiver<Vec<ExtraShare>>,
+    pub(crate) targets: watch::Receiver<Targets>,
+}
+
 impl AgentSlot {
-    /// Adds `observer` to the receivers of this node's intervals of `run`.
-    pub(crate) fn subscribe(&mut self, run: &RunId, observer: NodeId) -> Result<(), String> {
-        let Some(r) = self.run.as_mut().filter(|r| &r.plan.run == run) else {
-            return Err(format!("not an agent of run {run}"));
-        };
-        if !r.subscribers.contains(&observer) {
-            if r.subscribers.len() >= MAX_SUBSCRIBERS {
-                return Err(format!(
-                    "{MAX_SUBSCRIBERS} observers already follow this agent"
-                ));
+    fn of(&self, run: &RunId) -> Option<&AgentRun> {
+        self.run.as_ref().filter(|r| &r.plan.run == run)
+    }
+
+    fn of_mut(&mut self, run: &RunId) -> Option<&mut AgentRun> {
+        self.run.as_mut().filter(|r| &r.plan.run == run)
+    }
+
+    /// The node state for health.
+    pub(crate) fn state(&self) -> NodeState {
+        match &self.run {
+            None => NodeState::Idle,
+            Some(r) => {
+                let run = r.plan.run.clone();
+                match r.stage {
+                    Stage::Preparing | Stage::Prepared { .. } => NodeState::Preparing(run),
+                    Stage::Running { .. } => NodeState::Running(run),
+                    Stage::Finishing => NodeState::Finishing(run),
+                }
             }
-            r.subscribers.push(observer);
         }
+    }
+
+    /// `Prepare`: claims the slot for `plan`, or names the run it is busy
+    /// with. A slot that is finishing another run is free.
+    pub(crate) fn claim(&mut self, plan: &RunPlan) -> Result<(), RunId> {
+        if let Some(r) = &self.run
+            && r.plan.run != plan.run
+            && !matches!(r.stage, Stage::Finishing)
+        {
+            return Err(r.plan.run.clone());
+        }
+        let (targets, _) = watch::channel(Targets {
+            coordinator: plan.coordinator.clone(),
+            subscribers: Vec::new(),
+        });
+        self.run = Some(AgentRun {
+            plan: plan.clone(),
+            stage: Stage::Preparing,
+            targets,
+        });
         Ok(())
+    }
+
+    /// The prepare effect ended: keep what it made, if the slot still holds
+    /// the run (a stop may have released it). False if it does not.
+    pub(crate) fn prepared(
+        &mut self,
+        run: &RunId,
+        result: Result<(Arc<Scenario>, i64), String>,
+    ) -> Result<i64, String> {
+        let Some(r) = self
+            .of_mut(run)
+            .filter(|r| matches!(r.stage, Stage::Preparing))
+        else {
+            return Err(format!("run {run} was cancelled while preparing"));
+        };
+        match result {
+            Ok((scenario, offset_us)) => {
+                r.stage = Stage::Prepared {
+                    scenario,
+                    offset_us,
+                };
+                Ok(offset_us)
+            }
+            Err(e) => {
+                self.run = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// `Start`: the engine's launch, `None` for a repeated start (already
+    /// running), or why it cannot start.
+    pub(crate) fn start(
+        &mut self,
+        run: &RunId,
+        start_at_ms: u64,
+    ) -> Result<Option<Launch>, String> {
+        let Some(r) = self.of_mut(run) else {
+            return Err(format!("not prepared for run {run}"));
+        };
+        let (scenario, offset_us) = match &r.stage {
+            Stage::Prepared {
+                scenario,
+                offset_us,
+            } => (scenario.clone(), *offset_us),
+            Stage::Preparing => return Err("still preparing".into()),
+            Stage::Running { .. } | Stage::Finishing => return Ok(None),
+        };
+        let (stop_tx, stop) = oneshot::channel();
+        let (extra_tx, extra) = watch::channel(Vec::new());
+        r.stage = Stage::Running {
+            stop: Some(stop_tx),
+            extra: extra_tx,
+        };
+        r.plan.start_at_ms = start_at_ms;
+        Ok(Some(Launch {
+            plan: r.plan.clone(),
+            scenario,
+            offset_us,
+            stop,
+            extra,
+            targets: r.targets.subscribe(),
+        }))
     }
 
     /// Whether this node may still append to its log of `run`.
     pub(crate) fn is_writing(&self, run: &RunId) -> bool {
-        self.run
-            .as_ref()
-            .is_some_and(|r| &r.plan.run == run && r.phase != AgentPhase::Finishing)
+        self.of(run)
+            .is_some_and(|r| !matches!(r.stage, Stage::Finishing))
     }
 
-    pub(crate) fn state(&self) -> NodeState {
-        match &self.run {
-            None => NodeState::Idle,
-            Some(r) => match r.phase {
-                AgentPhase::Preparing => NodeState::Preparing(r.plan.run.clone()),
-                AgentPhase::Running => NodeState::Running(r.plan.run.clone()),
-                AgentPhase::Finishing => NodeState::Finishing(r.plan.run.clone()),
-            },
+    /// The engine ended: the log is complete.
+    pub(crate) fn finishing(&mut self, run: &RunId) {
+        if let Some(r) = self.of_mut(run) {
+            r.stage = Stage::Finishing;
         }
     }
-}
 
-/// `Prepare`: claim this node for the plan, or say Busy.
-pub(crate) async fn prepare(ctx: &Arc<Ctx>, plan: RunPlan) -> ControlResponse {
-    {
-        let mut slot = lock(&ctx.agent);
-        if let Some(r) = &slot.run
-            && r.plan.run != plan.run
-            && r.phase != AgentPhase::Finishing
+    /// Frees the slot of `run` if it is finishing (confirmed, or held long
+    /// enough).
+    pub(crate) fn release_finished(&mut self, run: &RunId) {
+        if self
+            .of(run)
+            .is_some_and(|r| matches!(r.stage, Stage::Finishing))
         {
-            return ControlResponse::Busy {
-                run: r.plan.run.clone(),
-            };
+            self.run = None;
         }
-        slot.run = Some(AgentRun {
-            plan: plan.clone(),
-            phase: AgentPhase::Preparing,
-            prepared: None,
-            stop: None,
-            extra: None,
-            subscribers: Vec::new(),
+    }
+
+    /// Stops this node's part in `run`: a preparing or prepared slot is
+    /// released, a running engine told to stop. False if it has none.
+    pub(crate) fn stop(&mut self, run: &RunId, reason: &str) -> bool {
+        let Some(r) = self.of_mut(run) else {
+            return false;
+        };
+        match &mut r.stage {
+            Stage::Preparing | Stage::Prepared { .. } => self.run = None,
+            Stage::Running { stop, .. } => {
+                if let Some(tx) = stop.take() {
+                    let _ = tx.send(StopRequest {
+                        reason: reason.to_string(),
+                        grace: Some(Duration::from_millis(500)),
+                    });
+                }
+            }
+            Stage::Finishing => {}
+        }
+        true
+    }
+
+    /// The run this node takes part in, if any.
+    pub(crate) fn run_id(&self) -> Option<&RunId> {
+        self.run.as_ref().map(|r| &r.plan.run)
+    }
+
+    /// Takes over `segment` of `run` from `from_ms` (coordinator clock) on,
+    /// if this node is generating it and has not taken that share yet.
+    pub(crate) fn take_share(&self, run: &RunId, segment: Segment, from_ms: u64) {
+        let Some(r) = self.of(run) else {
+            return;
+        };
+        let Stage::Running { extra, .. } = &r.stage else {
+            return;
+        };
+        let from = Duration::from_millis(from_ms.saturating_sub(r.plan.start_at_ms));
+        extra.send_if_modified(|shares| {
+            if shares.iter().any(|s| s.segment == segment) {
+                return false;
+            }
+            tracing::info!(%run, ?segment, after = ?from, "taking over a lost agent's share");
+            shares.push(ExtraShare { segment, from });
+            true
         });
     }
-    lock(&ctx.runs)
-        .entry(plan.run.clone())
-        .or_insert_with(|| super::node::RunBook::new(plan.clone(), &ctx.data_dir));
-    match prepare_inner(ctx, &plan).await {
-        Ok((scenario, offset_us)) => {
-            let mut slot = lock(&ctx.agent);
-            if let Some(r) = slot.run.as_mut().filter(|r| r.plan.run == plan.run) {
-                r.prepared = Some((scenario, offset_us));
+
+    /// Adds `observer` to the receivers of this node's intervals of `run`.
+    pub(crate) fn subscribe(&mut self, run: &RunId, observer: NodeId) -> Result<(), String> {
+        let Some(r) = self.of_mut(run) else {
+            return Err(format!("not an agent of run {run}"));
+        };
+        let mut result = Ok(());
+        r.targets.send_if_modified(|t| {
+            if t.subscribers.contains(&observer) {
+                return false;
             }
-            ControlResponse::Prepared {
-                clock_offset_us: offset_us,
+            if t.subscribers.len() >= MAX_SUBSCRIBERS {
+                result = Err(format!(
+                    "{MAX_SUBSCRIBERS} observers already follow this agent"
+                ));
+                return false;
             }
-        }
-        Err(e) => {
-            let mut slot = lock(&ctx.agent);
-            if slot.run.as_ref().is_some_and(|r| r.plan.run == plan.run) {
-                slot.run = None;
-            }
-            ControlResponse::Rejected {
-                reason: format!("{e:#}"),
-            }
+            t.subscribers.push(observer);
+            true
+        });
+        result
+    }
+
+    /// The run's coordinator changed: send the intervals there.
+    pub(crate) fn coordinator_changed(&self, run: &RunId, coordinator: &NodeId) {
+        if let Some(r) = self.of(run) {
+            r.targets.send_if_modified(|t| {
+                let changed = &t.coordinator != coordinator;
+                t.coordinator = coordinator.clone();
+                changed
+            });
         }
     }
 }
 
-async fn prepare_inner(ctx: &Arc<Ctx>, plan: &RunPlan) -> anyhow::Result<(Arc<Scenario>, i64)> {
+/// The prepare effect: fetch the bundle files this node lacks from the
+/// coordinator, load the scenario, measure the clock offset. Reports
+/// [`Input::Prepared`].
+pub(crate) async fn prepare(ctx: Arc<Ctx>, plan: RunPlan, reply: crate::net::Reply) {
+    let result = prepare_inner(&ctx, &plan)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    ctx.report(Input::Prepared {
+        run: plan.run,
+        result,
+        reply,
+    })
+    .await;
+}
+
+async fn prepare_inner(ctx: &Ctx, plan: &RunPlan) -> anyhow::Result<(Arc<Scenario>, i64)> {
     let me = plan
         .participants
         .iter()
@@ -152,8 +319,7 @@ async fn prepare_inner(ctx: &Arc<Ctx>, plan: &RunPlan) -> anyhow::Result<(Arc<Sc
             continue;
         }
         let resp = ctx
-            .net
-            .request(
+            .ask(
                 &plan.coordinator,
                 ControlRequest::FetchFile {
                     sha256: f.sha256.clone(),
@@ -215,8 +381,7 @@ async fn measure_offset(ctx: &Ctx, peer: &NodeId) -> anyhow::Result<i64> {
     for _ in 0..5 {
         let t1 = sys::now_us();
         let resp = ctx
-            .net
-            .request(peer, ControlRequest::Clock { sent_us: t1 })
+            .ask(peer, ControlRequest::Clock { sent_us: t1 })
             .await
             .context("measuring the clock offset to the coordinator")?;
         let t2 = sys::now_us();
@@ -232,63 +397,63 @@ async fn measure_offset(ctx: &Ctx, peer: &NodeId) -> anyhow::Result<i64> {
         .context("no clock answer from the coordinator")
 }
 
-/// `Start`: begin at `start_at_ms` (coordinator clock).
-pub(crate) fn start(ctx: &Arc<Ctx>, run: RunId, start_at_ms: u64) -> ControlResponse {
-    let (plan, scenario, offset_us, stop_rx, extra_rx) = {
-        let mut slot = lock(&ctx.agent);
-        let Some(r) = slot.run.as_mut().filter(|r| r.plan.run == run) else {
-            return ControlResponse::Rejected {
-                reason: format!("not prepared for run {run}"),
-            };
-        };
-        if r.phase != AgentPhase::Preparing {
-            return ControlResponse::Done; // a repeated Start
+/// The engine effect: generates this node's share from the plan's start
+/// time (coordinator clock, corrected by the offset), appends every interval
+/// to the log on disk and then sends it to the coordinator (waited for, so
+/// the last one arrives before the end is announced) and to subscribers.
+/// Reports [`Input::EngineDone`] with this node's `AgentFinished`.
+pub(crate) async fn execute(ctx: Arc<Ctx>, launch: Launch) {
+    let run = launch.plan.run.clone();
+    let event = match execute_inner(&ctx, launch).await {
+        Ok(event) => event,
+        Err((event, e)) => {
+            tracing::error!(%run, "the engine failed: {e:#}");
+            event
         }
-        let Some((scenario, offset_us)) = r.prepared.clone() else {
-            return ControlResponse::Rejected {
-                reason: "still preparing".into(),
-            };
-        };
-        let (tx, rx) = oneshot::channel();
-        r.stop = Some(tx);
-        let (extra_tx, extra_rx) = tokio::sync::watch::channel(Vec::new());
-        r.extra = Some(extra_tx);
-        r.phase = AgentPhase::Running;
-        r.plan.start_at_ms = start_at_ms;
-        (r.plan.clone(), scenario, offset_us, rx, extra_rx)
     };
-    // Shares moved here before the start (a fast loss) are in the book.
-    for (segment, from_ms) in moved_to(ctx, &run, &ctx.me) {
-        take_share(ctx, &run, segment, from_ms);
-    }
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        if let Err(e) = execute(&ctx, plan, scenario, offset_us, stop_rx, extra_rx).await {
-            tracing::error!("run {run}: {e:#}");
-        }
-    });
-    ControlResponse::Done
+    ctx.report(Input::EngineDone { run, event }).await;
 }
 
-async fn execute(
+async fn execute_inner(
     ctx: &Arc<Ctx>,
-    plan: RunPlan,
-    scenario: Arc<Scenario>,
-    offset_us: i64,
-    stop: oneshot::Receiver<StopRequest>,
-    extra: tokio::sync::watch::Receiver<Vec<ExtraShare>>,
-) -> anyhow::Result<()> {
+    launch: Launch,
+) -> Result<RunEvent, (RunEvent, anyhow::Error)> {
+    let Launch {
+        plan,
+        scenario,
+        offset_us,
+        stop,
+        extra,
+        targets,
+    } = launch;
     let index = plan
         .participants
         .iter()
         .position(|p| p.node == ctx.me)
-        .context("not a participant")? as u64;
+        .unwrap_or(0) as u64;
     let agents = plan.participants.len() as u64;
     // The coordinator's start time on our clock.
     let local_start_ms = plan.start_at_ms as i64 - offset_us / 1000;
     let wait_ms = local_start_ms - sys::now_ms() as i64;
     let t0 = Instant::now() + Duration::from_millis(wait_ms.max(0) as u64);
-    let mut log = IntervalLog::create(&log::dir_of(&ctx.data_dir, &plan.run.0))?;
+    let finished = |intervals: u32, load_ms: u64, stop_reason: Option<String>, sent: u64| {
+        RunEvent::AgentFinished {
+            node: ctx.me.clone(),
+            intervals,
+            started_at_ms: (local_start_ms + offset_us / 1000).max(0) as u64,
+            clock_offset_us: offset_us,
+            stop_reason,
+            load_ms,
+            mesh_bytes: sent,
+        }
+    };
+    let mut log = match IntervalLog::create(&log::dir_of(&ctx.data_dir, &plan.run.0)) {
+        Ok(log) => log,
+        Err(e) => {
+            let reason = format!("cannot keep measurements: {e:#}");
+            return Err((finished(0, 0, Some(reason), 0), e));
+        }
+    };
     // What it sends from the load's start on (the prepare wait excluded).
     let sent_at_start = {
         let ctx = ctx.clone();
@@ -298,13 +463,14 @@ async fn execute(
         })
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<IntervalSnapshot>(64);
-    let publisher = {
+    let sender = {
         let ctx = ctx.clone();
         let run = plan.run.clone();
         tokio::spawn(async move {
             while let Some(snapshot) = rx.recv().await {
                 // Live precision on the wire; the exact snapshot is on disk.
-                send_interval(&ctx, &run, snapshot.live()).await;
+                let to = targets.borrow().clone();
+                send_interval(&ctx, &run, &to, snapshot.live()).await;
             }
         })
     };
@@ -326,13 +492,12 @@ async fn execute(
         seed: crate::run::seed_from(std::time::SystemTime::now()) ^ index,
         extra: Some(extra),
     };
-    let ctx_for_intervals = ctx.clone();
     let driven = drive(scenario, config, stop, |snap| {
         log.append(&snap)?;
         intervals = intervals.max(snap.index + 1);
         let keeping = snap.generator.late_starts * 100 <= snap.generator.scheduled.max(1)
             && snap.generator.cpu_busy_permille <= crate::results::BUSY_PERMILLE;
-        lock(&ctx_for_intervals.agent).keeping_schedule = keeping;
+        ctx.keeping_schedule.store(keeping, Ordering::Relaxed);
         if tx.try_send(snap).is_err() {
             tracing::debug!("interval sender behind: interval not sent (kept on disk)");
         }
@@ -340,167 +505,57 @@ async fn execute(
     })
     .await;
     drop(tx);
-    let _ = publisher.await;
-    let (load_ms, stop_reason) = match &driven {
-        Ok(d) => (
-            d.load_ended.saturating_duration_since(t0).as_millis() as u64,
-            d.stop_reason.clone(),
-        ),
-        Err(e) => (0, Some(format!("engine failed: {e:#}"))),
+    let _ = sender.await;
+    let sent = match sent_at_start.await {
+        Ok(before) => ctx.net.stats().bytes_out().saturating_sub(before),
+        Err(_) => 0,
     };
-    {
-        let mut slot = lock(&ctx.agent);
-        if let Some(r) = slot.run.as_mut().filter(|r| r.plan.run == plan.run) {
-            r.phase = AgentPhase::Finishing;
-            r.stop = None;
+    match driven {
+        Ok(d) => {
+            let load_ms = d.load_ended.saturating_duration_since(t0).as_millis() as u64;
+            Ok(finished(intervals, load_ms, d.stop_reason, sent))
+        }
+        Err(e) => {
+            let reason = Some(format!("engine failed: {e:#}"));
+            Err((finished(intervals, 0, reason, sent), e))
         }
     }
-    let event = RunEvent::AgentFinished {
-        node: ctx.me.clone(),
-        intervals,
-        started_at_ms: (local_start_ms + offset_us / 1000).max(0) as u64,
-        clock_offset_us: offset_us,
-        stop_reason,
-        load_ms,
-        mesh_bytes: match sent_at_start.await {
-            Ok(before) => ctx.net.stats().bytes_out().saturating_sub(before),
-            Err(_) => 0,
-        },
-    };
-    // Apply locally too: this node may be the coordinator.
-    super::coordinator::on_run_event(ctx, ctx.me.clone(), plan.run.clone(), event.clone());
-    ctx.publish_run(&plan.run, event).await;
-    // Finishing until confirmed, but free for new runs after a while: the
-    // results stay on disk either way.
-    let ctx2 = ctx.clone();
-    let run = plan.run.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        let mut slot = lock(&ctx2.agent);
-        if slot
-            .run
-            .as_ref()
-            .is_some_and(|r| r.plan.run == run && r.phase == AgentPhase::Finishing)
-        {
-            slot.run = None;
-        }
-    });
-    driven.map(|_| ())
 }
 
-/// Sends this node's live `snapshot` of `run` to the run's coordinator (now:
-/// it changes on a takeover), waiting for it (so that the last interval
-/// reaches it before `AgentFinished` does), and to the subscribed observers
-/// on tasks of their own; each send is bounded by [`SEND_LIMIT`]. The
-/// coordinator being this node is the same path without the network.
-async fn send_interval(ctx: &Arc<Ctx>, run: &RunId, snapshot: IntervalSnapshot) {
-    let coordinator = lock(&ctx.runs).get(run).map(|b| b.coordinator.clone());
-    let subscribers = lock(&ctx.agent)
-        .run
-        .as_ref()
-        .filter(|r| &r.plan.run == run)
-        .map(|r| r.subscribers.clone())
-        .unwrap_or_default();
-    for to in subscribers {
-        if to != ctx.me {
-            tokio::spawn(deliver(ctx.clone(), to, run.clone(), snapshot.clone()));
-        }
+/// Sends this node's live `snapshot` of `run` to its subscribers (each on a
+/// task of its own) and its coordinator (waited for), each send bounded by
+/// [`SEND_LIMIT`]. This node being the coordinator is the same path.
+async fn send_interval(ctx: &Arc<Ctx>, run: &RunId, to: &Targets, snapshot: IntervalSnapshot) {
+    for s in &to.subscribers {
+        tokio::spawn(deliver(
+            ctx.clone(),
+            s.clone(),
+            run.clone(),
+            snapshot.clone(),
+        ));
     }
-    match coordinator {
-        Some(to) if to == ctx.me => super::coordinator::on_interval(ctx, &to, run, snapshot),
-        Some(to) => deliver(ctx.clone(), to, run.clone(), snapshot).await,
-        None => {}
-    }
+    deliver(ctx.clone(), to.coordinator.clone(), run.clone(), snapshot).await;
 }
 
 async fn deliver(ctx: Arc<Ctx>, to: NodeId, run: RunId, snapshot: IntervalSnapshot) {
     let req = ControlRequest::Interval { run, snapshot };
-    match tokio::time::timeout(SEND_LIMIT, ctx.net.request(&to, req)).await {
+    match tokio::time::timeout(SEND_LIMIT, ctx.ask(&to, req)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::debug!(%to, "interval not delivered: {e}"),
         Err(_) => tracing::debug!(%to, "interval not delivered in time"),
     }
 }
 
-/// The shares of `run` moved to `node` so far, from the node's book.
-pub(crate) fn moved_to(ctx: &Ctx, run: &RunId, node: &NodeId) -> Vec<(Segment, u64)> {
-    lock(&ctx.runs).get(run).map_or_else(Vec::new, |book| {
-        book.moved
-            .iter()
-            .filter(|m| &m.node == node)
-            .map(|m| (m.segment, m.from_ms))
-            .collect()
-    })
-}
-
-/// Takes over `segment` of `run` from `from_ms` (coordinator clock) on, if
-/// this node is running it and has not taken that share yet.
-pub(crate) fn take_share(ctx: &Ctx, run: &RunId, segment: Segment, from_ms: u64) {
-    let slot = lock(&ctx.agent);
-    let Some(r) = slot.run.as_ref().filter(|r| &r.plan.run == run) else {
-        return;
-    };
-    let (Some(tx), AgentPhase::Running) = (&r.extra, r.phase) else {
-        return;
-    };
-    let from = Duration::from_millis(from_ms.saturating_sub(r.plan.start_at_ms));
-    tx.send_if_modified(|shares| {
-        if shares.iter().any(|s| s.segment == segment) {
-            return false;
-        }
-        tracing::info!(%run, ?segment, after = ?from, "taking over a lost agent's share");
-        shares.push(ExtraShare { segment, from });
-        true
-    });
-}
-
-/// Stops this node's part in `run`, if it has one. True when it did.
-pub(crate) fn stop_local(ctx: &Ctx, run: &RunId, reason: &str) -> bool {
-    let mut slot = lock(&ctx.agent);
-    let Some(r) = slot.run.as_mut().filter(|r| &r.plan.run == run) else {
-        return false;
-    };
-    match r.phase {
-        AgentPhase::Preparing => {
-            slot.run = None;
-            true
-        }
-        AgentPhase::Running => {
-            if let Some(tx) = r.stop.take() {
-                let _ = tx.send(StopRequest {
-                    reason: reason.to_string(),
-                    grace: Some(Duration::from_millis(500)),
-                });
-            }
-            true
-        }
-        AgentPhase::Finishing => true,
-    }
-}
-
-/// `ConfirmResults`: the coordinator has our intervals; drop the copy.
-pub(crate) fn confirmed(ctx: &Ctx, run: &RunId) -> ControlResponse {
+/// `ConfirmResults`: the coordinator has this node's intervals of `run`;
+/// delete the log.
+pub(crate) fn delete_log(ctx: &Ctx, run: &RunId) {
     let dir = log::dir_of(&ctx.data_dir, &run.0);
     if let Err(e) = std::fs::remove_dir_all(&dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!("removing {}: {e}", dir.display());
     }
-    let mut slot = lock(&ctx.agent);
-    if slot
-        .run
-        .as_ref()
-        .is_some_and(|r| &r.plan.run == run && r.phase == AgentPhase::Finishing)
-    {
-        slot.run = None;
-    }
-    ControlResponse::Done
 }
 
-/// The node is shutting down: stop any load now.
-pub(crate) fn shutdown(ctx: &Ctx) {
-    let run = lock(&ctx.agent).run.as_ref().map(|r| r.plan.run.clone());
-    if let Some(run) = run {
-        stop_local(ctx, &run, "node shutting down");
-    }
-}
+#[cfg(test)]
+mod tests;

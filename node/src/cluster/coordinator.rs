@@ -1,10 +1,13 @@
-//! This node as a coordinator: accept a submitted run, choose agents, split
-//! the load exactly (agent `i` of `n` takes global arrivals and users with
-//! `index % n == i`; unique data rows likewise), prepare and start them on a
-//! common time, watch them, and at the end fetch every agent's own intervals,
-//! merge them exactly and write the results. Every participant holds the
-//! plan: when the coordinator dies, the live participant with the lowest node
-//! id takes over and finishes the job.
+//! This node as a coordinator: the effects the node's task starts for runs
+//! it coordinates, each on a task of its own, reporting back as [`Input`]s:
+//! planning a submitted run (validate it, choose agents, split the load
+//! exactly: agent `i` of `n` takes global arrivals and users with
+//! `index % n == i`, unique data rows likewise), preparing and starting the
+//! agents on a common time, stopping them, and finalizing (every agent's log
+//! merged exactly into the results). Every participant goes through
+//! [`Ctx::ask`], this node included. The run's state and its decisions
+//! (takeover, lost agents, rebalance, when to finalize) are in
+//! [`super::lifecycle`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,44 +16,52 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use bfgg_protocol::mesh::{
-    AgentSelection, ControlRequest, ControlResponse, Gossip, LogKind, MovedShare, Participant,
-    RUN_TOPIC, RunEvent, RunPlan, RunRequest,
+    AgentSelection, ControlRequest, ControlResponse, LogKind, Participant, RunEvent, RunPlan,
+    RunRequest,
 };
 use bfgg_protocol::summary::{AgentSummary, NameSummary, RunSummary};
 use bfgg_protocol::{IntervalSnapshot, NameStats, NodeId, RunId};
 
 use super::agent;
 use super::bundle::sha256_hex;
+use super::lifecycle::AgentDone;
 use super::logs;
-use super::node::{AgentDone, Ctx, Moved, RunBook, RunResult, lock};
+use super::node::{Ctx, Input};
 use super::sys;
-use super::view::Liveness;
-use crate::engine::schedule::Segment;
+use super::view::ClusterView;
 use crate::interval_log::{self, LogReader};
-use crate::merge::{IntervalMerger, Merged};
+use crate::merge::IntervalMerger;
+use crate::net::Reply;
 use crate::results::{ResultsWriter, RunFacts};
 
-/// How long after the start every agent gets before the run is considered
-/// over even without their reports (duration + graceful stop + this).
-const END_SLACK: Duration = Duration::from_secs(10);
 /// Start time lead after every agent prepared.
-const START_LEAD_MS: u64 = 1_500;
+pub(crate) const START_LEAD_MS: u64 = 1_500;
 
-/// `Submit`: validate, plan, prepare, start.
-pub(crate) async fn submit(ctx: &Arc<Ctx>, from: NodeId, req: RunRequest) -> ControlResponse {
-    match submit_inner(ctx, &from, req).await {
-        Ok(plan) => ControlResponse::Accepted {
-            run: plan.run.clone(),
-            coordinator: ctx.me.clone(),
-            plan,
-        },
-        Err(e) => ControlResponse::Rejected {
+/// The planning effect of `Submit`: store the bundle, validate the scenario
+/// (a broken one is refused before any agent is touched), choose idle agents
+/// from `view` (never the submitter) and make the plan. Reports
+/// [`Input::Planned`], or answers the submitter's refusal itself.
+pub(crate) async fn plan(
+    ctx: Arc<Ctx>,
+    from: NodeId,
+    req: RunRequest,
+    view: ClusterView,
+    reply: Reply,
+) {
+    match plan_inner(&ctx, &from, req, &view) {
+        Ok(plan) => ctx.report(Input::Planned { plan, reply }).await,
+        Err(e) => reply.send(ControlResponse::Rejected {
             reason: format!("{e:#}"),
-        },
+        }),
     }
 }
 
-async fn submit_inner(ctx: &Arc<Ctx>, from: &NodeId, req: RunRequest) -> anyhow::Result<RunPlan> {
+fn plan_inner(
+    ctx: &Ctx,
+    from: &NodeId,
+    req: RunRequest,
+    view: &ClusterView,
+) -> anyhow::Result<RunPlan> {
     anyhow::ensure!(
         !req.files.is_empty() && req.files.len() == req.contents.len(),
         "the bundle is empty or inconsistent"
@@ -72,8 +83,6 @@ async fn submit_inner(ctx: &Arc<Ctx>, from: &NodeId, req: RunRequest) -> anyhow:
         .map_or("run".into(), |s| s.to_string_lossy().to_string());
     let run = RunId(format!("{stamp}-{scenario_name}-{tag}"));
 
-    // Validate the scenario here first, so a broken one is refused before any
-    // agent is touched.
     let probe_plan = RunPlan {
         run: run.clone(),
         coordinator: ctx.me.clone(),
@@ -97,20 +106,18 @@ async fn submit_inner(ctx: &Arc<Ctx>, from: &NodeId, req: RunRequest) -> anyhow:
         ..probe_plan
     };
 
-    let mut agents: Vec<(NodeId, String)> = {
-        let view = lock(&ctx.view);
-        view.idle_agents(scenario.engine.as_str(), Instant::now(), &ctx.timeouts)
-            .into_iter()
-            .filter(|p| &p.health.node != from)
-            .filter(|p| match &req.selection {
-                AgentSelection::Labels(want) => {
-                    want.iter().all(|(k, v)| p.health.labels.get(k) == Some(v))
-                }
-                _ => true,
-            })
-            .map(|p| (p.health.node.clone(), p.health.name.clone()))
-            .collect()
-    };
+    let mut agents: Vec<(NodeId, String)> = view
+        .idle_agents(scenario.engine.as_str(), Instant::now(), &ctx.timeouts)
+        .into_iter()
+        .filter(|p| &p.health.node != from)
+        .filter(|p| match &req.selection {
+            AgentSelection::Labels(want) => {
+                want.iter().all(|(k, v)| p.health.labels.get(k) == Some(v))
+            }
+            _ => true,
+        })
+        .map(|p| (p.health.node.clone(), p.health.name.clone()))
+        .collect();
     agents.sort();
     if let AgentSelection::Count(n) = req.selection {
         anyhow::ensure!(
@@ -130,7 +137,7 @@ async fn submit_inner(ctx: &Arc<Ctx>, from: &NodeId, req: RunRequest) -> anyhow:
         "no idle agent matches (selection {:?}); see `bfgg status`",
         req.selection
     );
-    let plan = RunPlan {
+    Ok(RunPlan {
         participants: agents
             .iter()
             .enumerate()
@@ -141,31 +148,50 @@ async fn submit_inner(ctx: &Arc<Ctx>, from: &NodeId, req: RunRequest) -> anyhow:
             })
             .collect(),
         ..probe_plan
-    };
-    lock(&ctx.runs).insert(run.clone(), RunBook::new(plan.clone(), &ctx.data_dir));
+    })
+}
 
-    // Prepare every agent at once.
-    let prepared = futures_join(plan.participants.iter().map(|p| {
-        let ctx = ctx.clone();
-        let plan = plan.clone();
-        let node = p.node.clone();
-        async move {
-            let resp = if node == ctx.me {
-                agent::prepare(&ctx, plan).await
-            } else {
-                match ctx.net.request(&node, ControlRequest::Prepare(plan)).await {
-                    Ok(r) => r,
-                    Err(e) => ControlResponse::Rejected {
-                        reason: e.to_string(),
-                    },
-                }
-            };
-            (node, resp)
-        }
-    }))
-    .await;
-    let failures: Vec<String> = prepared
+fn name_of(plan: &RunPlan, node: &NodeId) -> String {
+    plan.participants
         .iter()
+        .find(|p| &p.node == node)
+        .map_or_else(|| node.short().to_string(), |p| p.name.clone())
+}
+
+/// Asks every node of `nodes` at once; the answers in order (a failed ask
+/// as `Rejected`).
+async fn ask_all(ctx: &Arc<Ctx>, nodes: &[NodeId], req: &ControlRequest) -> Vec<ControlResponse> {
+    let handles: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let (ctx, node, req) = (ctx.clone(), node.clone(), req.clone());
+            tokio::spawn(async move {
+                ctx.ask(&node, req)
+                    .await
+                    .unwrap_or_else(|e| ControlResponse::Rejected {
+                        reason: e.to_string(),
+                    })
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap_or_else(|e| ControlResponse::Rejected {
+            reason: format!("task failed: {e}"),
+        }));
+    }
+    out
+}
+
+/// The preparing effect: every participant asked to prepare at once.
+/// Reports [`Input::AgentsPrepared`] with the failures (none: all ready),
+/// having released the agents that did prepare if any failed.
+pub(crate) async fn prepare_agents(ctx: Arc<Ctx>, plan: RunPlan, reply: Reply) {
+    let nodes: Vec<NodeId> = plan.participants.iter().map(|p| p.node.clone()).collect();
+    let answers = ask_all(&ctx, &nodes, &ControlRequest::Prepare(plan.clone())).await;
+    let failures: Vec<String> = nodes
+        .iter()
+        .zip(&answers)
         .filter_map(|(node, resp)| match resp {
             ControlResponse::Prepared { .. } => None,
             ControlResponse::Busy { run } => {
@@ -180,433 +206,79 @@ async fn submit_inner(ctx: &Arc<Ctx>, from: &NodeId, req: RunRequest) -> anyhow:
             )),
         })
         .collect();
-    if !failures.is_empty() {
-        for (node, resp) in &prepared {
-            if matches!(resp, ControlResponse::Prepared { .. }) {
-                release(ctx, node, &run).await;
-            }
-        }
-        lock(&ctx.runs).remove(&run);
-        anyhow::bail!("agents could not prepare: {}", failures.join("; "));
-    }
-
-    let start_at_ms = sys::now_ms() + START_LEAD_MS;
-    let mut plan = plan;
-    plan.start_at_ms = start_at_ms;
-    if let Some(book) = lock(&ctx.runs).get_mut(&run) {
-        book.plan.start_at_ms = start_at_ms;
-        book.since = Instant::now();
-    }
-    let started = futures_join(plan.participants.iter().map(|p| {
-        let ctx = ctx.clone();
-        let node = p.node.clone();
-        let run = run.clone();
-        async move {
-            if node == ctx.me {
-                agent::start(&ctx, run, start_at_ms)
-            } else {
-                ctx.net
-                    .request(&node, ControlRequest::Start { run, start_at_ms })
-                    .await
-                    .unwrap_or_else(|e| ControlResponse::Rejected {
-                        reason: e.to_string(),
-                    })
-            }
-        }
-    }))
+    ctx.report(Input::AgentsPrepared {
+        run: plan.run,
+        failures,
+        reply,
+    })
     .await;
-    for (p, resp) in plan.participants.iter().zip(&started) {
-        if !matches!(resp, ControlResponse::Done) {
-            tracing::warn!(agent = %p.name, "start not acknowledged: {resp:?}");
-        }
-    }
-    ctx.publish_run(&run, RunEvent::Planned(plan.clone())).await;
-    Ok(plan)
 }
 
-fn name_of(plan: &RunPlan, node: &NodeId) -> String {
-    plan.participants
-        .iter()
-        .find(|p| &p.node == node)
-        .map_or_else(|| node.short().to_string(), |p| p.name.clone())
+/// Tells the agents of a run that will not start to forget it.
+pub(crate) async fn release(ctx: Arc<Ctx>, plan: RunPlan) {
+    let nodes: Vec<NodeId> = plan.participants.iter().map(|p| p.node.clone()).collect();
+    let _ = ask_all(&ctx, &nodes, &ControlRequest::Stop { run: plan.run }).await;
 }
 
-/// Tells an agent to forget a run it prepared for.
-async fn release(ctx: &Arc<Ctx>, node: &NodeId, run: &RunId) {
-    if node == &ctx.me {
-        agent::stop_local(ctx, run, "run cancelled");
-    } else {
-        let _ = ctx
-            .net
-            .request(node, ControlRequest::Stop { run: run.clone() })
-            .await;
-    }
-}
-
-/// Runs futures concurrently and collects their outputs in order.
-async fn futures_join<F: std::future::Future + Send + 'static>(
-    futs: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        match h.await {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                // A panicking task is a bug; surface it as a failed future.
-                std::panic::resume_unwind(e.into_panic());
-            }
-        }
-    }
-    out
-}
-
-/// An agent's live interval of `run`: as the run's coordinator, copy it to
-/// disk (for an agent lost later), merge it, and gossip every interval that
-/// completes. Anyone else ignores it.
-pub(crate) fn on_interval(ctx: &Arc<Ctx>, from: &NodeId, run: &RunId, snapshot: IntervalSnapshot) {
-    let released = {
-        let mut runs = lock(&ctx.runs);
-        let Some(book) = runs
-            .get_mut(run)
-            .filter(|b| b.coordinator == ctx.me && b.is_participant(from))
-        else {
-            return;
-        };
-        book.live.keep(from, &snapshot);
-        book.merger.add(from, snapshot)
+/// The starting effect: every participant told the start time, then the plan
+/// announced and the submitter answered.
+pub(crate) async fn start_agents(ctx: Arc<Ctx>, plan: RunPlan, reply: Reply) {
+    let nodes: Vec<NodeId> = plan.participants.iter().map(|p| p.node.clone()).collect();
+    let req = ControlRequest::Start {
+        run: plan.run.clone(),
+        start_at_ms: plan.start_at_ms,
     };
-    publish_merged(ctx, run, released);
-}
-
-/// Gossips merged live intervals (one message each, in order).
-fn publish_merged(ctx: &Arc<Ctx>, run: &RunId, merged: Vec<Merged>) {
-    if merged.is_empty() {
-        return;
-    }
-    let ctx = ctx.clone();
-    let run = run.clone();
-    tokio::spawn(async move {
-        for m in merged {
-            let msg = Gossip::Merged {
-                run: run.clone(),
-                snapshot: m.snapshot,
-                agents: m.sources,
-            };
-            ctx.publish(RUN_TOPIC, &msg).await;
+    for (node, resp) in nodes.iter().zip(ask_all(&ctx, &nodes, &req).await) {
+        if !matches!(resp, ControlResponse::Done) {
+            tracing::warn!(agent = %name_of(&plan, node), "start not acknowledged: {resp:?}");
         }
+    }
+    ctx.publish_run(&plan.run, RunEvent::Planned(plan.clone()))
+        .await;
+    reply.send(ControlResponse::Accepted {
+        run: plan.run.clone(),
+        coordinator: ctx.me.clone(),
+        plan,
     });
 }
 
-/// A run event heard on gossip (or applied locally).
-pub(crate) fn on_run_event(ctx: &Arc<Ctx>, from: NodeId, run: RunId, event: RunEvent) {
-    let mut runs = lock(&ctx.runs);
-    match event {
-        RunEvent::Planned(plan) => {
-            if plan.run == run && plan.coordinator == from && !lock(&ctx.finished).contains(&run) {
-                let book = runs
-                    .entry(run)
-                    .or_insert_with(|| RunBook::new(plan.clone(), &ctx.data_dir));
-                book.plan.start_at_ms = plan.start_at_ms;
-            }
-        }
-        RunEvent::AgentFinished {
-            node,
-            intervals,
-            started_at_ms,
-            clock_offset_us,
-            stop_reason,
-            load_ms,
-            mesh_bytes,
-        } => {
-            if node != from {
-                return;
-            }
-            if let Some(book) = runs.get_mut(&run) {
-                // Its last interval reached us before this (it sends them
-                // to its coordinator before announcing its end).
-                let released = book.merger.finish(&node);
-                book.finished.insert(
-                    node,
-                    AgentDone {
-                        intervals,
-                        started_at_ms,
-                        clock_offset_us,
-                        stop_reason,
-                        load_ms,
-                        mesh_bytes,
-                    },
-                );
-                drop(runs);
-                publish_merged(ctx, &run, released);
-            }
-        }
-        RunEvent::AgentLost {
-            node,
-            last_heard_ms,
-        } => {
-            if let Some(book) = runs.get_mut(&run)
-                && book.coordinator == from
-            {
-                let released = book.merger.finish(&node);
-                book.lost.insert(node, last_heard_ms);
-                drop(runs);
-                publish_merged(ctx, &run, released);
-            }
-        }
-        RunEvent::CoordinatorChanged { node } => {
-            if node == from
-                && let Some(book) = runs.get_mut(&run)
-            {
-                book.coordinator = node;
-            }
-        }
-        RunEvent::Stopping { reason } => {
-            let known = runs.get_mut(&run).map(|book| {
-                book.stopping = Some(reason.clone());
-            });
-            drop(runs);
-            if known.is_some() {
-                agent::stop_local(ctx, &run, &reason);
-            }
-        }
-        RunEvent::Finished { .. } => {
-            // Observers (clients) act on this; nodes retire the run's book
-            // (and its gossip copies): the results are written.
-            if runs.get(&run).is_some_and(|b| b.coordinator == from) {
-                drop(runs);
-                retire(ctx, &run);
-            }
-        }
-        RunEvent::Rebalanced {
-            lost,
-            from_ms,
-            shares,
-        } => {
-            let Some(book) = runs.get_mut(&run).filter(|b| b.coordinator == from) else {
-                return;
-            };
-            if book.rebalanced.insert(lost, from_ms).is_none() {
-                book.moved.extend(shares.iter().map(|s| Moved {
-                    node: s.node.clone(),
-                    segment: Segment {
-                        offset: s.offset,
-                        stride: s.stride.max(1),
-                    },
-                    from_ms,
-                }));
-            }
-            drop(runs);
-            for s in shares.iter().filter(|s| s.node == ctx.me) {
-                let segment = Segment {
-                    offset: s.offset,
-                    stride: s.stride.max(1),
-                };
-                agent::take_share(ctx, &run, segment, from_ms);
-            }
-        }
-    }
-}
-
-/// How far ahead of "now" the live agents take a lost agent's share over
-/// (time for the event to reach them).
-const REBALANCE_LEAD: Duration = Duration::from_secs(1);
-
-/// Splits everything `lost` was running (its own share and any it had taken
-/// over) among the live agents that are still generating load, in
-/// participant order. `None` when nobody is left to take it.
-fn rebalance(ctx: &Ctx, book: &RunBook, lost: &NodeId) -> Option<RunEvent> {
-    let n = book.plan.participants.len() as u64;
-    let own = book.plan.participants.iter().find(|p| &p.node == lost)?;
-    let mut segments = vec![Segment::WHOLE.split(u64::from(own.index), n)];
-    segments.extend(
-        book.moved
-            .iter()
-            .filter(|m| &m.node == lost)
-            .map(|m| m.segment),
-    );
-    let live: Vec<&NodeId> = book
-        .plan
+/// The stopping fan-out: every other participant asked to stop; then `reply`
+/// (the stop request's) is answered.
+pub(crate) async fn stop_agents(ctx: Arc<Ctx>, plan: RunPlan, reply: Option<Reply>) {
+    let nodes: Vec<NodeId> = plan
         .participants
         .iter()
-        .map(|p| &p.node)
-        .filter(|id| *id != lost && !book.lost.contains_key(*id))
-        .filter(|id| !book.finished.contains_key(*id))
-        .filter(|id| ctx.liveness(id) == Liveness::Alive)
+        .map(|p| p.node.clone())
+        .filter(|n| n != &ctx.me)
         .collect();
-    if live.is_empty() {
-        return None;
+    let _ = ask_all(&ctx, &nodes, &ControlRequest::Stop { run: plan.run }).await;
+    if let Some(reply) = reply {
+        reply.send(ControlResponse::Done);
     }
-    let m = live.len() as u64;
-    let shares = segments
-        .iter()
-        .flat_map(|s| {
-            live.iter().enumerate().map(move |(r, node)| {
-                let sub = s.split(r as u64, m);
-                MovedShare {
-                    node: (*node).clone(),
-                    offset: sub.offset,
-                    stride: sub.stride,
-                }
-            })
-        })
-        .collect();
-    Some(RunEvent::Rebalanced {
-        lost: lost.clone(),
-        from_ms: sys::now_ms() + REBALANCE_LEAD.as_millis() as u64,
-        shares,
-    })
 }
 
-/// Every 500 ms: lost agents, finished runs, dead coordinators.
-pub(crate) fn monitor(ctx: &Arc<Ctx>) {
-    let mut to_finalize = Vec::new();
-    let mut to_announce = Vec::new();
-    let mut to_apply = Vec::new();
-    let mut to_ask = Vec::new();
-    let mut to_merge = Vec::new();
-    {
-        let mut runs = lock(&ctx.runs);
-        for (run, book) in runs.iter_mut() {
-            if book.result.is_some() || book.finalizing {
-                continue;
-            }
-            // A participant whose coordinator died takes over if it is the
-            // live participant with the lowest id.
-            if book.coordinator != ctx.me
-                && book.plan.start_at_ms > 0
-                && book.is_participant(&ctx.me)
-                && ctx.liveness(&book.coordinator) == Liveness::Dead
-            {
-                let lowest = book
-                    .plan
-                    .participants
-                    .iter()
-                    .filter(|p| ctx.liveness(&p.node) == Liveness::Alive)
-                    .map(|p| p.node.clone())
-                    .min();
-                if lowest.as_ref() == Some(&ctx.me) {
-                    tracing::warn!(%run, old = %book.coordinator, "coordinator is dead: taking over");
-                    book.coordinator = ctx.me.clone();
-                    to_announce.push((
-                        run.clone(),
-                        RunEvent::CoordinatorChanged {
-                            node: ctx.me.clone(),
-                        },
-                    ));
-                }
-            }
-            if book.coordinator != ctx.me
-                && overdue_by(book, ASK_AFTER)
-                && book.checked.is_none_or(|at| at.elapsed() > ASK_EVERY)
-            {
-                book.checked = Some(Instant::now());
-                to_ask.push((run.clone(), book.coordinator.clone()));
-            }
-            if book.coordinator != ctx.me || book.plan.start_at_ms == 0 {
-                continue;
-            }
-            for p in &book.plan.participants {
-                if book.finished.contains_key(&p.node) || book.lost.contains_key(&p.node) {
-                    continue;
-                }
-                if ctx.liveness(&p.node) == Liveness::Dead {
-                    let last_heard_ms = lock(&ctx.view)
-                        .get(&p.node)
-                        .map_or(0, |v| v.health.sent_at_ms);
-                    book.lost.insert(p.node.clone(), last_heard_ms);
-                    to_merge.push((run.clone(), book.merger.finish(&p.node)));
-                    to_announce.push((
-                        run.clone(),
-                        RunEvent::AgentLost {
-                            node: p.node.clone(),
-                            last_heard_ms,
-                        },
-                    ));
-                    if book.plan.rebalance
-                        && book.stopping.is_none()
-                        && let Some(event) = rebalance(ctx, book, &p.node)
-                    {
-                        to_apply.push((run.clone(), event));
-                    }
-                }
-            }
-            let all_reported =
-                book.plan.participants.iter().all(|p| {
-                    book.finished.contains_key(&p.node) || book.lost.contains_key(&p.node)
-                });
-            if all_reported || overdue(book) {
-                book.finalizing = true;
-                to_finalize.push(run.clone());
-            }
+/// What finalizing needs of the run's state.
+pub(crate) struct FinalizeInput {
+    pub(crate) plan: RunPlan,
+    pub(crate) finished: BTreeMap<NodeId, AgentDone>,
+    pub(crate) lost: BTreeMap<NodeId, u64>,
+    pub(crate) stopping: Option<String>,
+    pub(crate) rebalanced: BTreeMap<NodeId, u64>,
+    /// Where this node keeps each agent's live copies.
+    pub(crate) copies: BTreeMap<NodeId, Option<PathBuf>>,
+}
+
+/// The finalizing effect; reports [`Input::Finalized`].
+pub(crate) async fn finalize(ctx: Arc<Ctx>, input: FinalizeInput) {
+    let run = input.plan.run.clone();
+    let ok = match finalize_inner(&ctx, input).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(%run, "writing results: {e:#}");
+            false
         }
-    }
-    for (run, event) in to_apply {
-        // Applied here first (this node may be an agent of the run), then
-        // announced to every participant.
-        on_run_event(ctx, ctx.me.clone(), run.clone(), event.clone());
-        to_announce.push((run, event));
-    }
-    for (run, event) in to_announce {
-        let ctx = ctx.clone();
-        tokio::spawn(async move { ctx.publish_run(&run, event).await });
-    }
-    for (run, merged) in to_merge {
-        publish_merged(ctx, &run, merged);
-    }
-    for (run, coordinator) in to_ask {
-        // We missed the `Finished` gossip, or the run is still finishing.
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let ask = ControlRequest::Status { run: run.clone() };
-            if let Ok(ControlResponse::Status {
-                finished: Some(_), ..
-            }) = ctx.net.request(&coordinator, ask).await
-            {
-                retire(&ctx, &run);
-            }
-        });
-    }
-    for run in to_finalize {
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = finalize(&ctx, &run).await {
-                tracing::error!(%run, "writing results: {e:#}");
-                if let Some(book) = lock(&ctx.runs).get_mut(&run) {
-                    book.finalizing = false;
-                }
-            }
-        });
-    }
-}
-
-/// Past the plan's end plus slack: agents that have not reported by then are
-/// treated as lost (their gossiped intervals are used).
-fn overdue(book: &RunBook) -> bool {
-    overdue_by(book, Duration::ZERO)
-}
-
-/// Past the plan's end plus slack plus `extra`.
-fn overdue_by(book: &RunBook, extra: Duration) -> bool {
-    let end_ms = book.plan.start_at_ms + book.plan.load_ms + (END_SLACK + extra).as_millis() as u64;
-    book.plan.start_at_ms > 0 && sys::now_ms() > end_ms
-}
-
-/// A participant that heard no `Finished` this long after a run's end asks
-/// its coordinator, every [`ASK_EVERY`], and retires the book once it has.
-const ASK_AFTER: Duration = Duration::from_secs(30);
-const ASK_EVERY: Duration = Duration::from_secs(10);
-
-/// Where this node keeps each participant's gossip copies.
-fn plan_nodes_copies(book: &RunBook) -> BTreeMap<NodeId, Option<PathBuf>> {
-    book.plan
-        .participants
-        .iter()
-        .map(|p| (p.node.clone(), book.live.file_of(&p.node)))
-        .collect()
+    };
+    ctx.report(Input::Finalized { run, ok }).await;
 }
 
 /// How long finalizing waits for an agent's log to be complete.
@@ -641,23 +313,21 @@ impl Source {
 }
 
 /// Gets every agent's own log (this node's from its disk, the others' page
-/// by page into `runs/<run>/fetched/`; gossip copies for agents lost or
+/// by page into `runs/<run>/fetched/`; live copies for agents lost or
 /// unreachable), merges them interval by interval with the
-/// [`IntervalMerger`] and writes the results through the results pipeline.
-/// Memory holds one interval per agent, however long the run.
-async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
-    let (plan, finished, lost, gossip, stopping, rebalanced) = {
-        let runs = lock(&ctx.runs);
-        let book = runs.get(run).context("unknown run")?;
-        (
-            book.plan.clone(),
-            book.finished.clone(),
-            book.lost.clone(),
-            plan_nodes_copies(book),
-            book.stopping.clone(),
-            book.rebalanced.clone(),
-        )
-    };
+/// [`IntervalMerger`] and writes the results through the results pipeline,
+/// then announces them and confirms to the agents. Memory holds one
+/// interval per agent, however long the run.
+async fn finalize_inner(ctx: &Arc<Ctx>, input: FinalizeInput) -> anyhow::Result<()> {
+    let FinalizeInput {
+        plan,
+        finished,
+        lost,
+        stopping,
+        rebalanced,
+        copies: gossip,
+    } = input;
+    let run = &plan.run;
     let run_dir = ctx.data_dir.join("runs").join(&run.0);
     let scenario_path = ctx
         .store
@@ -781,12 +451,6 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
         .filter(|a| a.status == "complete")
         .map(|a| NodeId(a.node.clone()))
         .collect();
-    if let Some(book) = lock(&ctx.runs).get_mut(run) {
-        book.result = Some(Arc::new(RunResult {
-            summary: summary.clone(),
-        }));
-        book.live.discard();
-    }
     let fetched = run_dir.join("fetched");
     if fetched.exists()
         && let Err(e) = std::fs::remove_dir_all(&fetched)
@@ -800,89 +464,17 @@ async fn finalize(ctx: &Arc<Ctx>, run: &RunId) -> anyhow::Result<()> {
         },
     )
     .await;
-    for node in complete {
-        if node == ctx.me {
-            agent::confirmed(ctx, run);
-        } else {
-            let _ = ctx
-                .net
-                .request(&node, ControlRequest::ConfirmResults { run: run.clone() })
-                .await;
-        }
-    }
-    retire(ctx, run);
+    let _ = ask_all(
+        ctx,
+        &complete,
+        &ControlRequest::ConfirmResults { run: run.clone() },
+    )
+    .await;
     Ok(())
 }
 
-/// The run's results are written: its book leaves memory (what `Status`
-/// needs is on disk), and late news of it opens no new one.
-pub(crate) fn retire(ctx: &Ctx, run: &RunId) {
-    if let Some(mut book) = lock(&ctx.runs).remove(run) {
-        book.live.discard();
-    }
-    lock(&ctx.finished).insert(run.clone());
-}
-
-/// `Stop`: fan out to the agents (coordinator), stop our own part, or
-/// forward to the coordinator.
-pub(crate) async fn stop(ctx: &Arc<Ctx>, from: NodeId, run: RunId) -> ControlResponse {
-    let (coordinator, participants) = {
-        let mut runs = lock(&ctx.runs);
-        match runs.get_mut(&run) {
-            Some(book) => {
-                if book.coordinator == ctx.me {
-                    book.stopping
-                        .get_or_insert_with(|| "stopped by request".into());
-                }
-                (book.coordinator.clone(), book.plan.participants.clone())
-            }
-            None => {
-                // An agent may know the run only from its slot.
-                let stopped = agent::stop_local(ctx, &run, "stopped by request");
-                return if stopped {
-                    ControlResponse::Done
-                } else {
-                    ControlResponse::Rejected {
-                        reason: format!("no run {run} here"),
-                    }
-                };
-            }
-        }
-    };
-    if coordinator == ctx.me {
-        let reason = "stopped by request".to_string();
-        agent::stop_local(ctx, &run, &reason);
-        let asks = participants.iter().filter(|p| p.node != ctx.me).map(|p| {
-            let ctx = ctx.clone();
-            let node = p.node.clone();
-            let run = run.clone();
-            async move { ctx.net.request(&node, ControlRequest::Stop { run }).await }
-        });
-        let _ = futures_join(asks).await;
-        ctx.publish_run(&run, RunEvent::Stopping { reason }).await;
-        return ControlResponse::Done;
-    }
-    agent::stop_local(ctx, &run, "stopped by request");
-    if from == coordinator {
-        return ControlResponse::Done;
-    }
-    ctx.net
-        .request(&coordinator, ControlRequest::Stop { run })
-        .await
-        .unwrap_or_else(|e| ControlResponse::Rejected {
-            reason: format!("the coordinator did not answer: {e}"),
-        })
-}
-
-/// `Status`: from the book of a run under way, else from the results this
-/// node wrote.
-pub(crate) fn status(ctx: &Ctx, run: &RunId) -> ControlResponse {
-    if let Some(book) = lock(&ctx.runs).get(run) {
-        return ControlResponse::Status {
-            finished: book.result.as_ref().map(|r| Box::new(r.summary.clone())),
-            coordinator: book.coordinator.clone(),
-        };
-    }
+/// `Status` of a run this node no longer holds: from the results it wrote.
+pub(crate) fn status_from_disk(ctx: &Ctx, run: &RunId) -> ControlResponse {
     let path = logs::results_dir(&ctx.data_dir, run).join("summary.json");
     match std::fs::read(&path)
         .ok()

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use bfgg_protocol::mesh::{ControlRequest, ControlResponse, LogKind};
 use bfgg_protocol::{NodeId, RunId};
 
-use super::node::{Ctx, lock};
+use super::node::Ctx;
 use crate::interval_log::{self, LOG_FILE, MAX_PAGE_BYTES};
 use crate::net::NetHandle;
 
@@ -31,21 +31,19 @@ pub(crate) fn results_dir(data_dir: &Path, run: &RunId) -> PathBuf {
 }
 
 /// `FetchLog`: the page of `log` at `offset`, at most `max` intervals (and
-/// this node's page size).
+/// this node's page size). `writing`: whether this node's engine may still
+/// append to its own log of `run`, read before the page (a log that was
+/// complete then holds every frame the page can see).
 pub(crate) fn serve(
     ctx: &Ctx,
     run: &RunId,
     log: LogKind,
     offset: u64,
     max: u32,
+    writing: bool,
 ) -> ControlResponse {
-    // Whether the writer is done is read before the page: a log that was
-    // complete then holds every frame the page can see.
     let (path, done) = match log {
-        LogKind::Own => {
-            let running = lock(&ctx.agent).is_writing(run);
-            (own_log(&ctx.data_dir, run), !running)
-        }
+        LogKind::Own => (own_log(&ctx.data_dir, run), !writing),
         LogKind::Merged => {
             let dir = results_dir(&ctx.data_dir, run);
             (dir.join(LOG_FILE), dir.join("summary.json").is_file())

@@ -12,6 +12,7 @@ mod agent;
 pub mod bundle;
 pub mod client;
 mod coordinator;
+mod lifecycle;
 mod logs;
 mod node;
 mod sys;

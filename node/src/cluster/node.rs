@@ -1,28 +1,35 @@
-//! `bfgg node`: the event loop that turns network events into agent and
-//! coordinator actions, the health publisher, and the shared node context.
-//!
-//! Control requests are answered on spawned tasks (a slow bundle fetch never
-//! stalls the loop); gossip is applied in the loop; a monitor tick (500 ms)
-//! watches runs for lost agents, finished runs and dead coordinators.
+//! `bfgg node`: the one task that owns a node's state — the runs it knows
+//! ([`RunState`], the lifecycle), its own part in a run ([`AgentSlot`]), the
+//! cluster view, the coordinator's live copies — and turns everything that
+//! happens (network events, the monitor's and health's ticks, effects
+//! reporting back as [`Input`]s) into state changes and effects. Nothing here
+//! waits on the network or the disk for long: slow work (preparing, the
+//! engine, fan-outs, finalizing, log pages) runs on tasks of its own that
+//! report back over a bounded channel. A request this node makes of itself
+//! ([`Ctx::ask`]) takes the same path as a peer's.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use bfgg_protocol::mesh::{
     ControlRequest, ControlResponse, EngineInfo, Gossip, HEALTH_TOPIC, NodeHealth, RUN_TOPIC,
     RunEvent, RunPlan,
 };
-use bfgg_protocol::{NodeId, RunId, summary::RunSummary};
+use bfgg_protocol::{NodeId, RunId};
+use tokio::sync::mpsc;
 
-use super::agent::AgentSlot;
+use super::agent::{self, AgentSlot, FINISHING_HOLD};
 use super::bundle::Store;
+use super::coordinator::{self, FinalizeInput, START_LEAD_MS};
+use super::lifecycle::{Action, Event, Facts, RunState};
 use super::sys;
 use super::view::{ClusterView, Liveness, Timeouts};
 use crate::interval_log::LiveCopies;
-use crate::merge::IntervalMerger;
-use crate::net::{self, NetConfig, NetEvent, NetHandle};
+use crate::merge::Merged;
+use crate::net::{self, NetConfig, NetError, NetEvent, NetHandle, Reply};
 
 /// Everything `bfgg node` is started with.
 #[derive(Debug)]
@@ -44,69 +51,112 @@ pub struct NodeConfig {
     pub page_intervals: u32,
 }
 
-/// What a node knows about one run: the replicated plan, who finished or
-/// was lost, and (as its coordinator) every agent's live intervals: merged
-/// for the mesh and copied to disk for agents lost mid-run.
-#[derive(Debug)]
-pub(crate) struct RunBook {
-    pub(crate) plan: RunPlan,
-    /// The coordinator now (the plan's, or whoever took over).
-    pub(crate) coordinator: NodeId,
-    /// Each agent's live intervals as this node received them as the
-    /// coordinator, on disk.
-    pub(crate) live: LiveCopies,
-    /// The agents' live intervals merged, released once every agent sent one
-    /// (or two newer ones arrived) and gossiped.
-    pub(crate) merger: IntervalMerger<NodeId>,
-    /// Agents whose load ended, with what they reported.
-    pub(crate) finished: BTreeMap<NodeId, AgentDone>,
-    /// Agents declared lost, with when they were last heard (Unix ms).
-    pub(crate) lost: BTreeMap<NodeId, u64>,
-    /// Shares moved from lost agents to live ones (`--rebalance`).
-    pub(crate) moved: Vec<Moved>,
-    /// Lost agents whose shares moved, and when (Unix ms, coordinator clock).
-    pub(crate) rebalanced: BTreeMap<NodeId, u64>,
-    /// Set once a stop was asked for.
-    pub(crate) stopping: Option<String>,
-    /// Set when results are being written (only once).
-    pub(crate) finalizing: bool,
-    /// The merged result, once written (coordinator only).
-    pub(crate) result: Option<Arc<RunResult>>,
-    /// When this node learnt of the run.
-    pub(crate) since: Instant,
-    /// When this node last asked the coordinator whether the run finished
-    /// (a participant that missed the `Finished` gossip).
-    pub(crate) checked: Option<Instant>,
+/// How many inputs from effects may wait for the node's task.
+const INPUTS: usize = 1024;
+
+/// What effects report to the node's task.
+pub(crate) enum Input {
+    /// A request this node makes of itself.
+    Local { req: ControlRequest, reply: Reply },
+    /// This node's preparing ended.
+    Prepared {
+        run: RunId,
+        result: Result<(Arc<crate::scenario::Scenario>, i64), String>,
+        reply: Reply,
+    },
+    /// A submitted run was planned (this node coordinates it).
+    Planned { plan: RunPlan, reply: Reply },
+    /// The agents of a run this node coordinates prepared (no failures) or
+    /// not.
+    AgentsPrepared {
+        run: RunId,
+        failures: Vec<String>,
+        reply: Reply,
+    },
+    /// This node's engine ended; its `AgentFinished`.
+    EngineDone { run: RunId, event: RunEvent },
+    /// Finalizing ended.
+    Finalized { run: RunId, ok: bool },
+    /// Asked, the coordinator says the run finished.
+    FinishedElsewhere { run: RunId },
+    /// The slot has been finishing `run` for [`FINISHING_HOLD`].
+    FinishingHeld { run: RunId },
 }
 
-/// A share moved to `node` from `from_ms` on (coordinator clock).
-#[derive(Debug, Clone)]
-pub(crate) struct Moved {
-    pub(crate) node: NodeId,
-    pub(crate) segment: crate::engine::schedule::Segment,
-    pub(crate) from_ms: u64,
+/// Shared, read-only (but for counters) by the node's task and its effects.
+pub(crate) struct Ctx {
+    pub(crate) me: NodeId,
+    pub(crate) name: String,
+    pub(crate) net: NetHandle,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) store: Store,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) workers: Option<usize>,
+    pub(crate) page_intervals: u32,
+    /// False when the last interval showed the generator behind schedule.
+    pub(crate) keeping_schedule: AtomicBool,
+    inputs: mpsc::Sender<Input>,
 }
 
-/// An agent's report at the end of its load.
-#[derive(Debug, Clone)]
-pub(crate) struct AgentDone {
-    pub(crate) intervals: u32,
-    pub(crate) started_at_ms: u64,
-    pub(crate) clock_offset_us: i64,
-    pub(crate) stop_reason: Option<String>,
-    pub(crate) load_ms: u64,
-    pub(crate) mesh_bytes: u64,
+impl Ctx {
+    /// Asks `node`; this node's own requests take the same path as a peer's
+    /// (answered by its task), without the network.
+    pub(crate) async fn ask(
+        &self,
+        node: &NodeId,
+        req: ControlRequest,
+    ) -> Result<ControlResponse, NetError> {
+        if node != &self.me {
+            return self.net.request(node, req).await;
+        }
+        let (reply, answer) = Reply::local();
+        self.inputs
+            .send(Input::Local { req, reply })
+            .await
+            .map_err(|_| NetError::Closed)?;
+        answer
+            .await
+            .map_err(|_| NetError::Request("no answer".into()))
+    }
+
+    /// Hands `input` to the node's task (waits while it is behind).
+    pub(crate) async fn report(&self, input: Input) {
+        if self.inputs.send(input).await.is_err() {
+            tracing::debug!("the node is shutting down: a report is dropped");
+        }
+    }
+
+    /// Publishes, retrying briefly while gossipsub has no subscribed peer yet
+    /// (every node's first publishes fail that way; see NOTES.md).
+    pub(crate) async fn publish(&self, topic: &str, msg: &Gossip) {
+        for attempt in 0..3 {
+            match self.net.publish(topic, msg).await {
+                Ok(()) => return,
+                Err(NetError::NoPeers) if attempt < 2 => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    tracing::debug!("publish on {topic}: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn publish_run(&self, run: &RunId, event: RunEvent) {
+        self.publish(
+            RUN_TOPIC,
+            &Gossip::Run {
+                run: run.clone(),
+                event,
+            },
+        )
+        .await;
+    }
 }
 
-/// A finished run, as the coordinator wrote it (its merged intervals are in
-/// the results directory).
-#[derive(Debug)]
-pub(crate) struct RunResult {
-    pub(crate) summary: RunSummary,
-}
-
-/// Runs this node has seen finish, newest last, so that late gossip about
-/// them opens no new book. Bounded: the oldest are forgotten.
+/// Runs this node has seen finish, newest last, so that late news of them
+/// opens no new state. Bounded: the oldest are forgotten.
 #[derive(Debug, Default)]
 pub(crate) struct FinishedRuns {
     order: std::collections::VecDeque<RunId>,
@@ -130,122 +180,18 @@ impl FinishedRuns {
     }
 }
 
-impl RunBook {
-    /// The book of `plan`, its gossip copies under `data_dir`.
-    pub(crate) fn new(plan: RunPlan, data_dir: &Path) -> Self {
-        let live = LiveCopies::new(data_dir.join("runs").join(&plan.run.0).join("live"));
-        let merger =
-            IntervalMerger::new(plan.participants.iter().map(|p| p.node.clone())).with_deadline(2);
-        Self {
-            coordinator: plan.coordinator.clone(),
-            plan,
-            live,
-            merger,
-            finished: BTreeMap::new(),
-            lost: BTreeMap::new(),
-            moved: Vec::new(),
-            rebalanced: BTreeMap::new(),
-            stopping: None,
-            finalizing: false,
-            result: None,
-            since: Instant::now(),
-            checked: None,
-        }
-    }
-
-    pub(crate) fn is_participant(&self, id: &NodeId) -> bool {
-        self.plan.participants.iter().any(|p| &p.node == id)
-    }
-}
-
-/// Shared by every task of a node.
-pub(crate) struct Ctx {
-    pub(crate) me: NodeId,
-    pub(crate) name: String,
-    pub(crate) labels: BTreeMap<String, String>,
-    pub(crate) net: NetHandle,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) store: Store,
-    pub(crate) timeouts: Timeouts,
-    pub(crate) workers: Option<usize>,
-    pub(crate) page_intervals: u32,
-    pub(crate) view: Mutex<ClusterView>,
-    pub(crate) agent: Mutex<AgentSlot>,
-    /// Books of runs under way; a run's book leaves once its results are
-    /// written (they are on disk).
-    pub(crate) runs: Mutex<HashMap<RunId, RunBook>>,
-    /// Runs whose book left.
-    pub(crate) finished: Mutex<FinishedRuns>,
-    pub(crate) listen_addrs: Mutex<Vec<String>>,
-}
-
-/// Locks a mutex, recovering the data if a panicking task poisoned it (the
-/// state is plain data: the worst case is a stale entry).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Ctx {
-    /// Publishes, retrying briefly while gossipsub has no subscribed peer yet
-    /// (every node's first publishes fail that way; see NOTES.md).
-    pub(crate) async fn publish(&self, topic: &str, msg: &Gossip) {
-        for attempt in 0..3 {
-            match self.net.publish(topic, msg).await {
-                Ok(()) => return,
-                Err(net::NetError::NoPeers) if attempt < 2 => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => {
-                    tracing::debug!("publish on {topic}: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    pub(crate) async fn publish_run(&self, run: &RunId, event: RunEvent) {
-        self.publish(
-            RUN_TOPIC,
-            &Gossip::Run {
-                run: run.clone(),
-                event,
-            },
-        )
-        .await;
-    }
-
-    /// How `id` looks now; this node is always alive to itself.
-    pub(crate) fn liveness(&self, id: &NodeId) -> Liveness {
-        if id == &self.me {
-            return Liveness::Alive;
-        }
-        lock(&self.view).liveness(id, Instant::now(), &self.timeouts)
-    }
-
-    fn health(&self, cpu: &mut sys::CpuSampler) -> NodeHealth {
-        let (state, keeping) = {
-            let slot = lock(&self.agent);
-            (slot.state(), slot.keeping_schedule)
-        };
-        NodeHealth {
-            node: self.me.clone(),
-            name: self.name.clone(),
-            labels: self.labels.clone(),
-            state,
-            engines: vec![EngineInfo {
-                name: "native".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            }],
-            cpu_pct: cpu.sample(),
-            mem_bytes: sys::rss_bytes(),
-            keeping_schedule: keeping,
-            sent_at_ms: sys::now_ms(),
-            bfgg_version: env!("CARGO_PKG_VERSION").into(),
-            protocol_version: bfgg_protocol::PROTOCOL_VERSION,
-            dropped_messages: self.net.stats().dropped,
-            listen_addrs: lock(&self.listen_addrs).clone(),
-        }
-    }
+/// The node's state, owned by its task.
+struct Node {
+    ctx: Arc<Ctx>,
+    labels: BTreeMap<String, String>,
+    runs: HashMap<RunId, RunState>,
+    /// As a coordinator: each agent's live intervals on disk.
+    copies: HashMap<RunId, LiveCopies>,
+    slot: AgentSlot,
+    view: ClusterView,
+    finished: FinishedRuns,
+    listen_addrs: Vec<String>,
+    cpu: sys::CpuSampler,
 }
 
 /// Runs `bfgg node` until `shutdown` resolves. `on_listening` is called with
@@ -257,148 +203,518 @@ pub async fn run_node(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let (net, mut events) = net::spawn(config.net)?;
+    let (inputs, mut reports) = mpsc::channel(INPUTS);
     let ctx = Arc::new(Ctx {
         me: net.local_id().clone(),
         name: config.name,
-        labels: config.labels,
         store: Store::new(&config.data_dir),
         data_dir: config.data_dir,
         timeouts: config.timeouts,
         workers: config.workers,
         page_intervals: config.page_intervals.max(1),
+        keeping_schedule: AtomicBool::new(true),
         net,
-        view: Mutex::new(ClusterView::default()),
-        agent: Mutex::new(AgentSlot::default()),
-        runs: Mutex::new(HashMap::new()),
-        finished: Mutex::new(FinishedRuns::default()),
-        listen_addrs: Mutex::new(Vec::new()),
+        inputs,
     });
-    let health = tokio::spawn(publish_health(ctx.clone()));
+    let mut node = Node {
+        ctx,
+        labels: config.labels,
+        runs: HashMap::new(),
+        copies: HashMap::new(),
+        slot: AgentSlot::default(),
+        view: ClusterView::default(),
+        finished: FinishedRuns::default(),
+        listen_addrs: Vec::new(),
+        cpu: sys::CpuSampler::default(),
+    };
     let mut monitor = tokio::time::interval(Duration::from_millis(500));
     monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut health = tokio::time::interval(Duration::from_secs(1));
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
                 None => break,
-                Some(ev) => on_event(&ctx, ev, &mut on_listening),
+                Some(NetEvent::Listening { addr }) => {
+                    on_listening(&node.ctx.me, &addr);
+                    node.listen_addrs.push(addr);
+                }
+                Some(ev) => node.on_net(ev),
             },
-            _ = monitor.tick() => super::coordinator::monitor(&ctx),
+            Some(input) = reports.recv() => node.on_input(input),
+            _ = monitor.tick() => node.on_tick(),
+            _ = health.tick() => node.publish_health(),
             () = &mut shutdown => break,
         }
     }
-    health.abort();
-    super::agent::shutdown(&ctx);
+    if let Some(run) = node.slot.run_id().cloned() {
+        node.slot.stop(&run, "node shutting down");
+    }
     Ok(())
 }
 
-/// Publishes this node's health every second, on its own task: load
-/// generation runs on other threads, so a busy node is never taken for dead.
-async fn publish_health(ctx: Arc<Ctx>) {
-    let mut cpu = sys::CpuSampler::default();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let health = ctx.health(&mut cpu);
-        // Our own entry too, so selection and status treat us like any node.
-        lock(&ctx.view).heard(health.clone(), Instant::now(), health.sent_at_ms);
-        ctx.publish(HEALTH_TOPIC, &Gossip::Health(health)).await;
+impl Node {
+    fn facts_now(&self) -> (u64, Instant) {
+        (sys::now_ms(), Instant::now())
     }
-}
 
-fn on_event(ctx: &Arc<Ctx>, ev: NetEvent, on_listening: &mut impl FnMut(&NodeId, &str)) {
-    match ev {
-        NetEvent::Listening { addr } => {
-            on_listening(&ctx.me, &addr);
-            lock(&ctx.listen_addrs).push(addr);
-        }
-        NetEvent::PeerConnected(id) => {
-            tracing::debug!(peer = %id, "connected");
-            lock(&ctx.view).reconnected(&id);
-        }
-        NetEvent::Incompatible {
-            peer,
-            protocol,
-            agent,
-        } => {
-            // The network logs it; here it only leaves the candidate agents.
-            lock(&ctx.view).heard_incompatible(peer, protocol, agent, Instant::now());
-        }
-        NetEvent::PeerDisconnected(id) => tracing::debug!(peer = %id, "disconnected"),
-        NetEvent::Dropped { from, reason } => {
-            tracing::debug!(?from, "dropped a malformed message: {reason}");
-        }
-        NetEvent::Gossip { from, msg } => on_gossip(ctx, from, msg),
-        NetEvent::Request { from, req, reply } => {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let resp = on_request(&ctx, from, req).await;
-                reply.send(resp);
-            });
-        }
-    }
-}
-
-fn on_gossip(ctx: &Arc<Ctx>, from: NodeId, msg: Gossip) {
-    match msg {
-        Gossip::Health(h) => {
-            if h.node != from {
-                tracing::debug!(%from, claimed = %h.node, "health for another node: ignored");
-                return;
+    /// Applies `event` to `run` (if this node knows it) and performs the
+    /// actions; `reply` is a stop request's answer, owed after the fan-out.
+    fn apply(&mut self, run: &RunId, event: Event, reply: Option<Reply>) {
+        let (now_ms, now) = self.facts_now();
+        let Some(state) = self.runs.get_mut(run) else {
+            if let Some(reply) = reply {
+                reply.send(ControlResponse::Done);
             }
-            lock(&ctx.view).heard(h, Instant::now(), sys::now_ms());
+            return;
+        };
+        let view = &self.view;
+        let me = &self.ctx.me;
+        let timeouts = &self.ctx.timeouts;
+        let liveness = |id: &NodeId| {
+            if id == me {
+                Liveness::Alive
+            } else {
+                view.liveness(id, now, timeouts)
+            }
+        };
+        let last_heard = |id: &NodeId| view.get(id).map_or(0, |v| v.health.sent_at_ms);
+        let facts = Facts {
+            me,
+            now_ms,
+            liveness: &liveness,
+            last_heard_ms: &last_heard,
+        };
+        let actions = state.apply(event, &facts);
+        self.perform(run, actions, reply);
+    }
+
+    fn perform(&mut self, run: &RunId, actions: Vec<Action>, mut reply: Option<Reply>) {
+        for action in actions {
+            match action {
+                Action::Publish(event) => {
+                    if let RunEvent::CoordinatorChanged { node } = &event {
+                        tracing::warn!(%run, "the coordinator is dead: taking over");
+                        self.slot.coordinator_changed(run, node);
+                    }
+                    let ctx = self.ctx.clone();
+                    let run = run.clone();
+                    tokio::spawn(async move { ctx.publish_run(&run, event).await });
+                }
+                Action::PublishMerged(merged) => self.publish_merged(run, merged),
+                Action::StopAgent { reason } => {
+                    self.slot.stop(run, &reason);
+                }
+                Action::StopAgents => {
+                    if let Some(state) = self.runs.get(run) {
+                        let plan = state.plan.clone();
+                        tokio::spawn(coordinator::stop_agents(
+                            self.ctx.clone(),
+                            plan,
+                            reply.take(),
+                        ));
+                    }
+                }
+                Action::TakeShare { segment, from_ms } => {
+                    self.slot.take_share(run, segment, from_ms);
+                }
+                Action::Finalize => {
+                    if let Some(state) = self.runs.get(run) {
+                        let copies = self.copies.get(run);
+                        let input = FinalizeInput {
+                            plan: state.plan.clone(),
+                            finished: state.finished.clone(),
+                            lost: state.lost.clone(),
+                            stopping: state.stopping.clone(),
+                            rebalanced: state.rebalanced.clone(),
+                            copies: state
+                                .plan
+                                .participants
+                                .iter()
+                                .map(|p| (p.node.clone(), copies.and_then(|c| c.file_of(&p.node))))
+                                .collect(),
+                        };
+                        tokio::spawn(coordinator::finalize(self.ctx.clone(), input));
+                    }
+                }
+                Action::AskCoordinator(coordinator) => {
+                    let (ctx, run) = (self.ctx.clone(), run.clone());
+                    tokio::spawn(async move {
+                        let ask = ControlRequest::Status { run: run.clone() };
+                        if let Ok(ControlResponse::Status {
+                            finished: Some(_), ..
+                        }) = ctx.ask(&coordinator, ask).await
+                        {
+                            ctx.report(Input::FinishedElsewhere { run }).await;
+                        }
+                    });
+                }
+                Action::Retire => self.retire(run),
+            }
         }
-        // What observers follow; a node has the agents' own intervals when
-        // it coordinates.
-        Gossip::Merged { .. } => {}
-        Gossip::Run { run, event } => super::coordinator::on_run_event(ctx, from, run, event),
+        if let Some(reply) = reply {
+            reply.send(ControlResponse::Done);
+        }
     }
-}
 
-/// `Subscribe`: an observer wants this node's intervals of `run` (if it is
-/// an agent of it) and the plan (if it coordinates it).
-fn subscribe(ctx: &Ctx, from: NodeId, run: &RunId) -> ControlResponse {
-    let agent = lock(&ctx.agent).subscribe(run, from);
-    let plan = lock(&ctx.runs)
-        .get(run)
-        .filter(|b| b.coordinator == ctx.me)
-        .map(|b| b.plan.clone());
-    match (plan, agent) {
-        (Some(plan), _) => ControlResponse::Plan(plan),
-        (None, Ok(())) => ControlResponse::Done,
-        (None, Err(reason)) => ControlResponse::Rejected { reason },
+    /// The run's results are written: it leaves memory (what `Status` needs
+    /// is on disk), and late news of it opens no new state.
+    fn retire(&mut self, run: &RunId) {
+        self.runs.remove(run);
+        if let Some(mut copies) = self.copies.remove(run) {
+            copies.discard();
+        }
+        self.finished.insert(run.clone());
     }
-}
 
-async fn on_request(ctx: &Arc<Ctx>, from: NodeId, req: ControlRequest) -> ControlResponse {
-    use super::{agent, coordinator};
-    match req {
-        ControlRequest::Submit(r) => coordinator::submit(ctx, from, r).await,
-        ControlRequest::Prepare(plan) => agent::prepare(ctx, plan).await,
-        ControlRequest::Start { run, start_at_ms } => agent::start(ctx, run, start_at_ms),
-        ControlRequest::FetchFile { sha256 } => match ctx.store.get(&sha256) {
-            Some(contents) => ControlResponse::File { contents },
-            None => ControlResponse::Rejected {
-                reason: format!("no file {sha256} here"),
+    fn publish_merged(&self, run: &RunId, merged: Vec<Merged>) {
+        let ctx = self.ctx.clone();
+        let run = run.clone();
+        tokio::spawn(async move {
+            for m in merged {
+                let msg = Gossip::Merged {
+                    run: run.clone(),
+                    snapshot: m.snapshot,
+                    agents: m.sources,
+                };
+                ctx.publish(RUN_TOPIC, &msg).await;
+            }
+        });
+    }
+
+    /// This node's state of `plan` (a participant's, from `Prepare` or the
+    /// coordinator's `Planned`), unless it has one or the run is over.
+    fn know(&mut self, plan: &RunPlan) {
+        if self.finished.contains(&plan.run) || self.runs.contains_key(&plan.run) {
+            return;
+        }
+        self.runs
+            .insert(plan.run.clone(), RunState::new(plan.clone()));
+    }
+
+    fn on_tick(&mut self) {
+        let runs: Vec<RunId> = self.runs.keys().cloned().collect();
+        for run in runs {
+            self.apply(&run, Event::Tick, None);
+        }
+    }
+
+    fn publish_health(&mut self) {
+        let health = NodeHealth {
+            node: self.ctx.me.clone(),
+            name: self.ctx.name.clone(),
+            labels: self.labels.clone(),
+            state: self.slot.state(),
+            engines: vec![EngineInfo {
+                name: "native".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            }],
+            cpu_pct: self.cpu.sample(),
+            mem_bytes: sys::rss_bytes(),
+            keeping_schedule: self
+                .ctx
+                .keeping_schedule
+                .load(std::sync::atomic::Ordering::Relaxed),
+            sent_at_ms: sys::now_ms(),
+            bfgg_version: env!("CARGO_PKG_VERSION").into(),
+            protocol_version: bfgg_protocol::PROTOCOL_VERSION,
+            dropped_messages: self.ctx.net.stats().dropped,
+            listen_addrs: self.listen_addrs.clone(),
+        };
+        // Our own entry too, so selection and status treat us like any node.
+        self.view
+            .heard(health.clone(), Instant::now(), health.sent_at_ms);
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move { ctx.publish(HEALTH_TOPIC, &Gossip::Health(health)).await });
+    }
+
+    fn on_net(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Listening { .. } => {}
+            NetEvent::PeerConnected(id) => {
+                tracing::debug!(peer = %id, "connected");
+                self.view.reconnected(&id);
+            }
+            NetEvent::Incompatible {
+                peer,
+                protocol,
+                agent,
+            } => {
+                // The network logs it; here it only leaves the candidate agents.
+                self.view
+                    .heard_incompatible(peer, protocol, agent, Instant::now());
+            }
+            NetEvent::PeerDisconnected(id) => tracing::debug!(peer = %id, "disconnected"),
+            NetEvent::Dropped { from, reason } => {
+                tracing::debug!(?from, "dropped a malformed message: {reason}");
+            }
+            NetEvent::Gossip { from, msg } => self.on_gossip(from, msg),
+            NetEvent::Request { from, req, reply } => self.on_request(from, req, reply),
+        }
+    }
+
+    fn on_gossip(&mut self, from: NodeId, msg: Gossip) {
+        match msg {
+            Gossip::Health(h) => {
+                if h.node != from {
+                    tracing::debug!(%from, claimed = %h.node, "health for another node: ignored");
+                    return;
+                }
+                self.view.heard(h, Instant::now(), sys::now_ms());
+            }
+            // What observers follow; a coordinator has the agents' own.
+            Gossip::Merged { .. } => {}
+            Gossip::Run { run, event } => {
+                if let RunEvent::Planned(plan) = &event
+                    && plan.run == run
+                    && plan.coordinator == from
+                    && plan.participants.iter().any(|p| p.node == self.ctx.me)
+                {
+                    self.know(plan);
+                }
+                self.on_run_event(&run, from, event);
+            }
+        }
+    }
+
+    fn on_run_event(&mut self, run: &RunId, from: NodeId, event: RunEvent) {
+        if let RunEvent::CoordinatorChanged { node } = &event
+            && node == &from
+        {
+            self.slot.coordinator_changed(run, node);
+        }
+        self.apply(run, Event::Run { from, event }, None);
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Local { req, reply } => {
+                let me = self.ctx.me.clone();
+                self.on_request(me, req, reply);
+            }
+            Input::Prepared { run, result, reply } => match self.slot.prepared(&run, result) {
+                Ok(clock_offset_us) => reply.send(ControlResponse::Prepared { clock_offset_us }),
+                Err(reason) => reply.send(ControlResponse::Rejected { reason }),
             },
-        },
-        ControlRequest::Stop { run } => coordinator::stop(ctx, from, run).await,
-        ControlRequest::FetchLog {
-            run,
-            log,
-            offset,
-            max,
-        } => super::logs::serve(ctx, &run, log, offset, max),
-        ControlRequest::ConfirmResults { run } => agent::confirmed(ctx, &run),
-        ControlRequest::Clock { sent_us } => ControlResponse::Clock {
-            sent_us,
-            now_us: sys::now_us(),
-        },
-        ControlRequest::Status { run } => coordinator::status(ctx, &run),
-        ControlRequest::Interval { run, snapshot } => {
-            coordinator::on_interval(ctx, &from, &run, snapshot);
-            ControlResponse::Done
+            Input::Planned { plan, reply } => {
+                let run = plan.run.clone();
+                self.runs.insert(run.clone(), RunState::new(plan.clone()));
+                self.copies.insert(
+                    run.clone(),
+                    LiveCopies::new(self.ctx.data_dir.join("runs").join(&run.0).join("live")),
+                );
+                tokio::spawn(coordinator::prepare_agents(self.ctx.clone(), plan, reply));
+            }
+            Input::AgentsPrepared {
+                run,
+                failures,
+                reply,
+            } => {
+                let Some(state) = self.runs.get(&run) else {
+                    reply.send(ControlResponse::Rejected {
+                        reason: format!("run {run} is gone"),
+                    });
+                    return;
+                };
+                let plan = state.plan.clone();
+                let refused = match &state.stopping {
+                    Some(reason) => {
+                        Some(format!("the run was stopped before it started ({reason})"))
+                    }
+                    None if !failures.is_empty() => {
+                        Some(format!("agents could not prepare: {}", failures.join("; ")))
+                    }
+                    None => None,
+                };
+                if let Some(reason) = refused {
+                    self.apply(&run, Event::PrepareFailed, None);
+                    tokio::spawn(coordinator::release(self.ctx.clone(), plan));
+                    reply.send(ControlResponse::Rejected { reason });
+                    return;
+                }
+                let start_at_ms = sys::now_ms() + START_LEAD_MS;
+                self.apply(&run, Event::Started { start_at_ms }, None);
+                if let Some(state) = self.runs.get(&run) {
+                    tokio::spawn(coordinator::start_agents(
+                        self.ctx.clone(),
+                        state.plan.clone(),
+                        reply,
+                    ));
+                }
+            }
+            Input::EngineDone { run, event } => {
+                self.slot.finishing(&run);
+                let me = self.ctx.me.clone();
+                self.apply(
+                    &run,
+                    Event::Run {
+                        from: me,
+                        event: event.clone(),
+                    },
+                    None,
+                );
+                let ctx = self.ctx.clone();
+                tokio::spawn(async move {
+                    ctx.publish_run(&run, event).await;
+                    // Finishing until confirmed, but free for new runs after a
+                    // while: the log stays on disk either way.
+                    tokio::time::sleep(FINISHING_HOLD).await;
+                    ctx.report(Input::FinishingHeld { run }).await;
+                });
+            }
+            Input::Finalized { run, ok } => self.apply(&run, Event::Finalized { ok }, None),
+            Input::FinishedElsewhere { run } => self.apply(&run, Event::FinishedElsewhere, None),
+            Input::FinishingHeld { run } => self.slot.release_finished(&run),
         }
-        ControlRequest::Subscribe { run } => subscribe(ctx, from, &run),
+    }
+
+    fn on_request(&mut self, from: NodeId, req: ControlRequest, reply: Reply) {
+        match req {
+            ControlRequest::Submit(req) => {
+                tokio::spawn(coordinator::plan(
+                    self.ctx.clone(),
+                    from,
+                    req,
+                    self.view.clone(),
+                    reply,
+                ));
+            }
+            ControlRequest::Prepare(plan) => {
+                if let Err(run) = self.slot.claim(&plan) {
+                    reply.send(ControlResponse::Busy { run });
+                    return;
+                }
+                self.know(&plan);
+                tokio::spawn(agent::prepare(self.ctx.clone(), plan, reply));
+            }
+            ControlRequest::Start { run, start_at_ms } => {
+                match self.slot.start(&run, start_at_ms) {
+                    Ok(Some(launch)) => {
+                        // Shares moved here before the start (a fast loss).
+                        let moved: Vec<_> = self.runs.get(&run).map_or_else(Vec::new, |s| {
+                            s.moved_to(&self.ctx.me)
+                                .map(|m| (m.segment, m.from_ms))
+                                .collect()
+                        });
+                        self.apply(&run, Event::Started { start_at_ms }, None);
+                        tokio::spawn(agent::execute(self.ctx.clone(), launch));
+                        for (segment, from_ms) in moved {
+                            self.slot.take_share(&run, segment, from_ms);
+                        }
+                        reply.send(ControlResponse::Done);
+                    }
+                    Ok(None) => reply.send(ControlResponse::Done),
+                    Err(reason) => reply.send(ControlResponse::Rejected { reason }),
+                }
+            }
+            ControlRequest::FetchFile { sha256 } => {
+                let ctx = self.ctx.clone();
+                tokio::task::spawn_blocking(move || {
+                    reply.send(match ctx.store.get(&sha256) {
+                        Some(contents) => ControlResponse::File { contents },
+                        None => ControlResponse::Rejected {
+                            reason: format!("no file {sha256} here"),
+                        },
+                    });
+                });
+            }
+            ControlRequest::Stop { run } => self.on_stop(from, run, reply),
+            ControlRequest::FetchLog {
+                run,
+                log,
+                offset,
+                max,
+            } => {
+                let writing = self.slot.is_writing(&run);
+                let ctx = self.ctx.clone();
+                tokio::task::spawn_blocking(move || {
+                    reply.send(super::logs::serve(&ctx, &run, log, offset, max, writing));
+                });
+            }
+            ControlRequest::ConfirmResults { run } => {
+                agent::delete_log(&self.ctx, &run);
+                self.slot.release_finished(&run);
+                reply.send(ControlResponse::Done);
+            }
+            ControlRequest::Clock { sent_us } => reply.send(ControlResponse::Clock {
+                sent_us,
+                now_us: sys::now_us(),
+            }),
+            ControlRequest::Status { run } => {
+                // The results on disk first: a run being retired has them.
+                let on_disk = coordinator::status_from_disk(&self.ctx, &run);
+                reply.send(match (on_disk, self.runs.get(&run)) {
+                    (finished @ ControlResponse::Status { .. }, _) => finished,
+                    (_, Some(state)) => ControlResponse::Status {
+                        finished: None,
+                        coordinator: state.coordinator.clone(),
+                    },
+                    (refused, None) => refused,
+                });
+            }
+            ControlRequest::Interval { run, snapshot } => {
+                if let Some(state) = self.runs.get(&run)
+                    && state.coordinator == self.ctx.me
+                    && state.is_participant(&from)
+                    && let Some(copies) = self.copies.get_mut(&run)
+                {
+                    copies.keep(&from, &snapshot);
+                }
+                self.apply(&run, Event::Interval { from, snapshot }, None);
+                reply.send(ControlResponse::Done);
+            }
+            ControlRequest::Subscribe { run } => {
+                let agent = self.slot.subscribe(&run, from);
+                let plan = self
+                    .runs
+                    .get(&run)
+                    .filter(|s| s.coordinator == self.ctx.me)
+                    .map(|s| s.plan.clone());
+                reply.send(match (plan, agent) {
+                    (Some(plan), _) => ControlResponse::Plan(plan),
+                    (None, Ok(())) => ControlResponse::Done,
+                    (None, Err(reason)) => ControlResponse::Rejected { reason },
+                });
+            }
+        }
+    }
+
+    /// `Stop`: the coordinator fans it out (answering once every agent was
+    /// told); a participant stops its own part and passes it on to the
+    /// coordinator (unless it came from there); a node that only has the
+    /// run in its slot stops that.
+    fn on_stop(&mut self, from: NodeId, run: RunId, reply: Reply) {
+        let reason = "stopped by request".to_string();
+        let Some(state) = self.runs.get(&run) else {
+            if self.slot.stop(&run, &reason) {
+                reply.send(ControlResponse::Done);
+            } else {
+                reply.send(ControlResponse::Rejected {
+                    reason: format!("no run {run} here"),
+                });
+            }
+            return;
+        };
+        let coordinator = state.coordinator.clone();
+        if coordinator == self.ctx.me {
+            self.apply(&run, Event::Stop { reason }, Some(reply));
+            return;
+        }
+        self.slot.stop(&run, &reason);
+        if from == coordinator {
+            reply.send(ControlResponse::Done);
+            return;
+        }
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            reply.send(
+                ctx.ask(&coordinator, ControlRequest::Stop { run })
+                    .await
+                    .unwrap_or_else(|e| ControlResponse::Rejected {
+                        reason: format!("the coordinator did not answer: {e}"),
+                    }),
+            );
+        });
     }
 }

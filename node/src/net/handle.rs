@@ -123,6 +123,13 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A reply to a request a node makes of itself (the same path as a
+    /// peer's), and where its answer arrives.
+    pub(crate) fn local() -> (Reply, oneshot::Receiver<ControlResponse>) {
+        let (tx, rx) = oneshot::channel();
+        (Reply { tx }, rx)
+    }
+
     /// Sends the response. Never blocks; if the event loop has stopped or the
     /// asker is gone, the response is silently discarded.
     pub fn send(self, resp: ControlResponse) {
