@@ -20,6 +20,7 @@ pub(crate) struct Recorder {
 }
 
 /// The outcome of one request, as recorded.
+#[derive(Debug)]
 pub(crate) struct Sample {
     /// Name id of the request.
     pub(crate) name: usize,
