@@ -84,6 +84,10 @@ pub struct NodeHealth {
     pub dropped_messages: u64,
     /// Addresses it listens on (multiaddrs with `/p2p/<id>`).
     pub listen_addrs: Vec<String>,
+    /// The next health message comes within about this long, ms: 1 s in
+    /// small clusters, longer in large ones (the cluster's health traffic
+    /// stays bounded); observers scale their liveness thresholds by it.
+    pub period_ms: u32,
 }
 
 /// Facts published on gossip.
@@ -340,6 +344,14 @@ pub enum ControlRequest {
     Subscribe {
         /// The run.
         run: RunId,
+    },
+    /// Agent → coordinator: a run event that must arrive (its
+    /// `AgentFinished`; gossip may drop it under load). Answered `Done`.
+    Report {
+        /// The run.
+        run: RunId,
+        /// What happened.
+        event: RunEvent,
     },
 }
 

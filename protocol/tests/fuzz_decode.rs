@@ -252,6 +252,7 @@ fn health() -> impl Strategy<Value = NodeHealth> {
         (f32_eq(), any::<u64>(), any::<bool>(), any::<u64>()),
         (text(), any::<u16>(), any::<u64>()),
         prop::collection::vec(text(), 0..3),
+        any::<u32>(),
     )
         .prop_map(
             |(
@@ -260,6 +261,7 @@ fn health() -> impl Strategy<Value = NodeHealth> {
                 (cpu_pct, mem_bytes, keeping_schedule, sent_at_ms),
                 (bfgg_version, protocol_version, dropped_messages),
                 listen_addrs,
+                period_ms,
             )| NodeHealth {
                 node,
                 name,
@@ -274,6 +276,7 @@ fn health() -> impl Strategy<Value = NodeHealth> {
                 protocol_version,
                 dropped_messages,
                 listen_addrs,
+                period_ms,
             },
         )
 }
@@ -510,6 +513,7 @@ fn control_request() -> impl Strategy<Value = ControlRequest> {
         (run_id(), snapshot())
             .prop_map(|(run, snapshot)| ControlRequest::Interval { run, snapshot }),
         run_id().prop_map(|run| ControlRequest::Subscribe { run }),
+        (run_id(), run_event()).prop_map(|(run, event)| ControlRequest::Report { run, event }),
     ]
 }
 
@@ -1032,6 +1036,7 @@ fn sample_health() -> NodeHealth {
         protocol_version: PROTOCOL_VERSION,
         dropped_messages: 2,
         listen_addrs: vec!["/ip4/10.0.0.2/tcp/7700/p2p/12D3KooWnode".into()],
+        period_ms: 5_000,
     }
 }
 

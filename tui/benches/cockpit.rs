@@ -54,6 +54,7 @@ fn health(i: usize, now_ms: u64, run: &RunId) -> NodeHealth {
         protocol_version: bfgg_protocol::PROTOCOL_VERSION,
         dropped_messages: 0,
         listen_addrs: vec![format!("/ip4/10.0.0.{i}/tcp/7700/p2p/{}", node(i).0)],
+        period_ms: 1_000,
     }
 }
 

@@ -423,7 +423,13 @@ async fn finalize_inner(ctx: &Arc<Ctx>, input: FinalizeInput) -> anyhow::Result<
         .map(|(p, mut source)| {
             let n = NameSummary::from_stats(&source.total, facts.duration_s);
             let done = finished.get(&p.node);
-            let expected = done.map_or(intervals, |d| d.intervals);
+            // What it said it recorded; without its report, the end of its
+            // own log when it was read whole, else the run's last interval.
+            let expected = match (done, source.status) {
+                (Some(d), _) => d.intervals,
+                (None, "complete") => source.next,
+                (None, _) => intervals,
+            };
             source.missing.extend(source.next..expected);
             AgentSummary {
                 node: p.node.0.clone(),

@@ -54,6 +54,17 @@ pub struct NodeConfig {
 /// How many inputs from effects may wait for the node's task.
 const INPUTS: usize = 1024;
 
+/// Health messages per second the whole cluster may publish: each node's
+/// period grows with the number of nodes (1 s up to 10 nodes, 10 s from 100),
+/// so what every node hears stays bounded.
+const HEALTH_PER_S: u32 = 10;
+
+/// How often a node of a cluster of `nodes` publishes its health.
+pub(crate) fn health_period(nodes: usize) -> Duration {
+    let ms = (nodes as u64).saturating_mul(1_000) / u64::from(HEALTH_PER_S);
+    Duration::from_millis(ms.clamp(1_000, 10_000))
+}
+
 /// What effects report to the node's task.
 pub(crate) enum Input {
     /// A request this node makes of itself.
@@ -180,6 +191,25 @@ impl FinishedRuns {
     }
 }
 
+/// Sends `event` to `coordinator` as a `Report`, a few times if it does not
+/// answer (a coordinator that stays silent is taken over, and the new one
+/// learns it from gossip or the agent's log).
+async fn report_to(ctx: &Ctx, coordinator: &NodeId, run: &RunId, event: &RunEvent) {
+    for attempt in 0..3 {
+        let req = ControlRequest::Report {
+            run: run.clone(),
+            event: event.clone(),
+        };
+        match ctx.ask(coordinator, req).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(%run, attempt, "reporting to the coordinator: {e}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
 /// The node's state, owned by its task.
 struct Node {
     ctx: Arc<Ctx>,
@@ -192,6 +222,8 @@ struct Node {
     finished: FinishedRuns,
     listen_addrs: Vec<String>,
     cpu: sys::CpuSampler,
+    /// When this node last published its health.
+    health_sent: Option<Instant>,
 }
 
 /// Runs `bfgg node` until `shutdown` resolves. `on_listening` is called with
@@ -226,6 +258,7 @@ pub async fn run_node(
         finished: FinishedRuns::default(),
         listen_addrs: Vec::new(),
         cpu: sys::CpuSampler::default(),
+        health_sent: None,
     };
     let mut monitor = tokio::time::interval(Duration::from_millis(500));
     monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -401,6 +434,14 @@ impl Node {
     }
 
     fn publish_health(&mut self) {
+        let period = health_period(self.view.len());
+        if self
+            .health_sent
+            .is_some_and(|at| at.elapsed() + Duration::from_millis(100) < period)
+        {
+            return;
+        }
+        self.health_sent = Some(Instant::now());
         let health = NodeHealth {
             node: self.ctx.me.clone(),
             name: self.ctx.name.clone(),
@@ -421,6 +462,7 @@ impl Node {
             protocol_version: bfgg_protocol::PROTOCOL_VERSION,
             dropped_messages: self.ctx.net.stats().dropped,
             listen_addrs: self.listen_addrs.clone(),
+            period_ms: period.as_millis() as u32,
         };
         // Our own entry too, so selection and status treat us like any node.
         self.view
@@ -463,9 +505,11 @@ impl Node {
                 }
                 self.view.heard(h, Instant::now(), sys::now_ms());
             }
-            // What observers follow; a coordinator has the agents' own.
-            Gossip::Merged { .. } => {}
+            // What observers follow; a coordinator has the agents' own. It
+            // says the coordinator is alive.
+            Gossip::Merged { .. } => self.view.touch(&from, Instant::now()),
             Gossip::Run { run, event } => {
+                self.view.touch(&from, Instant::now());
                 if let RunEvent::Planned(plan) = &event
                     && plan.run == run
                     && plan.coordinator == from
@@ -555,7 +599,13 @@ impl Node {
                     None,
                 );
                 let ctx = self.ctx.clone();
+                let coordinator = self.runs.get(&run).map(|s| s.coordinator.clone());
                 tokio::spawn(async move {
+                    // The coordinator must hear it: point-to-point (retried),
+                    // and on gossip for everyone else.
+                    if let Some(to) = coordinator.filter(|c| c != &ctx.me) {
+                        report_to(&ctx, &to, &run, &event).await;
+                    }
                     ctx.publish_run(&run, event).await;
                     // Finishing until confirmed, but free for new runs after a
                     // while: the log stays on disk either way.
@@ -654,6 +704,7 @@ impl Node {
                 });
             }
             ControlRequest::Interval { run, snapshot } => {
+                self.view.touch(&from, Instant::now());
                 if let Some(state) = self.runs.get(&run)
                     && state.coordinator == self.ctx.me
                     && state.is_participant(&from)
@@ -662,6 +713,11 @@ impl Node {
                     copies.keep(&from, &snapshot);
                 }
                 self.apply(&run, Event::Interval { from, snapshot }, None);
+                reply.send(ControlResponse::Done);
+            }
+            ControlRequest::Report { run, event } => {
+                self.view.touch(&from, Instant::now());
+                self.on_run_event(&run, from, event);
                 reply.send(ControlResponse::Done);
             }
             ControlRequest::Subscribe { run } => {
@@ -716,5 +772,37 @@ impl Node {
                     }),
             );
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_health_period_keeps_the_clusters_health_traffic_bounded() {
+        let secs = |n| health_period(n).as_secs_f64();
+        assert_eq!(secs(1), 1.0);
+        assert_eq!(secs(10), 1.0);
+        assert_eq!(secs(50), 5.0);
+        assert_eq!(secs(100), 10.0);
+        assert_eq!(secs(1_000), 10.0, "capped: liveness must stay usable");
+        for n in [1usize, 10, 30, 50, 100] {
+            let per_s = n as f64 / secs(n);
+            assert!(per_s <= f64::from(HEALTH_PER_S), "{n} nodes: {per_s}/s");
+        }
+    }
+
+    #[test]
+    fn finished_runs_are_remembered_up_to_their_capacity() {
+        let mut f = FinishedRuns::default();
+        for i in 0..=FinishedRuns::CAPACITY {
+            f.insert(RunId(format!("r{i}")));
+        }
+        assert!(!f.contains(&RunId("r0".into())), "the oldest is forgotten");
+        assert!(f.contains(&RunId("r1".into())));
+        assert!(f.contains(&RunId(format!("r{}", FinishedRuns::CAPACITY))));
+        f.insert(RunId("r1".into()));
+        assert_eq!(f.order.len(), FinishedRuns::CAPACITY);
     }
 }

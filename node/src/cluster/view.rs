@@ -147,15 +147,37 @@ impl ClusterView {
         self.peers.values()
     }
 
-    /// How `id` looks at `now`; unknown peers are dead.
+    /// `node` was heard from otherwise than by its health (a run's traffic:
+    /// an agent's interval, a coordinator's merged interval or event).
+    pub fn touch(&mut self, node: &NodeId, now: Instant) {
+        if let Some(p) = self.peers.get_mut(node) {
+            p.last_heard = p.last_heard.max(now);
+        }
+    }
+
+    /// How many nodes this view knows (itself included once it heard its
+    /// own health).
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether it knows none.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// How `id` looks at `now`; unknown peers are dead. A node that
+    /// announces a health period longer than 1 s (a large cluster) gets
+    /// thresholds of at least 2 (unresponsive) and 3 (dead) periods.
     pub fn liveness(&self, id: &NodeId, now: Instant, t: &Timeouts) -> Liveness {
         match self.peers.get(id) {
             None => Liveness::Dead,
             Some(p) => {
                 let silent = now.saturating_duration_since(p.last_heard);
-                if silent >= t.dead {
+                let period = Duration::from_millis(u64::from(p.health.period_ms));
+                if silent >= t.dead.max(period * 3) {
                     Liveness::Dead
-                } else if silent >= t.unresponsive {
+                } else if silent >= t.unresponsive.max(period * 2) {
                     Liveness::Unresponsive
                 } else {
                     Liveness::Alive
@@ -201,6 +223,7 @@ mod tests {
             protocol_version: version,
             dropped_messages: 0,
             listen_addrs: vec![],
+            period_ms: 1_000,
         }
     }
 
@@ -229,6 +252,27 @@ mod tests {
             Liveness::Dead
         );
         assert_eq!(v.liveness(&NodeId("zz".into()), t0, &t), Liveness::Dead);
+    }
+
+    #[test]
+    fn a_slower_announced_health_period_stretches_the_thresholds_and_run_traffic_counts() {
+        let t0 = Instant::now();
+        let mut v = ClusterView::default();
+        let mut h = health("a", NodeState::Idle, bfgg_protocol::PROTOCOL_VERSION);
+        h.period_ms = 10_000; // a node of a 100-node cluster
+        v.heard(h, t0, 1_000);
+        let id = NodeId("a".into());
+        let t = Timeouts::default();
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(v.liveness(&id, at(19), &t), Liveness::Alive);
+        assert_eq!(v.liveness(&id, at(20), &t), Liveness::Unresponsive);
+        assert_eq!(v.liveness(&id, at(29), &t), Liveness::Unresponsive);
+        assert_eq!(v.liveness(&id, at(30), &t), Liveness::Dead);
+        // Its interval to its coordinator is news of it too.
+        v.touch(&id, at(25));
+        assert_eq!(v.liveness(&id, at(44), &t), Liveness::Alive);
+        v.touch(&NodeId("unknown".into()), at(25));
+        assert_eq!(v.len(), 1, "a touch adds nobody");
     }
 
     #[test]

@@ -79,10 +79,17 @@ fn new_behaviour(
     key: &Keypair,
     config: &NetConfig,
 ) -> Result<Behaviour, Box<dyn Error + Send + Sync>> {
-    // Clusters are small: a mesh of 2 (1..4) forms with 2 peers, and
-    // flood_publish sends our own messages to every subscribed peer anyway.
+    // A mesh of 2 (1..4) forms with 2 peers, and flood_publish sends our own
+    // messages to every subscribed peer anyway. Gossip about recent message
+    // ids (IHAVE, the repair path) goes to 2 peers per heartbeat, for the
+    // last 2 heartbeats, instead of a quarter of all peers for 3: with the
+    // defaults, at 50 nodes, IHAVE lists were most of an idle node's
+    // traffic (docs/MESH.md).
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_secs(1))
+        .gossip_lazy(2)
+        .gossip_factor(0.0)
+        .history_gossip(2)
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .max_transmit_size(MAX_GOSSIP_BYTES)

@@ -152,6 +152,7 @@ fn health(node: &TestNode) -> Gossip {
         protocol_version: bfgg_protocol::PROTOCOL_VERSION,
         dropped_messages: 0,
         listen_addrs: vec![node.addr.clone()],
+        period_ms: 1_000,
     })
 }
 

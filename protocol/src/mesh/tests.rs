@@ -51,6 +51,7 @@ fn gossip_samples() -> Vec<Gossip> {
             protocol_version: crate::PROTOCOL_VERSION,
             dropped_messages: 0,
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            period_ms: 1_000,
         }),
         Gossip::Merged {
             run: RunId("r".into()),
@@ -99,6 +100,12 @@ fn control_messages_round_trip() {
         },
         ControlRequest::Subscribe {
             run: RunId("r".into()),
+        },
+        ControlRequest::Report {
+            run: RunId("r".into()),
+            event: RunEvent::Stopping {
+                reason: "why".into(),
+            },
         },
     ];
     for r in requests {
