@@ -1,23 +1,26 @@
-//! What each subcommand does, in terms of the library crates. This is the
-//! only place that writes to stdout/stderr for people (progress line, report).
-
-use std::io::{IsTerminal, Write};
-use std::path::Path;
-use std::process::ExitCode;
-
-use anyhow::Context as _;
-use bfgg_node::run::{Progress, RunOptions, StopRequest, run_local};
-use bfgg_node::scenario::{self, Scenario};
-use bfgg_node::target::{TargetConfig, TargetServer};
+//! What each subcommand does, in terms of the library crates: turn the
+//! arguments clap leaves as text into library values, call the library, print.
+//! This is the only place that writes to stdout/stderr for people (progress
+//! line, report, the demo's banner); what the commands do lives in the
+//! library (`run_local`, `run_node`, `Client`, `RunSpec`, `Demo`, the cockpit).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use bfgg_node::cluster::NodeConfig;
 use bfgg_node::cluster::client::{Client, Follow};
+use bfgg_node::cluster::demo::{Demo, DemoFiles};
+use bfgg_node::cluster::request::RunSpec;
 use bfgg_node::cluster::view::Timeouts;
 use bfgg_node::net::{ClusterKey, KeySource, NetConfig};
-use bfgg_protocol::mesh::{AgentSelection, RunEvent, RunRequest};
+use bfgg_node::run::{Progress, RunOptions, StopRequest, run_local};
+use bfgg_node::scenario::{self, Scenario};
+use bfgg_node::target::TargetConfig;
+use bfgg_protocol::mesh::{AgentSelection, RunEvent};
 
 use crate::cli::{
     CheckArgs, Command, DemoArgs, MeshArgs, NodeArgs, RunArgs, StatusArgs, StopArgs, TargetArgs,
@@ -25,8 +28,10 @@ use crate::cli::{
 };
 
 /// The demo scenario and its data, embedded so `bfgg demo` needs no checkout.
-const DEMO_SCENARIO: &str = include_str!("../scenarios/demo.toml");
-const DEMO_USERS: &str = include_str!("../scenarios/data/users.csv");
+const DEMO_FILES: DemoFiles<'static> = DemoFiles {
+    scenario: include_str!("../scenarios/demo.toml"),
+    users: include_str!("../scenarios/data/users.csv"),
+};
 
 pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -59,15 +64,28 @@ fn tui(args: TuiArgs) -> anyhow::Result<ExitCode> {
         light_identity()?,
         vec!["/ip4/0.0.0.0/tcp/0".into()],
     )?;
-    let config = bfgg_tui::runtime::TuiConfig {
-        net,
-        scenario_dirs: args.scenario_dirs,
-        results_dir: project_dirs()?.data_dir().join("runs"),
-        unresponsive_ms: duration_arg("--unresponsive-after", &args.unresponsive_after)?.as_millis()
-            as u64,
-        dead_ms: duration_arg("--dead-after", &args.dead_after)?.as_millis() as u64,
+    let timeouts = Timeouts {
+        unresponsive: duration_arg("--unresponsive-after", &args.unresponsive_after)?,
+        dead: duration_arg("--dead-after", &args.dead_after)?,
     };
     let rt = multi_thread_runtime(2)?;
+    cockpit(&rt, net, args.scenario_dirs, timeouts)
+}
+
+/// The cockpit on `net` until the user quits; runs it started keep their
+/// results in the user's results store.
+fn cockpit(
+    rt: &tokio::runtime::Runtime,
+    net: NetConfig,
+    scenario_dirs: Vec<PathBuf>,
+    timeouts: Timeouts,
+) -> anyhow::Result<ExitCode> {
+    let config = bfgg_tui::runtime::TuiConfig {
+        net,
+        scenario_dirs,
+        results_dir: project_dirs()?.data_dir().join("runs"),
+        timeouts,
+    };
     rt.block_on(bfgg_tui::runtime::run(config))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -169,7 +187,7 @@ fn progress_line(p: &Progress<'_>) -> String {
 
 fn execute(
     scenario: Scenario,
-    out: Option<std::path::PathBuf>,
+    out: Option<PathBuf>,
     json: bool,
     options: RunOptions,
 ) -> anyhow::Result<ExitCode> {
@@ -211,7 +229,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     if args.cluster {
-        return run_cluster(scenario, &args);
+        let spec = RunSpec {
+            selection: selection(args.agents, args.labels.as_deref())?,
+            target: args.target.clone(),
+            duration: duration_override(args.duration.as_deref())?,
+            rebalance: args.rebalance,
+        };
+        return run_cluster(&args.mesh, scenario, &spec, args.out, args.json);
     }
     anyhow::ensure!(args.mesh.join.is_empty(), "--join needs --cluster");
     execute(
@@ -323,148 +347,56 @@ fn target(args: TargetArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `bfgg demo`: the demo cluster (target, scenario, three nodes), then the
+/// cockpit on a terminal, else a headless cluster run of the demo scenario.
 fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    // Unpack the embedded scenario next to its data, as a checkout would have it.
-    let dir = std::env::temp_dir().join(format!("bfgg-demo-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("scenarios/data"))
-        .with_context(|| format!("creating {}", dir.display()))?;
     let rt = multi_thread_runtime(2).context("starting the demo's runtime")?;
-    let server = rt.block_on(TargetServer::start(TargetConfig {
-        listen: "127.0.0.1:0".parse()?,
-        latency: "2ms|40ms@5%".parse().map_err(|e| anyhow::anyhow!("{e}"))?,
-        ..TargetConfig::default()
-    }))?;
-    let url = format!("http://{}", server.local_addr());
-    // The scenario points at the demo target, so the cockpit can start it as is.
-    let file = dir.join("scenarios/demo.toml");
-    std::fs::write(&file, DEMO_SCENARIO.replace("http://127.0.0.1:8080", &url))
-        .with_context(|| format!("writing {}", file.display()))?;
-    std::fs::write(dir.join("scenarios/data/users.csv"), DEMO_USERS)?;
-    let result = demo_cluster(&rt, &dir, &file, &url, &args);
-    rt.block_on(server.shutdown());
-    rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-/// Three local nodes joined on 127.0.0.1 under a fresh cluster key, then the
-/// cockpit (on a terminal) or a headless cluster run of the demo scenario.
-fn demo_cluster(
-    rt: &tokio::runtime::Runtime,
-    dir: &Path,
-    file: &Path,
-    url: &str,
-    args: &DemoArgs,
-) -> anyhow::Result<ExitCode> {
-    let key = ClusterKey::generate();
-    let key_file = dir.join("cluster.key");
-    std::fs::write(&key_file, key.to_file_text())?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut first: Option<String> = None;
-    for i in 1..=3 {
-        let data_dir = dir.join(format!("node-{i}"));
-        let mut net = NetConfig::new(data_dir.join("identity.key"), key.clone());
-        net.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-        net.join = first.iter().cloned().collect();
-        net.mdns = false;
-        let config = NodeConfig {
-            name: format!("demo-{i}"),
-            labels: [(
-                "zone".to_string(),
-                if i == 3 { "b" } else { "a" }.to_string(),
-            )]
-            .into(),
-            data_dir,
-            net,
-            timeouts: Timeouts::default(),
-            workers: Some(1),
-            page_intervals: bfgg_node::cluster::DEFAULT_PAGE_INTERVALS,
-        };
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let mut stop = stop_rx.clone();
-        rt.spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            let result = bfgg_node::cluster::run_node(config, shutdown, |id, addr| {
-                let full = if addr.contains("/p2p/") {
-                    addr.to_string()
-                } else {
-                    format!("{addr}/p2p/{id}")
-                };
-                let _ = addr_tx.send(full);
-            })
-            .await;
-            if let Err(e) = result {
-                tracing::error!("demo node {i}: {e:#}");
-            }
-        });
-        let addr = addr_rx
-            .recv_timeout(std::time::Duration::from_secs(20))
-            .context("a demo node did not start listening")?;
-        first.get_or_insert(addr);
-    }
-    let join = first.context("no demo node")?;
+    let dir = std::env::temp_dir().join(format!("bfgg-demo-{}", std::process::id()));
+    let demo = rt.block_on(Demo::start(dir, DEMO_FILES))?;
+    let (url, nodes) = (&demo.target_url, Demo::NODES);
     let mesh = MeshArgs {
-        join: vec![join],
-        cluster_key_file: Some(key_file),
+        join: vec![demo.join.clone()],
+        cluster_key_file: Some(demo.key_file.clone()),
         no_mdns: true,
     };
     let result = if std::io::stdout().is_terminal() && !args.json && args.out.is_none() {
-        eprintln!("demo: target {url}, 3 nodes; press s to start the demo scenario, ? for help");
-        demo_cockpit(rt, &mesh, dir)
+        eprintln!(
+            "demo: target {url}, {nodes} nodes; press s to start the demo scenario, ? for help"
+        );
+        net_config(
+            &mesh,
+            demo.dir.join("cockpit.key"),
+            vec!["/ip4/127.0.0.1/tcp/0".into()],
+        )
+        .and_then(|net| {
+            // The demo scenario first, then the checkout's, if any.
+            let dirs = vec![demo.scenarios_dir.clone(), PathBuf::from("scenarios")];
+            cockpit(&rt, net, dirs, Timeouts::default())
+        })
     } else {
         eprintln!(
-            "demo: target {url}, 3 local nodes, scenario demo (headless: stdout is not a terminal)"
+            "demo: target {url}, {nodes} local nodes, scenario demo (headless: stdout is not a terminal)"
         );
-        // Give the nodes a moment to hear each other's health.
-        std::thread::sleep(std::time::Duration::from_secs(3));
-        let scenario = match load(file, None, args.duration.as_deref()) {
-            Ok(s) => s,
-            Err(code) => return Ok(code),
-        };
-        run_cluster(
-            scenario,
-            &RunArgs {
-                file: file.to_path_buf(),
-                target: None,
-                duration: args.duration.clone(),
-                out: args.out.clone(),
-                json: args.json,
-                workers: None,
-                seed: None,
-                cluster: true,
-                mesh,
-                agents: None,
-                labels: None,
-                rebalance: false,
-            },
-        )
+        std::thread::sleep(Demo::SETTLE);
+        demo_headless(&demo, &mesh, &args)
     };
-    let _ = stop_tx.send(true);
+    rt.block_on(demo.shutdown());
+    rt.shutdown_timeout(Duration::from_secs(2));
     result
 }
 
-/// The demo's cockpit, offering the demo scenario first.
-fn demo_cockpit(
-    rt: &tokio::runtime::Runtime,
-    mesh: &MeshArgs,
-    dir: &Path,
-) -> anyhow::Result<ExitCode> {
-    let net = net_config(
-        mesh,
-        dir.join("cockpit.key"),
-        vec!["/ip4/127.0.0.1/tcp/0".into()],
-    )?;
-    let config = bfgg_tui::runtime::TuiConfig {
-        net,
-        scenario_dirs: vec![dir.join("scenarios"), PathBuf::from("scenarios")],
-        results_dir: project_dirs()?.data_dir().join("runs"),
-        unresponsive_ms: 5_000,
-        dead_ms: 15_000,
+/// The demo scenario across the demo's nodes, as `bfgg run --cluster` would
+/// run it.
+fn demo_headless(demo: &Demo, mesh: &MeshArgs, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let scenario = match load(&demo.scenario, None, args.duration.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
     };
-    rt.block_on(bfgg_tui::runtime::run(config))?;
-    Ok(ExitCode::SUCCESS)
+    let spec = RunSpec {
+        duration: duration_override(args.duration.as_deref())?,
+        ..RunSpec::default()
+    };
+    run_cluster(mesh, scenario, &spec, args.out.clone(), args.json)
 }
 
 /// Default directories from the `directories` crate.
@@ -473,6 +405,17 @@ fn project_dirs() -> anyhow::Result<directories::ProjectDirs> {
         .context("cannot find a home directory; pass --data-dir and --cluster-key-file")
 }
 
+/// `--agents N` or `--labels k=v,...` (clap keeps them apart), else every
+/// idle agent.
+fn selection(agents: Option<u32>, labels: Option<&str>) -> anyhow::Result<AgentSelection> {
+    Ok(match (agents, labels) {
+        (Some(n), _) => AgentSelection::Count(n),
+        (None, Some(l)) => AgentSelection::Labels(parse_labels(Some(l))?),
+        (None, None) => AgentSelection::All,
+    })
+}
+
+/// `--labels k=v,...`: keys and values trimmed, empty pairs skipped.
 fn parse_labels(text: Option<&str>) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for pair in text
@@ -489,8 +432,13 @@ fn parse_labels(text: Option<&str>) -> anyhow::Result<BTreeMap<String, String>> 
     Ok(out)
 }
 
-fn duration_arg(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+fn duration_arg(flag: &str, text: &str) -> anyhow::Result<Duration> {
     scenario::duration::parse_duration(text).map_err(|e| anyhow::anyhow!("{flag} {text}: {e}"))
+}
+
+/// `--duration`, when given.
+fn duration_override(text: Option<&str>) -> anyhow::Result<Option<Duration>> {
+    text.map(|d| duration_arg("--duration", d)).transpose()
 }
 
 /// The network config shared by nodes and light peers.
@@ -518,9 +466,9 @@ fn net_config(
     config.listen = listen;
     config.join = mesh.join.clone();
     config.mdns = !mesh.no_mdns;
-    config.mdns_query_interval = std::time::Duration::from_secs(2);
-    config.idle_connection_timeout = std::time::Duration::from_secs(120);
-    config.request_timeout = std::time::Duration::from_secs(30);
+    config.mdns_query_interval = Duration::from_secs(2);
+    config.idle_connection_timeout = Duration::from_secs(120);
+    config.request_timeout = Duration::from_secs(30);
     Ok(config)
 }
 
@@ -580,7 +528,7 @@ fn light_identity() -> anyhow::Result<PathBuf> {
 
 fn light_client(rt: &tokio::runtime::Runtime, mesh: &MeshArgs) -> anyhow::Result<Client> {
     let net = net_config(mesh, light_identity()?, vec!["/ip4/0.0.0.0/tcp/0".into()])?;
-    rt.block_on(Client::connect(net, std::time::Duration::from_secs(10)))
+    rt.block_on(Client::connect(net, Duration::from_secs(10)))
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -665,30 +613,19 @@ fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `bfgg run --cluster`: hand the run to a node, follow it, write the results
+/// `bfgg run --cluster`: hand the run of `scenario` (loaded with the
+/// overrides of `spec`) to a node, follow it, write the results to `out` or
 /// where a local run would.
-fn run_cluster(scenario: Scenario, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let (files, contents) = bfgg_node::cluster::bundle::build(&scenario)?;
-    let selection = match (&args.agents, &args.labels) {
-        (Some(n), _) => AgentSelection::Count(*n),
-        (None, Some(l)) => AgentSelection::Labels(parse_labels(Some(l))?),
-        (None, None) => AgentSelection::All,
-    };
-    let request = RunRequest {
-        files,
-        contents,
-        target: args.target.clone(),
-        duration_ms: args
-            .duration
-            .as_deref()
-            .map(|d| duration_arg("--duration", d))
-            .transpose()?
-            .map(|d| d.as_millis() as u64),
-        selection,
-        rebalance: args.rebalance,
-    };
+fn run_cluster(
+    mesh: &MeshArgs,
+    scenario: Scenario,
+    spec: &RunSpec,
+    out: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let request = spec.request(&scenario)?;
     let rt = multi_thread_runtime(2)?;
-    let mut client = light_client(&rt, &args.mesh)?;
+    let mut client = light_client(&rt, mesh)?;
     let plan = rt.block_on(client.submit(request))?;
     eprintln!(
         "run {} on {} agents ({}), coordinated by {}",
@@ -713,7 +650,7 @@ fn run_cluster(scenario: Scenario, args: &RunArgs) -> anyhow::Result<ExitCode> {
             if live {
                 let p = Progress {
                     interval: snap,
-                    elapsed: std::time::Duration::from_secs(u64::from(snap.index) + 1),
+                    elapsed: Duration::from_secs(u64::from(snap.index) + 1),
                     duration,
                     total_requests,
                     total_errors,
@@ -743,14 +680,13 @@ fn run_cluster(scenario: Scenario, args: &RunArgs) -> anyhow::Result<ExitCode> {
         eprint!("\r\x1b[2K");
     }
     // The same results directory a local run writes.
-    let started_at =
-        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(plan.start_at_ms);
-    let dir = match &args.out {
-        Some(d) => d.clone(),
+    let started_at = std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(plan.start_at_ms);
+    let dir = match out {
+        Some(d) => d,
         None => bfgg_node::results::default_dir(&scenario.name, started_at)?,
     };
     rt.block_on(client.save_results(&finished, &scenario, &dir))?;
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&finished.summary)?);
         eprintln!("results: {}", dir.display());
     } else {

@@ -1,7 +1,9 @@
 //! The one interval merger: snapshots of one interval from several sources
 //! (worker threads, agents) merged with `+=` and released in interval order
-//! once complete. Local runs merge their workers with it, the coordinator
-//! the agents' logs, the client and the cockpit the live gossip.
+//! once complete. Local runs merge their workers with it, and a coordinator
+//! both the agents' live intervals (gossiped merged, for observers) and
+//! their logs (the results). The cockpit keeps per-agent series of its own
+//! and counts late snapshots rather than dropping them (`tui::app`).
 //!
 //! Merging *across sources* (one interval, several sources) is
 //! `IntervalSnapshot += ` and happens here; merging *across time* (several

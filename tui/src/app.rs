@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 
+use bfgg_node::cluster::request::RunSpec;
 use bfgg_protocol::mesh::{AgentSelection, NodeHealth, NodeState, RunEvent, RunPlan};
 use bfgg_protocol::summary::RunSummary;
 use bfgg_protocol::{ErrorKind, IntervalSnapshot, LatencyHistogram, NameStats, NodeId, RunId};
@@ -393,6 +394,15 @@ pub struct App {
     pub dead_ms: u64,
     /// Set by `q`: the runtime leaves.
     pub quitting: bool,
+    /// The local results store (`<data dir>/runs`): the history, and where
+    /// the results of runs started here are written.
+    pub results_dir: PathBuf,
+    /// Directories whose scenario files the start dialog offers.
+    pub scenario_dirs: Vec<PathBuf>,
+    /// Runs this cockpit started and that have not finished, with their
+    /// scenario files: their results are saved into [`App::results_dir`]
+    /// when they finish.
+    pub started: BTreeMap<RunId, PathBuf>,
 }
 
 impl Default for App {
@@ -419,15 +429,62 @@ impl App {
             unresponsive_ms: 5_000,
             dead_ms: 15_000,
             quitting: false,
+            results_dir: PathBuf::new(),
+            scenario_dirs: Vec::new(),
+            started: BTreeMap::new(),
         }
+    }
+
+    /// The effect that (re)reads the local results store and the scenario
+    /// directories: the runtime performs it at start, `update` asks for it
+    /// whenever the store changed.
+    pub fn load_store(&self) -> Effect {
+        Effect::LoadStore {
+            results_dir: self.results_dir.clone(),
+            scenario_dirs: self.scenario_dirs.clone(),
+        }
+    }
+
+    /// Alive nodes' ids, idle ones first, then by id: who may coordinate a
+    /// run, in the order to ask.
+    fn coordinators(&self) -> Vec<NodeId> {
+        let mut nodes: Vec<(bool, &NodeId)> = self
+            .agents
+            .values()
+            .filter(|a| self.liveness(a) == Liveness::Alive)
+            .map(|a| (a.health.state != NodeState::Idle, &a.health.node))
+            .collect();
+        nodes.sort();
+        nodes.into_iter().map(|(_, n)| n.clone()).collect()
+    }
+
+    /// Whom to ask to stop `run`: its coordinator, if the plan is known,
+    /// then the other alive nodes (any node forwards a stop to the
+    /// coordinator).
+    fn stoppers(&self, run: &RunId) -> Vec<NodeId> {
+        let coordinator = self
+            .run
+            .as_ref()
+            .filter(|r| &r.id == run)
+            .and_then(|r| r.plan.as_ref())
+            .map(|p| p.coordinator.clone());
+        let others = self
+            .agent_rows()
+            .into_iter()
+            .filter(|a| self.liveness(a) == Liveness::Alive)
+            .map(|a| a.health.node.clone())
+            .filter(|n| coordinator.as_ref() != Some(n));
+        coordinator.clone().into_iter().chain(others).collect()
     }
 
     /// How `row` looks now.
     pub fn liveness(&self, row: &AgentRow) -> Liveness {
         let silent = self.now_ms.saturating_sub(row.heard_ms);
-        if silent >= self.dead_ms {
+        // A node of a large cluster announces a longer health period.
+        let period = u64::from(row.health.period_ms);
+        if silent >= self.dead_ms.max(3 * period) {
             Liveness::Dead
-        } else if silent >= self.unresponsive_ms {
+        } else if silent >= self.unresponsive_ms.max(2 * period) {
             Liveness::Unresponsive
         } else {
             Liveness::Alive
@@ -510,13 +567,18 @@ impl App {
                 *sel = (*sel).min(last);
             }
             Msg::Summary { summary, .. } => self.mode = Mode::Summary(summary),
-            Msg::Started { plan, .. } => {
+            Msg::Started { plan, scenario } => {
                 self.notice = Some(format!(
                     "run {} started on {} agents",
                     plan.run,
                     plan.participants.len()
                 ));
+                self.started.insert(plan.run.clone(), scenario);
                 return self.on_plan(*plan);
+            }
+            Msg::StoreChanged(text) => {
+                self.notice = Some(text);
+                return vec![self.load_store()];
             }
             Msg::Notice(text) => self.notice = Some(text),
             Msg::Dropped(n) => self.dropped = n,
@@ -600,6 +662,19 @@ impl App {
     }
 
     fn on_run_event(&mut self, run: RunId, from: NodeId, event: RunEvent) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        // A run started here keeps its results here, watched or not.
+        if let RunEvent::Finished { summary } = &event
+            && let Some(scenario) = self.started.remove(&run)
+        {
+            effects.push(Effect::SaveResults {
+                run: run.clone(),
+                coordinator: from.clone(),
+                scenario,
+                summary: summary.clone(),
+                results_dir: self.results_dir.clone(),
+            });
+        }
         if let RunEvent::Planned(plan) = event {
             if plan.coordinator == from && plan.run == run {
                 return self.on_plan(plan);
@@ -607,7 +682,7 @@ impl App {
             return Vec::new();
         }
         let Some(r) = self.run.as_mut().filter(|r| r.id == run) else {
-            return Vec::new();
+            return effects;
         };
         match event {
             RunEvent::Planned(_) => {}
@@ -631,7 +706,7 @@ impl App {
             | RunEvent::AgentFinished { .. }
             | RunEvent::Rebalanced { .. } => {}
         }
-        Vec::new()
+        effects
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
@@ -660,12 +735,16 @@ impl App {
                         r.state = RunState::Stopping;
                     }
                     self.notice = Some(format!("stopping {run}"));
-                    vec![Effect::Stop { run }]
+                    let nodes = self.stoppers(&run);
+                    vec![Effect::Stop { run, nodes }]
                 }
                 _ => Vec::new(),
             },
             Mode::ConfirmDelete(dir) => match key.code {
-                KeyCode::Char('y') | KeyCode::Enter => vec![Effect::DeleteRun { dir }],
+                KeyCode::Char('y') | KeyCode::Enter => vec![Effect::DeleteRun {
+                    dir,
+                    results_dir: self.results_dir.clone(),
+                }],
                 _ => Vec::new(),
             },
             Mode::Start(dialog) => self.on_start_key(dialog, key),
@@ -797,11 +876,23 @@ impl App {
                         AgentSelection::Labels([(k.to_string(), v.to_string())].into())
                     }
                 };
+                let nodes = self.coordinators();
+                if nodes.is_empty() {
+                    self.notice = Some(format!(
+                        "cannot start {}: no alive node to coordinate the run (see the Agents panel)",
+                        scenario.path.display()
+                    ));
+                    return Vec::new();
+                }
                 self.notice = Some(format!("starting {}", scenario.label));
                 return vec![Effect::Start {
                     scenario: scenario.path.clone(),
-                    selection,
-                    rebalance: d.rebalance,
+                    spec: RunSpec {
+                        selection,
+                        rebalance: d.rebalance,
+                        ..RunSpec::default()
+                    },
+                    nodes,
                 }];
             }
             _ => {}

@@ -1,11 +1,14 @@
 //! What the cockpit reacts to ([`Msg`]) and what it asks the outside world
 //! to do ([`Effect`]). `App::update` turns one into the other; the runtime
 //! produces messages (keys, network events, ticks, effect outcomes) and
-//! performs effects.
+//! performs effects. An effect carries everything performing it needs (the
+//! nodes to ask, the paths to touch), so the runtime keeps no state of its
+//! own.
 
 use std::path::PathBuf;
 
-use bfgg_protocol::mesh::{AgentSelection, NodeHealth, RunEvent, RunPlan};
+use bfgg_node::cluster::request::RunSpec;
+use bfgg_protocol::mesh::{NodeHealth, RunEvent, RunPlan};
 use bfgg_protocol::summary::RunSummary;
 use bfgg_protocol::{IntervalSnapshot, NodeId, RunId};
 use crossterm::event::KeyEvent;
@@ -78,10 +81,14 @@ pub enum Msg {
     Started {
         /// Its plan.
         plan: Box<RunPlan>,
-        /// The scenario file it runs (the runtime keeps the results of runs
-        /// it started, as `bfgg run --cluster` does).
+        /// The scenario file it runs (the cockpit keeps the results of runs
+        /// it started, as `bfgg run --cluster` does: [`Effect::SaveResults`]).
         scenario: PathBuf,
     },
+    /// The local results store changed (a run's results were written or
+    /// deleted), or an attempt to change it failed: the notice says which
+    /// (after [`Effect::SaveResults`] and [`Effect::DeleteRun`]).
+    StoreChanged(String),
     /// Something the user should read in the status line (an effect failed,
     /// a run was deleted, ...).
     Notice(String),
@@ -89,19 +96,26 @@ pub enum Msg {
     Dropped(u64),
 }
 
-/// Everything the cockpit asks the outside world to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything the cockpit asks the outside world to do, with its targets.
+///
+/// To add a variant: 1. add it here, carrying everything performing it
+/// needs (nodes, paths); 2. return it from `App::update`; 3. perform it in
+/// `runtime::perform`, reporting the outcome back as a [`Msg`]; 4. add a test
+/// in `app/tests.rs`.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Leave (runs go on: they belong to the nodes).
     Quit,
-    /// Hand a run of `scenario` to a node.
+    /// Hand a run of `scenario` to one of `nodes` (answered by
+    /// [`Msg::Started`], or a notice).
     Start {
         /// The scenario file.
         scenario: PathBuf,
-        /// Which agents.
-        selection: AgentSelection,
-        /// Move a lost agent's share to the live agents.
-        rebalance: bool,
+        /// Which agents, and how.
+        spec: RunSpec,
+        /// Who may coordinate it, in the order to ask: alive nodes, idle
+        /// ones first.
+        nodes: Vec<NodeId>,
     },
     /// Ask `nodes` for their intervals of `run` (agents) and its plan (its
     /// coordinator answers with it: [`Msg::Plan`]).
@@ -111,20 +125,50 @@ pub enum Effect {
         /// Whom to ask.
         nodes: Vec<NodeId>,
     },
-    /// Stop a run wherever it runs.
+    /// Stop a run wherever it runs (answered by a notice).
     Stop {
         /// The run.
         run: RunId,
+        /// Whom to ask, in order, until one says it is done (any node
+        /// forwards to the coordinator): its coordinator first, if known,
+        /// then the alive nodes.
+        nodes: Vec<NodeId>,
+    },
+    /// Fetch a finished run's merged intervals from its coordinator and write
+    /// its results into the local store, as `bfgg run --cluster` does
+    /// (answered by [`Msg::StoreChanged`]).
+    SaveResults {
+        /// The run.
+        run: RunId,
+        /// The node that wrote its results.
+        coordinator: NodeId,
+        /// The scenario file it ran.
+        scenario: PathBuf,
+        /// The coordinator's summary.
+        summary: Box<RunSummary>,
+        /// The local results store.
+        results_dir: PathBuf,
     },
     /// Read a results directory's `summary.json` (answered by [`Msg::Summary`]).
     LoadSummary {
         /// The results directory.
         dir: PathBuf,
     },
-    /// Delete a results directory from the local store (then reload history).
+    /// Delete a results directory from the local store (answered by
+    /// [`Msg::StoreChanged`]).
     DeleteRun {
         /// The results directory.
         dir: PathBuf,
+        /// The local results store: only its runs are deleted.
+        results_dir: PathBuf,
+    },
+    /// Read the local results store and the scenario directories (answered
+    /// by [`Msg::History`], then [`Msg::Scenarios`]).
+    LoadStore {
+        /// The local results store.
+        results_dir: PathBuf,
+        /// Directories whose `*.toml` files the start dialog offers.
+        scenario_dirs: Vec<PathBuf>,
     },
 }
 

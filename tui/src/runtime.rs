@@ -4,24 +4,28 @@
 //! ticks into [`Msg`]s, performs [`Effect`]s, and redraws at most
 //! [`MAX_FPS`] times a second, only when something changed.
 //!
-//! It never polls the nodes: health and live intervals arrive on gossip;
-//! requests go out only when the user acts (start, stop).
+//! It keeps no state of the cockpit's: that is all in [`App`], and every
+//! [`Effect`] carries its targets (nodes, paths). It never polls the nodes:
+//! health and live intervals arrive on gossip; requests go out only when the
+//! user acts (start, stop) or a run appears (subscribe).
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bfgg_node::cluster::client::{request_for, save_results, stop_via, submit_any};
+use bfgg_node::cluster::client::{save_results, stop_via, submit_any};
+use bfgg_node::cluster::request::RunSpec;
+use bfgg_node::cluster::view::Timeouts;
 use bfgg_node::net::{self, NetConfig, NetEvent, NetHandle};
-use bfgg_protocol::mesh::{ControlRequest, ControlResponse, Gossip, RunEvent};
+use bfgg_protocol::NodeId;
+use bfgg_protocol::mesh::{ControlRequest, ControlResponse, Gossip, RunPlan};
 use bfgg_protocol::summary::RunSummary;
-use bfgg_protocol::{NodeId, RunId};
 use crossterm::event::{Event, EventStream};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
-use crate::app::{App, Liveness};
+use crate::app::App;
 use crate::msg::{Effect, HistoryEntry, Msg, ScenarioEntry};
 use crate::ui;
 
@@ -31,6 +35,8 @@ pub const MAX_FPS: u64 = 20;
 const TICK: Duration = Duration::from_millis(250);
 /// Runs listed from the local results store at most.
 const HISTORY_LIMIT: usize = 200;
+/// Effect outcomes waiting for the loop at most.
+const OUTCOMES: usize = 64;
 
 /// What `bfgg tui` starts with.
 #[derive(Debug)]
@@ -41,10 +47,8 @@ pub struct TuiConfig {
     pub scenario_dirs: Vec<PathBuf>,
     /// The local results store (`<data dir>/runs`).
     pub results_dir: PathBuf,
-    /// Liveness thresholds, ms.
-    pub unresponsive_ms: u64,
-    /// Dead after, ms.
-    pub dead_ms: u64,
+    /// When a node unheard is shown as unresponsive, then dead.
+    pub timeouts: Timeouts,
 }
 
 /// Runs the cockpit until the user quits. Quitting never stops a run.
@@ -56,41 +60,30 @@ pub async fn run(config: TuiConfig) -> anyhow::Result<()> {
     }
     let (net, mut net_events) = net::spawn(config.net).context("joining the mesh")?;
     let mut app = App::new();
-    app.unresponsive_ms = config.unresponsive_ms;
-    app.dead_ms = config.dead_ms;
+    app.unresponsive_ms = config.timeouts.unresponsive.as_millis() as u64;
+    app.dead_ms = config.timeouts.dead.as_millis() as u64;
+    app.results_dir = config.results_dir;
+    app.scenario_dirs = config.scenario_dirs;
     app.update(Msg::Tick { now_ms: now_ms() });
-    app.update(Msg::History(load_history(&config.results_dir)));
-    app.update(Msg::Scenarios(list_scenarios(
-        &config.scenario_dirs,
-        &app.history,
-    )));
 
     let mut terminal = ratatui::init();
-    let result = event_loop(
-        &mut terminal,
-        &mut app,
-        &net,
-        &mut net_events,
-        &config.results_dir,
-        &config.scenario_dirs,
-    )
-    .await;
+    let result = event_loop(&mut terminal, &mut app, &net, &mut net_events).await;
     ratatui::restore();
     result
 }
 
+/// The loop: one message at a time into [`App::update`], its effects
+/// performed. What it keeps is the terminal's (redraw throttling); the
+/// cockpit's state is all in `app`.
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
     net: &NetHandle,
     net_events: &mut mpsc::Receiver<NetEvent>,
-    results_dir: &Path,
-    scenario_dirs: &[PathBuf],
 ) -> anyhow::Result<()> {
-    let (done_tx, mut done_rx) = mpsc::channel::<Msg>(64);
-    // Runs this cockpit started, with their scenario files: their results
-    // are written to the local results store when they finish.
-    let mut ours: std::collections::HashMap<RunId, PathBuf> = Default::default();
+    // Effects report here; the loop holds both ends, so it never closes.
+    let (done_tx, mut done_rx) = mpsc::channel::<Msg>(OUTCOMES);
+    perform(app.load_store(), net, &done_tx);
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -131,34 +124,10 @@ async fn event_loop(
         };
         let Some(msg) = msg else { continue };
         dirty = true;
-        match &msg {
-            Msg::Started { plan, scenario } => {
-                ours.insert(plan.run.clone(), scenario.clone());
-            }
-            Msg::Run {
-                run,
-                from,
-                event: RunEvent::Finished { summary },
-            } => {
-                if let Some(scenario) = ours.remove(run) {
-                    save(
-                        net,
-                        from,
-                        run,
-                        scenario,
-                        summary,
-                        results_dir,
-                        scenario_dirs,
-                        &done_tx,
-                    );
-                }
-            }
-            _ => {}
-        }
         for effect in app.update(msg) {
             match effect {
                 Effect::Quit => return Ok(()),
-                other => perform(other, app, net, &done_tx, results_dir, scenario_dirs),
+                other => perform(other, net, &done_tx),
             }
         }
     }
@@ -201,40 +170,22 @@ fn msg_of(ev: NetEvent) -> Option<Msg> {
     }
 }
 
-/// Starts an effect; its outcome comes back as a [`Msg`] on `done`.
-fn perform(
-    effect: Effect,
-    app: &App,
-    net: &NetHandle,
-    done: &mpsc::Sender<Msg>,
-    results_dir: &Path,
-    scenario_dirs: &[PathBuf],
-) {
+/// Starts `effect` with what it carries; its outcome comes back as a
+/// [`Msg`] on `done`. Never waits on the network: that work is spawned.
+fn perform(effect: Effect, net: &NetHandle, done: &mpsc::Sender<Msg>) {
     let (net, done) = (net.clone(), done.clone());
     match effect {
         Effect::Quit => {}
         Effect::Start {
             scenario,
-            selection,
-            rebalance,
+            spec,
+            nodes,
         } => {
-            // Any alive node coordinates; idle ones first.
-            let mut nodes: Vec<(bool, NodeId)> = app
-                .agent_rows()
-                .into_iter()
-                .filter(|a| app.liveness(a) == Liveness::Alive)
-                .map(|a| {
-                    let busy = a.health.state != bfgg_protocol::mesh::NodeState::Idle;
-                    (busy, a.health.node.clone())
-                })
-                .collect();
-            nodes.sort();
             tokio::spawn(async move {
-                let nodes: Vec<NodeId> = nodes.into_iter().map(|(_, n)| n).collect();
-                let msg = match start(&net, &nodes, &scenario, selection, rebalance).await {
+                let msg = match start(&net, &nodes, &scenario, &spec).await {
                     Ok(plan) => Msg::Started {
                         plan: Box::new(plan),
-                        scenario: scenario.clone(),
+                        scenario,
                     },
                     Err(e) => Msg::Notice(format!("cannot start {}: {e:#}", scenario.display())),
                 };
@@ -259,25 +210,31 @@ fn perform(
                 });
             }
         }
-        Effect::Stop { run } => {
-            let mut nodes: Vec<NodeId> = app
-                .run
-                .as_ref()
-                .and_then(|r| r.plan.as_ref())
-                .map(|p| vec![p.coordinator.clone()])
-                .unwrap_or_default();
-            nodes.extend(
-                app.agent_rows()
-                    .into_iter()
-                    .filter(|a| app.liveness(a) == Liveness::Alive)
-                    .map(|a| a.health.node.clone()),
-            );
+        Effect::Stop { run, nodes } => {
             tokio::spawn(async move {
                 let msg = match stop_via(&net, &nodes, &run).await {
                     Ok(()) => Msg::Notice(format!("stop of {run} sent")),
                     Err(e) => Msg::Notice(format!("{e:#}")),
                 };
                 let _ = done.send(msg).await;
+            });
+        }
+        Effect::SaveResults {
+            run,
+            coordinator,
+            scenario,
+            summary,
+            results_dir,
+        } => {
+            tokio::spawn(async move {
+                let saved =
+                    save_results(&net, &coordinator, &run, &scenario, &summary, &results_dir).await;
+                let _ = done
+                    .send(Msg::StoreChanged(match saved {
+                        Ok(dir) => format!("run {run} finished; results in {}", dir.display()),
+                        Err(e) => format!("run {run} finished, results not saved here: {e:#}"),
+                    }))
+                    .await;
             });
         }
         Effect::LoadSummary { dir } => {
@@ -290,71 +247,34 @@ fn perform(
             };
             let _ = done.try_send(msg);
         }
-        Effect::DeleteRun { dir } => {
-            let msg = match delete_run(results_dir, &dir) {
-                Ok(()) => Msg::Notice(format!("deleted {}", dir.display())),
-                Err(e) => Msg::Notice(format!("{e:#}")),
-            };
-            let _ = done.try_send(msg);
-            let history = load_history(results_dir);
-            let scenarios = list_scenarios(scenario_dirs, &history);
+        Effect::DeleteRun { dir, results_dir } => {
+            let _ = done.try_send(Msg::StoreChanged(match delete_run(&results_dir, &dir) {
+                Ok(()) => format!("deleted {}", dir.display()),
+                Err(e) => format!("{e:#}"),
+            }));
+        }
+        Effect::LoadStore {
+            results_dir,
+            scenario_dirs,
+        } => {
+            let history = load_history(&results_dir);
+            let scenarios = list_scenarios(&scenario_dirs, &history);
             let _ = done.try_send(Msg::History(history));
             let _ = done.try_send(Msg::Scenarios(scenarios));
         }
     }
 }
 
-/// Writes a finished run's results to the local results store, then
-/// reloads the history.
-#[allow(clippy::too_many_arguments)]
-fn save(
-    net: &NetHandle,
-    coordinator: &NodeId,
-    run: &RunId,
-    scenario: PathBuf,
-    summary: &RunSummary,
-    results_dir: &Path,
-    scenario_dirs: &[PathBuf],
-    done: &mpsc::Sender<Msg>,
-) {
-    let (net, coordinator, run, summary) = (
-        net.clone(),
-        coordinator.clone(),
-        run.clone(),
-        summary.clone(),
-    );
-    let (results_dir, scenario_dirs, done) = (
-        results_dir.to_path_buf(),
-        scenario_dirs.to_vec(),
-        done.clone(),
-    );
-    tokio::spawn(async move {
-        let msg =
-            match save_results(&net, &coordinator, &run, &scenario, &summary, &results_dir).await {
-                Ok(dir) => Msg::Notice(format!("run {run} finished; results in {}", dir.display())),
-                Err(e) => Msg::Notice(format!("run {run} finished, results not saved here: {e:#}")),
-            };
-        let _ = done.send(msg).await;
-        let history = load_history(&results_dir);
-        let scenarios = list_scenarios(&scenario_dirs, &history);
-        let _ = done.send(Msg::History(history)).await;
-        let _ = done.send(Msg::Scenarios(scenarios)).await;
-    });
-}
-
+/// Loads `scenario`, builds the request for `spec` and hands it to the
+/// first of `nodes` that takes it.
 async fn start(
     net: &NetHandle,
     nodes: &[NodeId],
     scenario: &Path,
-    selection: bfgg_protocol::mesh::AgentSelection,
-    rebalance: bool,
-) -> anyhow::Result<bfgg_protocol::mesh::RunPlan> {
-    if nodes.is_empty() {
-        anyhow::bail!("no alive node to coordinate the run (see the Agents panel)");
-    }
-    let mut request = request_for(scenario, selection)?;
-    request.rebalance = rebalance;
-    submit_any(net, nodes, request).await
+    spec: &RunSpec,
+) -> anyhow::Result<RunPlan> {
+    let loaded = bfgg_node::scenario::load(scenario).map_err(|e| anyhow::anyhow!("{e}"))?;
+    submit_any(net, nodes, spec.request(&loaded)?).await
 }
 
 fn now_ms() -> u64 {

@@ -1,6 +1,8 @@
 //! A light peer: joins the mesh with the cluster key, publishes nothing and
-//! takes no load, and asks nodes to act. Used by `bfgg run --cluster`,
-//! `bfgg status` and `bfgg stop` (and later the cockpit).
+//! takes no load, and asks nodes to act. [`Client`] is `bfgg run --cluster`,
+//! `bfgg status` and `bfgg stop`; the cockpit, which owns its own network
+//! handle, uses the free functions ([`submit_any`], [`stop_via`],
+//! [`save_results`]). Requests are built by [`super::request`].
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -416,24 +418,6 @@ pub async fn stop_via(net: &NetHandle, nodes: &[NodeId], run: &RunId) -> anyhow:
         "no node could stop run {run}: {}",
         last.unwrap_or_else(|| "no alive node".into())
     )
-}
-
-/// The request to run the scenario file `path` on `selection`: the scenario
-/// validated, its bundle (the file and everything it references) attached.
-pub fn request_for(
-    path: &std::path::Path,
-    selection: bfgg_protocol::mesh::AgentSelection,
-) -> anyhow::Result<RunRequest> {
-    let scenario = crate::scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (files, contents) = super::bundle::build(&scenario)?;
-    Ok(RunRequest {
-        files,
-        contents,
-        target: None,
-        duration_ms: None,
-        selection,
-        rebalance: false,
-    })
 }
 
 /// Fetches `run`'s merged intervals from `coordinator` and writes its results

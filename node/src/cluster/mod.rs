@@ -12,9 +12,11 @@ mod agent;
 pub mod bundle;
 pub mod client;
 mod coordinator;
+pub mod demo;
 mod lifecycle;
 mod logs;
 mod node;
+pub mod request;
 mod sys;
 pub mod view;
 

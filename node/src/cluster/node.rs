@@ -330,6 +330,11 @@ impl Node {
                     if let RunEvent::CoordinatorChanged { node } = &event {
                         tracing::warn!(%run, "the coordinator is dead: taking over");
                         self.slot.coordinator_changed(run, node);
+                        // Live copies from now on (the dead one's are gone).
+                        let dir = self.ctx.data_dir.join("runs").join(&run.0).join("live");
+                        self.copies
+                            .entry(run.clone())
+                            .or_insert_with(|| LiveCopies::new(dir));
                     }
                     let ctx = self.ctx.clone();
                     let run = run.clone();

@@ -1,9 +1,10 @@
 //! `App::update` as messages in, effects out: keys and dialogs, the merging
 //! of agents' intervals into the watched run, and liveness.
 
+use bfgg_node::cluster::request::RunSpec;
 use bfgg_protocol::mesh::{AgentSelection, NodeState, RunEvent};
 use bfgg_protocol::summary::RunSummary;
-use bfgg_protocol::{ErrorKind, IntervalSnapshot, LatencyHistogram, NameStats, RunId};
+use bfgg_protocol::{ErrorKind, IntervalSnapshot, LatencyHistogram, NameStats, NodeId, RunId};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::*;
@@ -51,6 +52,27 @@ fn snap(index: u32, requests: u64, lat: &[u64]) -> IntervalSnapshot {
     }
     s.by_name.insert("GET /".into(), stats);
     s
+}
+
+/// The alive nodes of [`idle_cluster`] (0-2, all idle) in the order a start
+/// asks them to coordinate: by id.
+fn coordinators() -> Vec<NodeId> {
+    let mut ids = vec![node(0), node(1), node(2)];
+    ids.sort();
+    ids
+}
+
+/// A start of `scenario` on every idle agent.
+fn start(scenario: &str, selection: AgentSelection, rebalance: bool) -> Effect {
+    Effect::Start {
+        scenario: scenario.into(),
+        spec: RunSpec {
+            selection,
+            rebalance,
+            ..RunSpec::default()
+        },
+        nodes: coordinators(),
+    }
 }
 
 /// An app watching `run_id()` planned on agents 0-2.
@@ -142,11 +164,11 @@ fn the_start_flow_ends_in_a_start_effect() {
     let effects = press(&mut app, KeyCode::Enter);
     assert_eq!(
         effects,
-        [Effect::Start {
-            scenario: "scenarios/closed-model.toml".into(),
-            selection: AgentSelection::Count(4),
-            rebalance: false,
-        }]
+        [start(
+            "scenarios/closed-model.toml",
+            AgentSelection::Count(4),
+            false
+        )]
     );
     assert_eq!(app.mode, Mode::Normal);
 }
@@ -168,11 +190,11 @@ fn r_in_the_start_dialog_asks_for_rebalancing() {
     let effects = press(&mut app, KeyCode::Enter);
     assert_eq!(
         effects,
-        [Effect::Start {
-            scenario: "scenarios/open-model.toml".into(),
-            selection: AgentSelection::All,
-            rebalance: true,
-        }]
+        [start(
+            "scenarios/open-model.toml",
+            AgentSelection::All,
+            true
+        )]
     );
 }
 
@@ -205,11 +227,11 @@ fn the_start_dialog_offers_labels_and_bounds_its_choices() {
     let effects = press(&mut app, KeyCode::Enter);
     assert_eq!(
         effects,
-        [Effect::Start {
-            scenario: "scenarios/open-model.toml".into(),
-            selection: AgentSelection::Labels([("zone".into(), "eu-west".into())].into()),
-            rebalance: false,
-        }]
+        [start(
+            "scenarios/open-model.toml",
+            AgentSelection::Labels([("zone".into(), "eu-west".into())].into()),
+            false
+        )]
     );
 }
 
@@ -237,7 +259,14 @@ fn x_asks_then_stops_the_active_run() {
     chars(&mut app, "n");
     assert_eq!(app.mode, Mode::Normal);
     chars(&mut app, "x");
-    assert_eq!(chars(&mut app, "y"), [Effect::Stop { run: run_id() }]);
+    // Its coordinator first, then the other alive nodes (agent 3 is not).
+    assert_eq!(
+        chars(&mut app, "y"),
+        [Effect::Stop {
+            run: run_id(),
+            nodes: vec![node(0), node(1), node(2)],
+        }]
+    );
     assert_eq!(app.mode, Mode::Normal);
     assert_eq!(app.run.as_ref().map(|r| r.state), Some(RunState::Stopping));
 }
@@ -328,7 +357,14 @@ fn d_then_y_deletes_the_selected_run() {
     assert!(chars(&mut app, "d").is_empty());
     let dir = app.history[0].dir.clone();
     assert_eq!(app.mode, Mode::ConfirmDelete(dir.clone()));
-    assert_eq!(chars(&mut app, "y"), [Effect::DeleteRun { dir }]);
+    app.results_dir = "/home/op/.local/share/bfgg/results".into();
+    assert_eq!(
+        chars(&mut app, "y"),
+        [Effect::DeleteRun {
+            dir,
+            results_dir: app.results_dir.clone(),
+        }]
+    );
     // d elsewhere does nothing.
     chars(&mut app, "1d");
     assert_eq!(app.mode, Mode::Normal);
@@ -356,8 +392,8 @@ fn r_reruns_a_stored_run_from_the_agents_step() {
                 .scenario
                 .clone()
                 .expect("has a scenario copy"),
-            selection: AgentSelection::All,
-            rebalance: false,
+            spec: RunSpec::default(),
+            nodes: coordinators(),
         }]
     );
     // The second stored run kept no scenario copy.
@@ -648,4 +684,129 @@ fn a_run_under_way_is_found_from_its_merged_gossip_and_its_coordinator_asked() {
         matches!(&effects[..], [Effect::Subscribe { nodes, .. }] if nodes.len() == plan().participants.len()),
         "{effects:?}"
     );
+}
+
+#[test]
+fn a_start_asks_alive_nodes_idle_ones_first_and_needs_one() {
+    let mut app = idle_cluster();
+    // Agent 1 is busy with another run: it is asked last.
+    app.update(Msg::Health {
+        health: fixtures::health(1, NodeState::Running(RunId("other".into()))),
+        at_ms: NOW,
+    });
+    chars(&mut app, "s");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    let effects = press(&mut app, KeyCode::Enter);
+    let mut idle = vec![node(0), node(2)];
+    idle.sort();
+    idle.push(node(1));
+    assert!(
+        matches!(&effects[..], [Effect::Start { nodes, .. }] if *nodes == idle),
+        "{effects:?}"
+    );
+
+    // Nobody heard for a minute: nothing to hand the run to.
+    app.update(Msg::Tick {
+        now_ms: NOW + 60_000,
+    });
+    chars(&mut app, "s");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(
+        app.notice
+            .as_deref()
+            .is_some_and(|n| n.contains("no alive node")),
+        "{:?}",
+        app.notice
+    );
+}
+
+#[test]
+fn a_run_started_here_keeps_its_results_here_once() {
+    let mut app = idle_cluster();
+    app.results_dir = "/home/op/.local/share/bfgg/runs".into();
+    let scenario = std::path::PathBuf::from("scenarios/open-model.toml");
+    let effects = app.update(Msg::Started {
+        plan: Box::new(plan()),
+        scenario: scenario.clone(),
+    });
+    assert!(matches!(&effects[..], [Effect::Subscribe { .. }]));
+    assert_eq!(app.started.get(&run_id()), Some(&scenario));
+
+    let summary = Box::new(RunSummary::default());
+    let finished = Msg::Run {
+        run: run_id(),
+        from: node(2),
+        event: RunEvent::Finished {
+            summary: summary.clone(),
+        },
+    };
+    assert_eq!(
+        app.update(finished.clone()),
+        [Effect::SaveResults {
+            run: run_id(),
+            coordinator: node(2),
+            scenario,
+            summary,
+            results_dir: app.results_dir.clone(),
+        }],
+        "fetched from whoever wrote the results"
+    );
+    assert!(app.started.is_empty());
+    assert!(app.update(finished).is_empty(), "a repeated Finished");
+}
+
+#[test]
+fn a_run_started_elsewhere_is_not_saved_here() {
+    let mut app = planned();
+    let effects = app.update(Msg::Run {
+        run: run_id(),
+        from: node(0),
+        event: RunEvent::Finished {
+            summary: Box::new(RunSummary::default()),
+        },
+    });
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(app.run.as_ref().map(|r| r.state), Some(RunState::Finished));
+}
+
+#[test]
+fn a_changed_store_is_read_again() {
+    let mut app = idle_cluster();
+    app.results_dir = "/home/op/.local/share/bfgg/runs".into();
+    app.scenario_dirs = vec!["scenarios".into()];
+    let effects = app.update(Msg::StoreChanged("deleted x".into()));
+    assert_eq!(
+        effects,
+        [Effect::LoadStore {
+            results_dir: app.results_dir.clone(),
+            scenario_dirs: app.scenario_dirs.clone(),
+        }]
+    );
+    assert_eq!(effects[0], app.load_store());
+    assert_eq!(app.notice.as_deref(), Some("deleted x"));
+}
+
+#[test]
+fn a_node_announcing_a_slower_health_period_is_judged_by_it() {
+    let mut app = App::new();
+    let mut h = fixtures::health(0, NodeState::Idle);
+    h.sent_at_ms = 1_000;
+    h.period_ms = 10_000; // a node of a 100-node cluster
+    app.update(Msg::Health {
+        health: h,
+        at_ms: 1_000,
+    });
+    let row = app.agents[&node(0)].clone();
+    for (now, want) in [
+        (20_999, Liveness::Alive),
+        (21_000, Liveness::Unresponsive),
+        (31_000, Liveness::Dead),
+    ] {
+        app.update(Msg::Tick { now_ms: now });
+        assert_eq!(app.liveness(&row), want, "at {now}");
+    }
 }
