@@ -353,6 +353,10 @@ pub enum ControlRequest {
         /// What happened.
         event: RunEvent,
     },
+    /// Anyone → a node: every node you know, with its last health (a light
+    /// peer's view of a large cluster at once, without waiting for every
+    /// node's next health message). Answered `Nodes`.
+    Nodes,
 }
 
 /// Answers to [`ControlRequest`]s.
@@ -417,6 +421,20 @@ pub enum ControlResponse {
     },
     /// `Subscribe` to a coordinator: the run's plan as it stands.
     Plan(RunPlan),
+    /// `Nodes`: the answering node's view of the cluster.
+    Nodes {
+        /// Every node it knows (itself included).
+        nodes: Vec<KnownNode>,
+    },
+}
+
+/// A node as another node knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KnownNode {
+    /// Its last health message.
+    pub health: NodeHealth,
+    /// How long ago the answering node last heard from it, ms.
+    pub silent_ms: u64,
 }
 
 #[cfg(test)]

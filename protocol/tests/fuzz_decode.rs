@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bfgg_protocol::mesh::{
-    AgentSelection, BundleFile, ControlRequest, ControlResponse, EngineInfo, Gossip, LogKind,
-    MovedShare, NodeHealth, NodeState, Participant, RunEvent, RunPlan, RunRequest,
+    AgentSelection, BundleFile, ControlRequest, ControlResponse, EngineInfo, Gossip, KnownNode,
+    LogKind, MovedShare, NodeHealth, NodeState, Participant, RunEvent, RunPlan, RunRequest,
 };
 use bfgg_protocol::summary::{AgentSummary, RunSummary};
 use bfgg_protocol::{
@@ -514,6 +514,7 @@ fn control_request() -> impl Strategy<Value = ControlRequest> {
             .prop_map(|(run, snapshot)| ControlRequest::Interval { run, snapshot }),
         run_id().prop_map(|run| ControlRequest::Subscribe { run }),
         (run_id(), run_event()).prop_map(|(run, event)| ControlRequest::Report { run, event }),
+        Just(ControlRequest::Nodes),
     ]
 }
 
@@ -551,6 +552,12 @@ fn control_response() -> impl Strategy<Value = ControlResponse> {
             }
         ),
         plan().prop_map(ControlResponse::Plan),
+        prop::collection::vec(
+            (health(), any::<u64>())
+                .prop_map(|(health, silent_ms)| KnownNode { health, silent_ms }),
+            0..3
+        )
+        .prop_map(|nodes| ControlResponse::Nodes { nodes }),
     ]
 }
 
@@ -1172,6 +1179,16 @@ fn generated_corpus() -> Vec<(String, Entry)> {
         (
             "response-plan",
             Msg::Response(ControlResponse::Plan(sample_plan())),
+        ),
+        ("request-nodes", Msg::Request(ControlRequest::Nodes)),
+        (
+            "response-nodes",
+            Msg::Response(ControlResponse::Nodes {
+                nodes: vec![KnownNode {
+                    health: sample_health(),
+                    silent_ms: 1_250,
+                }],
+            }),
         ),
         (
             "response-accepted",

@@ -68,6 +68,13 @@ impl Client {
             joined,
         };
         let deadline = Instant::now() + wait;
+        // The joined node's view at once (in a large cluster a node's next
+        // health message may be 10 s away); else wait for health gossip.
+        if let Some(node) = client.joined_node() {
+            client
+                .ask_view(&node, wait.min(Duration::from_secs(5)))
+                .await;
+        }
         while client.view.peers().next().is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -127,7 +134,27 @@ impl Client {
         }
     }
 
-    /// Listens for `wait` and returns every node heard, with its liveness.
+    /// Asks `node` for every node it knows and adds them to this view
+    /// (bounded by `limit`; a failure leaves the view as it was).
+    async fn ask_view(&mut self, node: &NodeId, limit: Duration) {
+        let ask = self.net.request(node, ControlRequest::Nodes);
+        match tokio::time::timeout(limit, ask).await {
+            Ok(Ok(ControlResponse::Nodes { nodes })) => {
+                let (now, now_ms) = (Instant::now(), sys::now_ms());
+                for n in nodes {
+                    let silent = Duration::from_millis(n.silent_ms);
+                    self.view.heard_via(n.health, silent, now, now_ms);
+                }
+            }
+            Ok(Ok(other)) => tracing::debug!(%node, "asked for its view: {other:?}"),
+            Ok(Err(e)) => tracing::debug!(%node, "asked for its view: {e}"),
+            Err(_) => tracing::debug!(%node, "asked for its view: no answer in time"),
+        }
+    }
+
+    /// Listens for `wait`, asks an alive node for the nodes it knows (so a
+    /// large cluster, whose nodes publish their health every few seconds, is
+    /// seen whole), and returns every node, with its liveness.
     pub async fn nodes(&mut self, wait: Duration) -> Vec<(PeerView, Liveness)> {
         let deadline = Instant::now() + wait;
         loop {
@@ -136,6 +163,13 @@ impl Client {
                 break;
             }
             self.next_event(left).await;
+        }
+        let ask = self
+            .joined_node()
+            .filter(|n| self.view.get(n).is_some())
+            .or_else(|| self.alive_nodes().into_iter().next());
+        if let Some(node) = ask {
+            self.ask_view(&node, Duration::from_secs(5)).await;
         }
         let now = Instant::now();
         let mut out: Vec<(PeerView, Liveness)> = self

@@ -15,8 +15,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use bfgg_protocol::mesh::{
-    ControlRequest, ControlResponse, EngineInfo, Gossip, HEALTH_TOPIC, NodeHealth, RUN_TOPIC,
-    RunEvent, RunPlan,
+    ControlRequest, ControlResponse, EngineInfo, Gossip, HEALTH_TOPIC, KnownNode, NodeHealth,
+    RUN_TOPIC, RunEvent, RunPlan,
 };
 use bfgg_protocol::{NodeId, RunId};
 use tokio::sync::mpsc;
@@ -719,6 +719,18 @@ impl Node {
                 }
                 self.apply(&run, Event::Interval { from, snapshot }, None);
                 reply.send(ControlResponse::Done);
+            }
+            ControlRequest::Nodes => {
+                let now = Instant::now();
+                let nodes = self
+                    .view
+                    .peers()
+                    .map(|p| KnownNode {
+                        health: p.health.clone(),
+                        silent_ms: now.saturating_duration_since(p.last_heard).as_millis() as u64,
+                    })
+                    .collect();
+                reply.send(ControlResponse::Nodes { nodes });
             }
             ControlRequest::Report { run, event } => {
                 self.view.touch(&from, Instant::now());

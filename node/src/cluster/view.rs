@@ -147,6 +147,32 @@ impl ClusterView {
         self.peers.values()
     }
 
+    /// Records what another node knows of a node, `silent` ago, unless this
+    /// view heard from it more recently.
+    pub fn heard_via(&mut self, health: NodeHealth, silent: Duration, now: Instant, now_ms: u64) {
+        if self.incompatible.contains_key(&health.node) {
+            return;
+        }
+        let at = now.checked_sub(silent).unwrap_or(now);
+        if self
+            .peers
+            .get(&health.node)
+            .is_some_and(|p| p.last_heard >= at)
+        {
+            return;
+        }
+        let heard_ms = now_ms.saturating_sub(silent.as_millis() as u64);
+        let clock_offset_ms = heard_ms as i64 - health.sent_at_ms as i64;
+        self.peers.insert(
+            health.node.clone(),
+            PeerView {
+                health,
+                last_heard: at,
+                clock_offset_ms,
+            },
+        );
+    }
+
     /// `node` was heard from otherwise than by its health (a run's traffic:
     /// an agent's interval, a coordinator's merged interval or event).
     pub fn touch(&mut self, node: &NodeId, now: Instant) {
@@ -273,6 +299,29 @@ mod tests {
         assert_eq!(v.liveness(&id, at(44), &t), Liveness::Alive);
         v.touch(&NodeId("unknown".into()), at(25));
         assert_eq!(v.len(), 1, "a touch adds nobody");
+    }
+
+    #[test]
+    fn what_another_node_knows_fills_the_view_unless_it_is_older() {
+        let t0 = Instant::now() + Duration::from_secs(60);
+        let mut v = ClusterView::default();
+        let id = NodeId("a".into());
+        let h = health("a", NodeState::Idle, bfgg_protocol::PROTOCOL_VERSION);
+        v.heard_via(h.clone(), Duration::from_secs(4), t0, 10_000);
+        let p = v.get(&id).expect("known");
+        assert_eq!(p.last_heard, t0 - Duration::from_secs(4));
+        assert_eq!(p.clock_offset_ms, 6_000 - 1_000);
+        let t = Timeouts::default();
+        assert_eq!(v.liveness(&id, t0, &t), Liveness::Alive);
+        assert_eq!(
+            v.liveness(&id, t0 + Duration::from_secs(1), &t),
+            Liveness::Unresponsive,
+            "silent 5 s by then"
+        );
+        // Heard directly since: an older report does not replace it.
+        v.heard(h.clone(), t0, 10_000);
+        v.heard_via(h, Duration::from_secs(9), t0, 10_000);
+        assert_eq!(v.get(&id).map(|p| p.last_heard), Some(t0));
     }
 
     #[test]

@@ -101,6 +101,7 @@ fn control_messages_round_trip() {
         ControlRequest::Subscribe {
             run: RunId("r".into()),
         },
+        ControlRequest::Nodes,
         ControlRequest::Report {
             run: RunId("r".into()),
             event: RunEvent::Stopping {
