@@ -59,9 +59,10 @@ fn multi_thread_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtim
 
 /// `bfgg tui`: the cockpit on a light peer.
 fn tui(args: TuiArgs) -> anyhow::Result<ExitCode> {
+    let identity = LightIdentity::new()?;
     let net = net_config(
         &args.mesh,
-        light_identity()?,
+        identity.file(),
         vec!["/ip4/0.0.0.0/tcp/0".into()],
     )?;
     let timeouts = Timeouts {
@@ -519,15 +520,32 @@ fn host_name() -> String {
         .unwrap_or_else(|| "node".into())
 }
 
-/// A light peer's identity: fresh per process (it is never addressed).
-fn light_identity() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("bfgg-light-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir.join("identity.key"))
+/// A light peer's identity: fresh per process (it is never addressed), in a
+/// directory of its own that goes when this guard does (the key is read
+/// when the network starts).
+struct LightIdentity(PathBuf);
+
+impl LightIdentity {
+    fn new() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("bfgg-light-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("identity.key")
+    }
+}
+
+impl Drop for LightIdentity {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn light_client(rt: &tokio::runtime::Runtime, mesh: &MeshArgs) -> anyhow::Result<Client> {
-    let net = net_config(mesh, light_identity()?, vec!["/ip4/0.0.0.0/tcp/0".into()])?;
+    let identity = LightIdentity::new()?;
+    let net = net_config(mesh, identity.file(), vec!["/ip4/0.0.0.0/tcp/0".into()])?;
     rt.block_on(Client::connect(net, Duration::from_secs(10)))
 }
 

@@ -470,8 +470,10 @@ fn a_run_is_stopped_from_a_fourth_process() {
 
 /// `bfgg status --json` joined to `join`, with `key` or the host's default.
 fn status_json(home: &Path, join: &str, key: Option<&Path>) -> Vec<serde_json::Value> {
+    let tmp = home.join("status-tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp dir");
     let mut cmd = crate::harness::bfgg(home);
-    cmd.env("BFGG_LOG", "warn").args([
+    cmd.env("TMPDIR", &tmp).env("BFGG_LOG", "warn").args([
         "status",
         "--json",
         "--no-mdns",
@@ -489,6 +491,9 @@ fn status_json(home: &Path, join: &str, key: Option<&Path>) -> Vec<serde_json::V
         "status: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The light peer's throwaway identity leaves nothing behind.
+    let left: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").flatten().collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 

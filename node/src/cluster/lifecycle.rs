@@ -378,6 +378,19 @@ impl RunState {
 
     fn on_tick(&mut self, facts: &Facts<'_>) -> Vec<Action> {
         let mut out = Vec::new();
+        if self.phase == Phase::Starting
+            && !self.coordinates(facts)
+            && (facts.liveness)(&self.coordinator) == Liveness::Dead
+        {
+            // Prepared for a run whose coordinator died before the start:
+            // nothing was measured; free this node for other runs.
+            return vec![
+                Action::StopAgent {
+                    reason: "the coordinator died before the start".into(),
+                },
+                Action::Retire,
+            ];
+        }
         if self.phase != Phase::Running {
             return out;
         }

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::agent::{self, AgentSlot, FINISHING_HOLD};
 use super::bundle::Store;
 use super::coordinator::{self, FinalizeInput, START_LEAD_MS};
-use super::lifecycle::{Action, Event, Facts, RunState};
+use super::lifecycle::{Action, Event, Facts, Phase, RunState};
 use super::sys;
 use super::view::{ClusterView, Liveness, Timeouts};
 use crate::interval_log::LiveCopies;
@@ -775,6 +775,10 @@ impl Node {
             return;
         }
         self.slot.stop(&run, &reason);
+        if state.phase == Phase::Starting {
+            // Released before the start (the run was refused or stopped).
+            self.retire(&run);
+        }
         if from == coordinator {
             reply.send(ControlResponse::Done);
             return;

@@ -510,3 +510,25 @@ fn a_participant_that_missed_the_end_asks_the_coordinator_now_and_then() {
         [Action::Retire]
     );
 }
+
+#[test]
+fn an_agent_prepared_for_a_run_whose_coordinator_died_before_the_start_lets_it_go() {
+    let mut p = plan(&[1, 2], false);
+    p.start_at_ms = 0;
+    let mut s = RunState::new(p);
+    let mut w = World::at(1, 5_000);
+    assert!(
+        w.apply(&mut s, Event::Tick).is_empty(),
+        "waiting for the start"
+    );
+    w.dead.insert(id(0));
+    assert_eq!(
+        w.apply(&mut s, Event::Tick),
+        [
+            Action::StopAgent {
+                reason: "the coordinator died before the start".into()
+            },
+            Action::Retire
+        ]
+    );
+}
