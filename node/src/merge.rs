@@ -1,9 +1,9 @@
 //! The one interval merger: snapshots of one interval from several sources
 //! (worker threads, agents) merged with `+=` and released in interval order
-//! once complete. Local runs merge their workers with it, and a coordinator
+//! once complete. Local runs merge their workers with it, a coordinator
 //! both the agents' live intervals (gossiped merged, for observers) and
-//! their logs (the results). The cockpit keeps per-agent series of its own
-//! and counts late snapshots rather than dropping them (`tui::app`).
+//! their logs (the results), and the cockpit the intervals the agents send
+//! it (the client shows the coordinator's merged intervals as they come).
 //!
 //! Merging *across sources* (one interval, several sources) is
 //! `IntervalSnapshot += ` and happens here; merging *across time* (several
@@ -23,9 +23,12 @@ use bfgg_protocol::{GeneratorStats, IntervalSnapshot, NameStats};
 /// the oldest open interval rather than lost; with one (live views) it is
 /// dropped. A second snapshot of one interval from one source is a
 /// duplicate (gossip may deliver twice) and is ignored.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct IntervalMerger<S: Ord + Clone> {
     sources: BTreeMap<S, Source>,
+    /// False until the sources are known ([`IntervalMerger::unknown_sources`]):
+    /// then only the deadline completes an interval.
+    known: bool,
     open: BTreeMap<u32, Open<S>>,
     next: u32,
     newest: Option<u32>,
@@ -51,7 +54,7 @@ pub struct Merged {
 }
 
 /// An interval still waiting for sources.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Open<S> {
     merged: IntervalSnapshot,
     from: BTreeSet<S>,
@@ -74,11 +77,37 @@ impl<S: Ord + Clone> IntervalMerger<S> {
                 .into_iter()
                 .map(|s| (s, Source::default()))
                 .collect(),
+            known: true,
             open: BTreeMap::new(),
             next: 0,
             newest: None,
             deadline: None,
         }
+    }
+
+    /// A merger whose sources are not known yet (a live view that hears
+    /// intervals before the run's plan): it takes snapshots from anyone and
+    /// completes intervals by the deadline only, until
+    /// [`IntervalMerger::set_sources`].
+    pub fn unknown_sources() -> Self {
+        Self {
+            known: false,
+            ..Self::new(std::iter::empty())
+        }
+    }
+
+    /// The sources are now known: from here on, snapshots from anyone else
+    /// are ignored and an interval completes once each of them sent it.
+    /// Returns the intervals that completes.
+    pub fn set_sources(&mut self, sources: impl IntoIterator<Item = S>) -> Vec<Merged> {
+        let mut known = BTreeMap::new();
+        for s in sources {
+            let state = self.sources.get(&s).copied().unwrap_or_default();
+            known.insert(s, state);
+        }
+        self.sources = known;
+        self.known = true;
+        self.release()
     }
 
     /// Also release interval `k` once interval `k + intervals` has arrived.
@@ -89,6 +118,9 @@ impl<S: Ord + Clone> IntervalMerger<S> {
 
     /// Adds `snap` from `source`; returns the intervals it completed.
     pub fn add(&mut self, source: &S, mut snap: IntervalSnapshot) -> Vec<Merged> {
+        if !self.known {
+            self.sources.entry(source.clone()).or_default();
+        }
         let Some(state) = self.sources.get_mut(source) else {
             return Vec::new();
         };
@@ -152,10 +184,11 @@ impl<S: Ord + Clone> IntervalMerger<S> {
     }
 
     fn complete(&self, k: u32, from: &BTreeSet<S>) -> bool {
-        let everyone = self
-            .sources
-            .iter()
-            .all(|(id, s)| s.done || from.contains(id) || s.seen.is_some_and(|seen| seen > k));
+        let everyone = self.known
+            && self
+                .sources
+                .iter()
+                .all(|(id, s)| s.done || from.contains(id) || s.seen.is_some_and(|seen| seen > k));
         let overdue = match (self.deadline, self.newest) {
             (Some(d), Some(newest)) => newest >= k.saturating_add(d),
             _ => false,

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 
 use bfgg_node::cluster::request::RunSpec;
+use bfgg_node::merge::{IntervalMerger, Merged};
 use bfgg_protocol::mesh::{AgentSelection, NodeHealth, NodeState, RunEvent, RunPlan};
 use bfgg_protocol::summary::RunSummary;
 use bfgg_protocol::{ErrorKind, IntervalSnapshot, LatencyHistogram, NameStats, NodeId, RunId};
@@ -205,8 +206,10 @@ pub struct RunView {
     pub stop_reason: Option<String>,
     /// Merged intervals, oldest first (bounded).
     pub points: VecDeque<Point>,
-    /// Intervals still receiving agents' snapshots, with who sent them.
-    pub open: BTreeMap<u32, (IntervalSnapshot, BTreeSet<NodeId>)>,
+    /// The agents' snapshots merged: intervals still receiving them, with
+    /// who sent them; one is settled once every agent of the plan sent it or
+    /// two newer ones arrived.
+    pub merger: IntervalMerger<NodeId>,
     /// The newest settled interval, merged (its percentiles are "last").
     pub last: Option<IntervalSnapshot>,
     /// Whole-run merge per request name.
@@ -229,7 +232,7 @@ impl RunView {
             state: RunState::Starting,
             stop_reason: None,
             points: VecDeque::new(),
-            open: BTreeMap::new(),
+            merger: IntervalMerger::unknown_sources().with_deadline(SETTLE_AFTER),
             last: None,
             total: BTreeMap::new(),
             errors: BTreeMap::new(),
@@ -253,10 +256,14 @@ impl RunView {
         self.points.back()
     }
 
-    fn participants(&self) -> usize {
-        self.plan
-            .as_ref()
-            .map_or(usize::MAX, |p| p.participants.len())
+    /// Its plan: from now on an interval settles once every agent of it
+    /// sent its snapshot.
+    fn planned(&mut self, plan: RunPlan) {
+        let released = self
+            .merger
+            .set_sources(plan.participants.iter().map(|p| p.node.clone()));
+        self.plan = Some(plan);
+        self.settled(released);
     }
 
     /// Adds one agent's snapshot (`total`: its names merged).
@@ -273,48 +280,31 @@ impl RunView {
         agent.total += total;
         push_bounded(&mut agent.points, point_of(snapshot.index, total, snapshot));
         let index = snapshot.index;
-        if self.points.back().is_some_and(|p| p.index >= index) {
-            // A late snapshot of a settled interval: counts only.
+        if index < self.merger.next_index() {
+            // A late snapshot of a settled interval: counts only (the
+            // merger would drop it).
             if let Some(p) = self.points.iter_mut().find(|p| p.index == index) {
                 p.requests = p.requests.saturating_add(total.requests);
                 p.errors = p.errors.saturating_add(total.error_count());
             }
             return;
         }
-        let entry = self
-            .open
-            .entry(index)
-            .or_insert_with(|| (IntervalSnapshot::new(index), BTreeSet::new()));
-        entry.0 += snapshot;
-        entry.1.insert(node.clone());
-        let newest = self.open.keys().next_back().copied().unwrap_or(index);
-        let participants = self.participants();
-        let settled: Vec<u32> = self
-            .open
-            .iter()
-            .filter(|(i, (_, from))| from.len() >= participants || **i + SETTLE_AFTER <= newest)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in settled {
-            self.settle(i);
-        }
+        let released = self.merger.add(node, snapshot.clone());
+        self.settled(released);
     }
 
-    /// Moves every open interval up to and including `index` into the series.
-    fn settle(&mut self, index: u32) {
-        let ready: Vec<u32> = self.open.range(..=index).map(|(i, _)| *i).collect();
-        for i in ready {
-            if let Some((snap, _)) = self.open.remove(&i) {
-                push_bounded(&mut self.points, point_of(i, &snap.total(), &snap));
-                self.last = Some(snap);
-            }
+    /// Moves settled intervals into the series.
+    fn settled(&mut self, merged: Vec<Merged>) {
+        for m in merged {
+            let snap = m.snapshot;
+            push_bounded(&mut self.points, point_of(snap.index, &snap.total(), &snap));
+            self.last = Some(snap);
         }
     }
 
     fn settle_all(&mut self) {
-        if let Some(i) = self.open.keys().next_back().copied() {
-            self.settle(i);
-        }
+        let rest = self.merger.drain();
+        self.settled(rest);
     }
 }
 
@@ -653,7 +643,11 @@ impl App {
         let first = r.plan.is_none();
         let nodes = plan.participants.iter().map(|p| p.node.clone()).collect();
         let run = plan.run.clone();
-        r.plan = Some(plan);
+        if first {
+            r.planned(plan);
+        } else {
+            r.plan = Some(plan);
+        }
         if first {
             vec![Effect::Subscribe { run, nodes }]
         } else {

@@ -90,3 +90,22 @@ fn totals_across_time_keep_names_and_the_generator_peak() {
     assert_eq!(totals.generator.scheduled, 30);
     assert_eq!(totals.generator.active, 9);
 }
+
+#[test]
+fn before_its_sources_are_known_a_live_merger_waits_for_the_deadline_only() {
+    let mut m = IntervalMerger::unknown_sources().with_deadline(2);
+    assert!(m.add(&"a", snap(0, 1)).is_empty());
+    assert!(
+        m.add(&"b", snap(0, 2)).is_empty(),
+        "nobody knows if c comes"
+    );
+    assert!(m.add(&"a", snap(1, 1)).is_empty());
+    assert_eq!(requests(&m.add(&"a", snap(2, 1))), [(0, 3)]);
+    // The plan names a and b: interval 1 waits for b only, and strangers
+    // are ignored from now on.
+    assert!(m.set_sources(["a", "b"]).is_empty());
+    assert!(m.add(&"c", snap(1, 100)).is_empty());
+    let done = m.add(&"b", snap(1, 5));
+    assert_eq!(requests(&done), [(1, 6)]);
+    assert_eq!(done[0].sources, 2);
+}
