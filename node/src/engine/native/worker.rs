@@ -159,8 +159,12 @@ async fn run_worker(setup: Setup) {
     };
     ticker.abort();
 
-    // The last, partial interval.
-    let index_now = next_interval.get().max(interval_of(w.t0, Instant::now()));
+    // The last, partial interval: the one the ticker would have shipped
+    // next. A starved ticker (or one that had not yet woken at the last
+    // boundary) leaves that interval unshipped; labelling the rest with "now"
+    // would leave a gap that reads as a missing interval, so what was
+    // recorded since the last tick goes under the next index, contiguous.
+    let index_now = next_interval.get();
     let busy = busy_permille(&cpu_mark, interval_started(w.t0, index_now));
     let mut snapshot = w.recorder.borrow_mut().take(index_now, busy);
     snapshot.generator.missed += missed;
@@ -173,11 +177,6 @@ async fn run_worker(setup: Setup) {
     )
     .await;
     super::emit(&w.events, EngineEvent::Finished { source: w.index }).await;
-}
-
-/// The interval `at` falls in: whole seconds after `t0` (0 before it).
-fn interval_of(t0: Instant, at: Instant) -> u32 {
-    at.saturating_duration_since(t0).as_secs() as u32
 }
 
 /// When interval `index` starts.

@@ -181,18 +181,14 @@ impl Arrivals {
         Some((global, at))
     }
 
-    /// One more slot; returns the slot count.
-    fn add_slot(&self) -> usize {
+    /// One more slot; returns its id: the share's id base plus the slots
+    /// spawned so far, distinct across the worker's shares and taken when
+    /// the slot is spawned (two slots spawned before either runs get two
+    /// ids, so two random streams and two user numbers).
+    fn add_slot(&self) -> u64 {
         let mut c = self.cursor.borrow_mut();
         c.slots += 1;
-        c.slots
-    }
-
-    /// The share's id base plus the slots spawned so far: a new slot's id
-    /// (distinct across the worker's shares). A slot reads it when its task
-    /// first runs, so two slots spawned before either has run read the same.
-    fn last_slot_id(&self) -> u64 {
-        self.share.id_base + self.cursor.borrow().slots as u64
+        self.share.id_base + c.slots as u64
     }
 
     /// Whether a slot starting its arrival should spawn another: nobody is
@@ -226,11 +222,10 @@ impl Arrivals {
 }
 
 fn spawn_slot(w: &Rc<Worker>, arrivals: &Rc<Arrivals>) {
-    arrivals.add_slot();
+    let slot = arrivals.add_slot();
     w.live.set(w.live.get() + 1);
     let (w, arrivals) = (w.clone(), arrivals.clone());
     tokio::task::spawn_local(async move {
-        let slot = arrivals.last_slot_id();
         open_slot(&w, &arrivals, slot).await;
         task_done(&w);
     });

@@ -9,19 +9,9 @@ use super::*;
 #[test]
 fn intervals_are_whole_seconds_after_t0() {
     let t0 = Instant::now();
-    let ms = Duration::from_millis;
-    assert_eq!(interval_of(t0, t0), 0);
-    assert_eq!(interval_of(t0, t0 + ms(999)), 0);
-    assert_eq!(interval_of(t0, t0 + ms(1000)), 1);
-    assert_eq!(interval_of(t0, t0 + ms(61_500)), 61);
-    if let Some(before) = t0.checked_sub(ms(1500)) {
-        assert_eq!(interval_of(t0, before), 0, "before t0 counts as the first");
-    }
     for k in [0, 1, 7, 3600] {
         let start = interval_started(t0, k);
         assert_eq!(start - t0, Duration::from_secs(u64::from(k)));
-        assert_eq!(interval_of(t0, start), k, "an interval starts in itself");
-        assert_eq!(interval_of(t0, start + ms(999)), k);
     }
 }
 

@@ -179,7 +179,11 @@ fn a_slot_spawns_another_only_when_none_waits_and_below_the_cap() {
     let schedule = constant(10.0, 1.0);
     let arrivals = Arrivals::new(&schedule, share(Segment::WHOLE, 0, 2));
     assert!(arrivals.wants_another_slot());
-    assert_eq!(arrivals.add_slot(), 1);
+    assert_eq!(
+        arrivals.add_slot(),
+        1,
+        "ids count from the share's base + 1"
+    );
     assert!(arrivals.wants_another_slot());
     arrivals.wait_begins();
     assert!(!arrivals.wants_another_slot(), "one slot already waits");
@@ -202,17 +206,16 @@ fn slots_of_different_shares_never_share_an_id() {
                 cap: 1000,
             },
         );
-        (0..1000)
-            .map(|_| {
-                arrivals.add_slot();
-                arrivals.last_slot_id()
-            })
-            .collect::<Vec<u64>>()
+        // Taken one after the other, as slots spawned before any of them
+        // runs: every id distinct.
+        (0..1000).map(|_| arrivals.add_slot()).collect::<Vec<u64>>()
     };
     let (own, adopted) = (ids(0), ids(1));
     assert_eq!(own.first(), Some(&1));
     assert_eq!(adopted.first(), Some(&((1 << 32) + 1)));
     assert!(own.iter().all(|id| !adopted.contains(id)));
+    let distinct: std::collections::BTreeSet<&u64> = own.iter().collect();
+    assert_eq!(distinct.len(), own.len(), "no two slots share an id");
 }
 
 /// What [`drive`] saw.
