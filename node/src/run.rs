@@ -237,7 +237,7 @@ pub async fn run_local(
             workers,
             t0,
             seed,
-            extra: None,
+            moved: None,
         },
         stop,
         |merged| emit_interval(&mut writer, &merged, t0, duration, &mut on_progress),

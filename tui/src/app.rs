@@ -141,16 +141,9 @@ pub struct AgentRow {
     pub errors: u64,
 }
 
-/// How a node looks from here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Liveness {
-    /// Heard recently.
-    Alive,
-    /// Not heard for `unresponsive_ms`.
-    Unresponsive,
-    /// Not heard for `dead_ms`.
-    Dead,
-}
+/// How a node looks from here: the mesh's own notion, judged by the
+/// cockpit's thresholds ([`App::liveness`]).
+pub use bfgg_node::cluster::view::Liveness;
 
 /// One merged interval of the watched run, as the charts draw it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

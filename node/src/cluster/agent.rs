@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch};
 use super::node::{Ctx, Input};
 use super::sys;
 use crate::engine::schedule::Segment;
-use crate::engine::{EngineConfig, ExtraShare};
+use crate::engine::{EngineConfig, MovedShare};
 use crate::interval_log::{self as log, IntervalLog};
 use crate::run::{StopRequest, drive};
 use crate::scenario::{self, Scenario, data::Strategy};
@@ -44,11 +44,11 @@ pub(crate) struct Targets {
 /// This node's part in a run, if any.
 #[derive(Debug, Default)]
 pub(crate) struct AgentSlot {
-    run: Option<AgentRun>,
+    run: Option<SlotRun>,
 }
 
 #[derive(Debug)]
-struct AgentRun {
+struct SlotRun {
     plan: RunPlan,
     stage: Stage,
     targets: watch::Sender<Targets>,
@@ -65,7 +65,7 @@ enum Stage {
         /// Resolves the engine's stop future (once).
         stop: Option<oneshot::Sender<StopRequest>>,
         /// Shares taken over from lost agents, watched by the engine.
-        extra: watch::Sender<Vec<ExtraShare>>,
+        moved: watch::Sender<Vec<MovedShare>>,
     },
     /// Load over; the log is on disk until confirmed.
     Finishing,
@@ -77,16 +77,16 @@ pub(crate) struct Launch {
     pub(crate) scenario: Arc<Scenario>,
     pub(crate) offset_us: i64,
     pub(crate) stop: oneshot::Receiver<StopRequest>,
-    pub(crate) extra: watch::Receiver<Vec<ExtraShare>>,
+    pub(crate) moved: watch::Receiver<Vec<MovedShare>>,
     pub(crate) targets: watch::Receiver<Targets>,
 }
 
 impl AgentSlot {
-    fn of(&self, run: &RunId) -> Option<&AgentRun> {
+    fn of(&self, run: &RunId) -> Option<&SlotRun> {
         self.run.as_ref().filter(|r| &r.plan.run == run)
     }
 
-    fn of_mut(&mut self, run: &RunId) -> Option<&mut AgentRun> {
+    fn of_mut(&mut self, run: &RunId) -> Option<&mut SlotRun> {
         self.run.as_mut().filter(|r| &r.plan.run == run)
     }
 
@@ -118,7 +118,7 @@ impl AgentSlot {
             coordinator: plan.coordinator.clone(),
             subscribers: Vec::new(),
         });
-        self.run = Some(AgentRun {
+        self.run = Some(SlotRun {
             plan: plan.clone(),
             stage: Stage::Preparing,
             targets,
@@ -173,10 +173,10 @@ impl AgentSlot {
             Stage::Running { .. } | Stage::Finishing => return Ok(None),
         };
         let (stop_tx, stop) = oneshot::channel();
-        let (extra_tx, extra) = watch::channel(Vec::new());
+        let (moved_tx, moved) = watch::channel(Vec::new());
         r.stage = Stage::Running {
             stop: Some(stop_tx),
-            extra: extra_tx,
+            moved: moved_tx,
         };
         r.plan.start_at_ms = start_at_ms;
         Ok(Some(Launch {
@@ -184,7 +184,7 @@ impl AgentSlot {
             scenario,
             offset_us,
             stop,
-            extra,
+            moved,
             targets: r.targets.subscribe(),
         }))
     }
@@ -241,20 +241,20 @@ impl AgentSlot {
 
     /// Takes over `segment` of `run` from `from_ms` (coordinator clock) on,
     /// if this node is generating it and has not taken that share yet.
-    pub(crate) fn take_share(&self, run: &RunId, segment: Segment, from_ms: u64) {
+    pub(crate) fn take_moved_share(&self, run: &RunId, segment: Segment, from_ms: u64) {
         let Some(r) = self.of(run) else {
             return;
         };
-        let Stage::Running { extra, .. } = &r.stage else {
+        let Stage::Running { moved, .. } = &r.stage else {
             return;
         };
         let from = Duration::from_millis(from_ms.saturating_sub(r.plan.start_at_ms));
-        extra.send_if_modified(|shares| {
+        moved.send_if_modified(|shares| {
             if shares.iter().any(|s| s.segment == segment) {
                 return false;
             }
             tracing::info!(%run, ?segment, after = ?from, "taking over a lost agent's share");
-            shares.push(ExtraShare { segment, from });
+            shares.push(MovedShare { segment, from });
             true
         });
     }
@@ -423,7 +423,7 @@ async fn execute_inner(
         scenario,
         offset_us,
         stop,
-        extra,
+        moved,
         targets,
     } = launch;
     let index = plan
@@ -490,7 +490,7 @@ async fn execute_inner(
         workers: ctx.workers.unwrap_or_else(crate::run::default_workers),
         t0,
         seed: crate::run::seed_from(std::time::SystemTime::now()) ^ index,
-        extra: Some(extra),
+        moved: Some(moved),
     };
     let driven = drive(scenario, config, stop, |snap| {
         log.append(&snap)?;

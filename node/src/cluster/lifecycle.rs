@@ -18,7 +18,7 @@
 //!
 //! This node's own part in a run (preparing, generating, keeping its log) is
 //! the agent slot (`agent.rs`); the two meet through actions
-//! ([`Action::StopAgent`], [`Action::TakeShare`]) and events
+//! ([`Action::StopAgent`], [`Action::TakeMovedShare`]) and events
 //! ([`RunEvent::AgentFinished`] applied here like anyone's).
 
 use std::collections::BTreeMap;
@@ -64,13 +64,12 @@ pub(crate) struct AgentDone {
     pub(crate) mesh_bytes: u64,
 }
 
-/// A share moved to `node` from `from_ms` on (coordinator clock), by
-/// `--rebalance`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct MovedTo {
-    pub(crate) node: NodeId,
-    pub(crate) segment: Segment,
-    pub(crate) from_ms: u64,
+/// The schedule segment of a moved share.
+fn segment_of(s: &MovedShare) -> Segment {
+    Segment {
+        offset: s.offset,
+        stride: s.stride.max(1),
+    }
 }
 
 /// What this node knows of one run.
@@ -84,8 +83,9 @@ pub(crate) struct RunState {
     pub(crate) finished: BTreeMap<NodeId, AgentDone>,
     /// Agents declared lost, with when they were last heard (Unix ms).
     pub(crate) lost: BTreeMap<NodeId, u64>,
-    /// Shares moved from lost agents to live ones.
-    pub(crate) moved: Vec<MovedTo>,
+    /// Shares moved from lost agents to live ones, with when they moved
+    /// (Unix ms, coordinator clock).
+    pub(crate) moved: Vec<(MovedShare, u64)>,
     /// Lost agents whose shares moved, and when (Unix ms, coordinator clock).
     pub(crate) rebalanced: BTreeMap<NodeId, u64>,
     /// Set once a stop was asked for.
@@ -145,7 +145,7 @@ pub(crate) enum Action {
     StopAgents,
     /// Generate `segment` of the schedule from `from_ms` on, if this node
     /// runs the run.
-    TakeShare { segment: Segment, from_ms: u64 },
+    TakeMovedShare { segment: Segment, from_ms: u64 },
     /// Merge the agents' logs and write the results (then report
     /// [`Event::Finalized`]).
     Finalize,
@@ -187,9 +187,15 @@ impl RunState {
         &self.coordinator == facts.me
     }
 
-    /// The shares moved to `node` so far.
-    pub(crate) fn moved_to<'a>(&'a self, node: &'a NodeId) -> impl Iterator<Item = &'a MovedTo> {
-        self.moved.iter().filter(move |m| &m.node == node)
+    /// The shares moved to `node` so far, with when (coordinator clock).
+    pub(crate) fn moved_shares_of<'a>(
+        &'a self,
+        node: &'a NodeId,
+    ) -> impl Iterator<Item = (Segment, u64)> + 'a {
+        self.moved
+            .iter()
+            .filter(move |(s, _)| &s.node == node)
+            .map(|(s, from_ms)| (segment_of(s), *from_ms))
     }
 
     /// Applies `event`; returns what the node must do.
@@ -354,17 +360,12 @@ impl RunState {
         self.rebalanced.insert(lost, from_ms);
         let mut out = Vec::new();
         for s in shares {
-            let segment = Segment {
-                offset: s.offset,
-                stride: s.stride.max(1),
-            };
-            self.moved.push(MovedTo {
-                node: s.node.clone(),
-                segment,
-                from_ms,
-            });
+            self.moved.push((s.clone(), from_ms));
             if &s.node == facts.me {
-                out.push(Action::TakeShare { segment, from_ms });
+                out.push(Action::TakeMovedShare {
+                    segment: segment_of(s),
+                    from_ms,
+                });
             }
         }
         out
@@ -477,7 +478,7 @@ impl RunState {
         let n = self.plan.participants.len() as u64;
         let own = self.plan.participants.iter().find(|p| &p.node == lost)?;
         let mut segments = vec![Segment::WHOLE.split(u64::from(own.index), n)];
-        segments.extend(self.moved_to(lost).map(|m| m.segment));
+        segments.extend(self.moved_shares_of(lost).map(|(segment, _)| segment));
         let live: Vec<&NodeId> = self
             .plan
             .participants

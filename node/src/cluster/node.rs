@@ -354,8 +354,8 @@ impl Node {
                         ));
                     }
                 }
-                Action::TakeShare { segment, from_ms } => {
-                    self.slot.take_share(run, segment, from_ms);
+                Action::TakeMovedShare { segment, from_ms } => {
+                    self.slot.take_moved_share(run, segment, from_ms);
                 }
                 Action::Finalize => {
                     if let Some(state) = self.runs.get(run) {
@@ -647,15 +647,14 @@ impl Node {
                 match self.slot.start(&run, start_at_ms) {
                     Ok(Some(launch)) => {
                         // Shares moved here before the start (a fast loss).
-                        let moved: Vec<_> = self.runs.get(&run).map_or_else(Vec::new, |s| {
-                            s.moved_to(&self.ctx.me)
-                                .map(|m| (m.segment, m.from_ms))
-                                .collect()
-                        });
+                        let moved: Vec<_> = self
+                            .runs
+                            .get(&run)
+                            .map_or_else(Vec::new, |s| s.moved_shares_of(&self.ctx.me).collect());
                         self.apply(&run, Event::Started { start_at_ms }, None);
                         tokio::spawn(agent::execute(self.ctx.clone(), launch));
                         for (segment, from_ms) in moved {
-                            self.slot.take_share(&run, segment, from_ms);
+                            self.slot.take_moved_share(&run, segment, from_ms);
                         }
                         reply.send(ControlResponse::Done);
                     }

@@ -124,7 +124,7 @@ pub struct EngineHandle {
 /// A share taken over mid-run (a lost agent's, rebalanced): `segment` of the
 /// global schedule, from `from` after t0 on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExtraShare {
+pub struct MovedShare {
     /// The share (of the whole schedule, like [`EngineConfig::segment`]).
     pub segment: Segment,
     /// When this host starts it, after t0. Arrivals and users of the share
@@ -145,7 +145,7 @@ pub struct EngineConfig {
     pub seed: u64,
     /// Shares added during the run (the list only grows); `None` for runs
     /// that never take over others' shares.
-    pub extra: Option<watch::Receiver<Vec<ExtraShare>>>,
+    pub moved: Option<watch::Receiver<Vec<MovedShare>>>,
 }
 
 /// Starts the scenario's engine.

@@ -202,7 +202,7 @@ fn with_rebalance_a_lost_agents_share_is_split_among_the_live_agents_once() {
         .collect();
     assert_eq!(got, [(id(0), 2, 6), (id(1), 5, 6)]);
     // This node (0) takes its part at once.
-    assert!(actions.contains(&Action::TakeShare {
+    assert!(actions.contains(&Action::TakeMovedShare {
         segment: Segment {
             offset: 2,
             stride: 6
@@ -235,7 +235,7 @@ fn with_rebalance_a_lost_agents_share_is_split_among_the_live_agents_once() {
     );
     assert_eq!(
         heard,
-        [Action::TakeShare {
+        [Action::TakeMovedShare {
             segment: Segment {
                 offset: 5,
                 stride: 6

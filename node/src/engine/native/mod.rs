@@ -39,7 +39,7 @@ pub fn start(scenario: Arc<Scenario>, config: EngineConfig) -> anyhow::Result<En
             connector: connector.clone(),
             t0: config.t0,
             seed: config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            extra: config.extra.clone(),
+            moved: config.moved.clone(),
             events: events_tx.clone(),
             phase: phase_rx.clone(),
         };

@@ -28,7 +28,7 @@ use super::cpu::thread_cpu_ns;
 use super::plan::Plan;
 use super::recorder::Recorder;
 use crate::engine::schedule::{ArrivalSchedule, Segment, UserSchedule};
-use crate::engine::{EngineEvent, ExtraShare, Phase};
+use crate::engine::{EngineEvent, MovedShare, Phase};
 use crate::scenario::context::Pools;
 use crate::scenario::{LoadModel, Scenario};
 
@@ -47,8 +47,8 @@ pub(super) struct Setup {
     pub(super) events: mpsc::Sender<EngineEvent>,
     /// From the run controller.
     pub(super) phase: watch::Receiver<Phase>,
-    /// Shares taken over mid-run (see [`ExtraShare`]).
-    pub(super) extra: Option<watch::Receiver<Vec<ExtraShare>>>,
+    /// Shares taken over mid-run (see [`MovedShare`]).
+    pub(super) moved: Option<watch::Receiver<Vec<MovedShare>>>,
 }
 
 /// State shared by the tasks of one worker thread.
@@ -72,7 +72,7 @@ struct Worker {
 impl Worker {
     /// The shared state of a worker starting with `setup`; the shares taken
     /// over mid-run come back apart, for the load model to adopt.
-    fn new(setup: Setup) -> (Rc<Worker>, Option<watch::Receiver<Vec<ExtraShare>>>) {
+    fn new(setup: Setup) -> (Rc<Worker>, Option<watch::Receiver<Vec<MovedShare>>>) {
         let Setup {
             index,
             workers,
@@ -83,7 +83,7 @@ impl Worker {
             seed,
             events,
             phase,
-            extra,
+            moved,
         } = setup;
         let pools = Pools::new(&plan.scenario.pools, index, workers);
         let w = Rc::new(Worker {
@@ -101,7 +101,7 @@ impl Worker {
             live: Cell::new(0),
             idle: tokio::sync::Notify::new(),
         });
-        (w, extra)
+        (w, moved)
     }
 
     fn phase(&self) -> Phase {
@@ -133,7 +133,7 @@ pub(super) fn run(setup: Setup) {
 }
 
 async fn run_worker(setup: Setup) {
-    let (w, extra) = Worker::new(setup);
+    let (w, moved) = Worker::new(setup);
     tokio::time::sleep_until(w.t0.into()).await;
     let next_interval = Rc::new(Cell::new(0u32));
     let cpu_mark = Rc::new(Cell::new(thread_cpu_ns()));
@@ -150,10 +150,10 @@ async fn run_worker(setup: Setup) {
         } => {
             let schedule = ArrivalSchedule::new(&rate, w.scenario().load.duration);
             let cap = max_in_flight.div_ceil(w.workers).max(1);
-            open::run(&w, schedule, cap, extra).await
+            open::run(&w, schedule, cap, moved).await
         }
         LoadModel::Closed { users, spawn_rate } => {
-            closed::run(&w, UserSchedule::new(&users, spawn_rate), extra).await;
+            closed::run(&w, UserSchedule::new(&users, spawn_rate), moved).await;
             0
         }
     };

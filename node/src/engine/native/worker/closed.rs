@@ -15,7 +15,7 @@ use super::{RANK_DRAINING, Worker, phase_reaches, task_done, wait_for_tasks};
 use crate::engine::native::client::Conn;
 use crate::engine::native::plan::Scratch;
 use crate::engine::schedule::{Segment, UserSchedule};
-use crate::engine::{ExtraShare, Phase};
+use crate::engine::{MovedShare, Phase};
 use crate::scenario::context::IterationContext;
 
 /// The closed model: follow the user schedule, one task per user, for the
@@ -23,7 +23,7 @@ use crate::scenario::context::IterationContext;
 pub(super) async fn run(
     w: &Rc<Worker>,
     mut schedule: UserSchedule,
-    mut extra: Option<watch::Receiver<Vec<ExtraShare>>>,
+    mut moved: Option<watch::Receiver<Vec<MovedShare>>>,
 ) {
     let mut shares = vec![Users::new(w.segment, Duration::ZERO)];
     let mut draining = std::pin::pin!(phase_reaches(w.phase.clone(), RANK_DRAINING));
@@ -34,10 +34,10 @@ pub(super) async fn run(
             _ = tick.tick() => {}
             _ = &mut draining => break,
         }
-        if let Some(rx) = extra.as_mut()
+        if let Some(rx) = moved.as_mut()
             && rx.has_changed().unwrap_or(false)
         {
-            let added: Vec<ExtraShare> = rx.borrow_and_update().clone();
+            let added: Vec<MovedShare> = rx.borrow_and_update().clone();
             for share in added.iter().skip(shares.len() - 1) {
                 let segment = share.segment.split(w.index as u64, w.workers as u64);
                 shares.push(Users::new(segment, share.from));

@@ -74,7 +74,7 @@ pub(super) fn worker(scenario: Arc<Scenario>, segment: Segment) -> TestWorker {
         seed: 7,
         events: events_tx,
         phase: phase_rx,
-        extra: None,
+        moved: None,
     });
     TestWorker { w, phase, events }
 }
@@ -102,7 +102,7 @@ pub(super) async fn run_engine(scenario: Arc<Scenario>, workers: usize) -> Vec<S
             workers,
             t0,
             seed: 7,
-            extra: None,
+            moved: None,
         },
     )
     .expect("the engine starts");

@@ -20,7 +20,7 @@ use super::{RANK_DRAINING, Worker, phase_reaches, task_done, wait_for_tasks};
 use crate::engine::native::client::Conn;
 use crate::engine::native::plan::Scratch;
 use crate::engine::schedule::{ArrivalSchedule, Segment};
-use crate::engine::{ExtraShare, Phase};
+use crate::engine::{MovedShare, Phase};
 use crate::scenario::context::IterationContext;
 
 /// Half of tokio's timer resolution (1 ms).
@@ -32,7 +32,7 @@ pub(super) async fn run(
     w: &Rc<Worker>,
     schedule: ArrivalSchedule,
     cap: usize,
-    extra: Option<watch::Receiver<Vec<ExtraShare>>>,
+    moved: Option<watch::Receiver<Vec<MovedShare>>>,
 ) -> u64 {
     let schedule = Rc::new(schedule);
     let cursors: Rc<RefCell<Vec<Rc<Arrivals>>>> = Rc::new(RefCell::new(Vec::new()));
@@ -49,12 +49,12 @@ pub(super) async fn run(
     spawn_slot(w, &main);
     // Shares taken over mid-run get cursors of their own, starting at the
     // first of their arrivals due at or after the take-over.
-    let adopter = extra.map(|mut rx| {
+    let adopter = moved.map(|mut rx| {
         let (w, cursors, schedule) = (w.clone(), cursors.clone(), schedule.clone());
         tokio::task::spawn_local(async move {
             let mut adopted = 0;
             loop {
-                let shares: Vec<ExtraShare> = rx.borrow_and_update().clone();
+                let shares: Vec<MovedShare> = rx.borrow_and_update().clone();
                 for share in &shares[adopted.min(shares.len())..] {
                     let segment = share.segment.split(w.index as u64, w.workers as u64);
                     let id_base = (cursors.borrow().len() as u64) << 32;

@@ -233,7 +233,7 @@ async fn drive(
     segment: Segment,
     cap: usize,
     then: Phase,
-    extra: Option<watch::Receiver<Vec<ExtraShare>>>,
+    moved: Option<watch::Receiver<Vec<MovedShare>>>,
 ) -> Driven {
     let LoadModel::Open { rate, .. } = &scenario.load.model else {
         panic!("an open-model scenario");
@@ -253,7 +253,7 @@ async fn drive(
                 // read as a change of phase.
                 std::future::pending::<()>().await;
             });
-            let missed = tokio::time::timeout(TIMEOUT, run(&tw.w, schedule, cap, extra))
+            let missed = tokio::time::timeout(TIMEOUT, run(&tw.w, schedule, cap, moved))
                 .await
                 .expect("the open model ends");
             controller.abort();
@@ -330,24 +330,24 @@ async fn a_share_taken_over_mid_run_gets_slots_of_its_own() {
     let scenario = open_scenario(target.local_addr(), 40, "1s", "/");
     // This worker runs the even arrivals; at 0.5 s it takes over the odd
     // ones from then on: 20 + 10 of the 40.
-    let (extra_tx, extra) = watch::channel(Vec::new());
+    let (moved_tx, moved) = watch::channel(Vec::new());
     let t0 = Instant::now();
     let take_over = tokio::spawn(async move {
         tokio::time::sleep_until((t0 + secs(0.5)).into()).await;
-        extra_tx.send_modify(|shares| {
-            shares.push(ExtraShare {
+        moved_tx.send_modify(|shares| {
+            shares.push(MovedShare {
                 segment: Segment::WHOLE.split(1, 2),
                 from: secs(0.5),
             })
         });
-        extra_tx
+        moved_tx
     });
     let end = Phase::Draining {
         load_end: secs(1.0),
         end_of_schedule: true,
     };
     let even = Segment::WHOLE.split(0, 2);
-    let d = drive(scenario, even, 4, end, Some(extra)).await;
+    let d = drive(scenario, even, 4, end, Some(moved)).await;
     drop(take_over.await);
     assert_eq!(d.missed, 0);
     assert_eq!(d.recorded.generator.scheduled, 30);
