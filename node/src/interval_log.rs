@@ -169,8 +169,12 @@ pub(crate) struct Page {
 }
 
 /// Largest page in bytes (a single larger frame still goes alone), well
-/// under the control message limit.
-pub(crate) const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// under the control message limit. Each page is held a few times over
+/// while it is encoded, compressed and sent (and decoded on the other side),
+/// so this bounds the memory finalizing takes on the agent and the
+/// coordinator: at 4 MiB a 30-minute soak's nodes peaked ~15-25 MiB above
+/// their running size while finalizing (docs/MESH.md).
+pub(crate) const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 /// Reads the page of `path` that starts at `offset`: up to `max_frames`
 /// whole frames and about `max_bytes` (at least one frame when one is
