@@ -88,6 +88,10 @@ pub(crate) struct NodeArgs {
     /// Worker threads for load (default: one per core).
     #[arg(long, value_name = "N")]
     pub(crate) workers: Option<usize>,
+    /// The Python that runs Locust (engine = "locust"), e.g. a venv's
+    /// `bin/python`.
+    #[arg(long, value_name = "PATH", default_value = bfgg_node::run::DEFAULT_PYTHON)]
+    pub(crate) python: String,
     /// Most intervals in one page of an interval log this node serves to a
     /// coordinator or a client (they page through to the end whatever it
     /// is; tests lower it to cross page boundaries in short runs).
@@ -154,6 +158,10 @@ pub(crate) struct RunArgs {
     /// Seed for journey choice, think times and random data.
     #[arg(long, value_name = "N")]
     pub(crate) seed: Option<u64>,
+    /// The Python that runs Locust (engine = "locust"), e.g. a venv's
+    /// `bin/python`.
+    #[arg(long, value_name = "PATH", default_value = bfgg_node::run::DEFAULT_PYTHON)]
+    pub(crate) python: String,
     /// Run across the mesh: hand the run to a node, which coordinates it.
     #[arg(long)]
     pub(crate) cluster: bool,

@@ -246,6 +246,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         RunOptions {
             workers: args.workers,
             seed: args.seed,
+            python: Some(args.python),
             ..RunOptions::default()
         },
     )
@@ -495,6 +496,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             dead: duration_arg("--dead-after", &args.dead_after)?,
         },
         workers: args.workers,
+        python: args.python.clone(),
         page_intervals: args.page_intervals,
     };
     let rt = multi_thread_runtime(2).context("starting the node's runtime")?;

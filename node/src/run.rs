@@ -15,7 +15,7 @@ use bfgg_protocol::IntervalSnapshot;
 use bfgg_protocol::summary::RunSummary;
 
 use crate::engine::schedule::Segment;
-use crate::engine::{self, EngineConfig, EngineEvent, Phase};
+use crate::engine::{EngineConfig, EngineEnv, EngineEvent, Phase, Prepared};
 use crate::merge::{IntervalMerger, Merged};
 use crate::results::{self, ResultsWriter, RunFacts};
 use crate::scenario::Scenario;
@@ -32,7 +32,12 @@ pub struct RunOptions {
     pub workers: Option<usize>,
     /// Seed for random choices; default: from the clock.
     pub seed: Option<u64>,
+    /// The Python that runs Locust; default `python3`.
+    pub python: Option<String>,
 }
+
+/// The Python used for Locust when none is configured.
+pub const DEFAULT_PYTHON: &str = "python3";
 
 /// What the progress callback sees once per completed interval.
 #[derive(Debug)]
@@ -93,19 +98,20 @@ fn abort(phase: &tokio::sync::watch::Sender<Phase>, duration: Duration) {
     let _ = phase.send(Phase::Abort { load_end });
 }
 
-/// Drives an engine through its phases: starts it with `config` (its time
-/// zero and share), ends load at the scenario's duration or when `stop`
-/// resolves, bounds the drain by the graceful stop, and hands every merged
-/// interval (all workers) to `on_interval` in order. An error from
-/// `on_interval` ends the drive (after stopping the engine).
+/// Drives a prepared engine through its phases: starts it with `config` (its
+/// time zero and share), ends load at the scenario's duration, when `stop`
+/// resolves or when the engine fails, bounds the drain by the graceful stop,
+/// and hands every merged interval (all workers) to `on_interval` in order.
+/// An error from `on_interval` ends the drive (after stopping the engine).
 pub async fn drive(
+    prepared: Prepared,
     scenario: Arc<Scenario>,
     config: EngineConfig,
     stop: impl Future<Output = StopRequest>,
     mut on_interval: impl FnMut(IntervalSnapshot) -> anyhow::Result<()>,
 ) -> anyhow::Result<Driven> {
     let t0 = config.t0;
-    let mut handle = engine::start(scenario.clone(), config)?;
+    let mut handle = prepared.start(config)?;
     let load = &scenario.load;
     let end_of_load = tokio::time::sleep_until((t0 + load.duration).into());
     tokio::pin!(end_of_load);
@@ -170,6 +176,11 @@ pub async fn drive(
                         abort_at.as_mut().reset(deadline.into());
                     }
                 }
+                Some(EngineEvent::Failed { reason }) => {
+                    if let Some(deadline) = begin_drain(Some(reason), load.graceful_stop, false, &mut load_ended, &mut stop_reason, &handle.phase) {
+                        abort_at.as_mut().reset(deadline.into());
+                    }
+                }
                 Some(EngineEvent::Finished { source }) => {
                     finished += 1;
                     deliver(merger.finish(&source), &mut failure);
@@ -222,15 +233,27 @@ pub async fn run_local(
         Some(d) => d.clone(),
         None => results::default_dir(&scenario.name, started_at)?,
     };
-    let mut writer = ResultsWriter::create(&dir, &scenario, started_at)?;
     let scenario = Arc::new(scenario);
     let workers = options.workers.unwrap_or_else(default_workers);
     let seed = options.seed.unwrap_or_else(|| seed_from(started_at));
+    let env = EngineEnv {
+        python: options
+            .python
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PYTHON.to_owned()),
+        work_dir: dir.join(scenario.engine.as_str()),
+        workers,
+    };
+    // Everything that can fail before the start fails here, before a
+    // results directory is written (an engine's own log may be there).
+    let prepared = crate::engine::prepare(scenario.clone(), &env).await?;
+    let mut writer = ResultsWriter::create(&dir, &scenario, started_at)?;
     // Time zero a little ahead, so worker threads are up before the first
     // arrival is due; a late start would show as schedule lag.
     let t0 = Instant::now() + START_LEAD;
     let duration = scenario.load.duration;
     let driven = drive(
+        prepared,
         scenario.clone(),
         EngineConfig {
             segment: Segment::WHOLE,

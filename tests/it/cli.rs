@@ -76,16 +76,19 @@ fn every_example_scenario_checks() {
     let ws = Workspace::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).expect("scenarios/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let (code, stdout, stderr) = run(&ws, &["check", path.to_str().expect("utf-8")]);
-            assert_eq!(code, 0, "{}: {stderr}", path.display());
-            assert!(stdout.starts_with("ok: "), "{stdout}");
-            n += 1;
+    // Examples with files of their own (a locustfile) have a directory.
+    for dir in [dir.clone(), dir.join("locust")] {
+        for entry in std::fs::read_dir(&dir).expect("scenarios/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let (code, stdout, stderr) = run(&ws, &["check", path.to_str().expect("utf-8")]);
+                assert_eq!(code, 0, "{}: {stderr}", path.display());
+                assert!(stdout.starts_with("ok: "), "{stdout}");
+                n += 1;
+            }
         }
     }
-    assert!(n >= 4, "expected the example scenarios, found {n}");
+    assert!(n >= 5, "expected the example scenarios, found {n}");
 }
 
 #[test]

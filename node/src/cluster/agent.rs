@@ -492,7 +492,19 @@ async fn execute_inner(
         seed: crate::run::seed_from(std::time::SystemTime::now()) ^ index,
         moved: Some(moved),
     };
-    let driven = drive(scenario, config, stop, |snap| {
+    let env = crate::engine::EngineEnv {
+        python: ctx.python.clone(),
+        work_dir: log::dir_of(&ctx.data_dir, &plan.run.0).join(scenario.engine.as_str()),
+        workers: config.workers,
+    };
+    let prepared = match crate::engine::prepare(scenario.clone(), &env).await {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = Some(format!("engine failed: {e:#}"));
+            return Err((finished(0, 0, reason, 0), e));
+        }
+    };
+    let driven = drive(prepared, scenario, config, stop, |snap| {
         log.append(&snap)?;
         intervals = intervals.max(snap.index + 1);
         let keeping = snap.generator.late_starts * 100 <= snap.generator.scheduled.max(1)

@@ -1,4 +1,5 @@
-//! Scenario bundles: the scenario file and every file it references, shipped
+//! Scenario bundles: the scenario file and every file it references (data
+//! pools, body files; for Locust the locustfile and its `include`s), shipped
 //! content-addressed (SHA-256) and verified on arrival.
 //!
 //! The client builds a bundle from a loaded scenario ([`build`]); nodes keep
@@ -27,7 +28,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The files of a scenario: the scenario file first, then data pools and body
-/// files, relative to the scenario's directory, with their contents.
+/// files, or the locustfile and every file of its `include`s (directories
+/// walked, see [`walk`]), relative to the scenario's directory, with their
+/// contents. A path listed twice is shipped once.
+///
+/// Fails when a file is outside the scenario's directory or unreadable, or an
+/// included directory holds nothing to ship.
 pub fn build(scenario: &Scenario) -> anyhow::Result<(Vec<BundleFile>, Vec<Vec<u8>>)> {
     let base = &scenario.base_dir;
     let mut paths: Vec<PathBuf> = vec![scenario.source.clone()];
@@ -36,6 +42,22 @@ pub fn build(scenario: &Scenario) -> anyhow::Result<(Vec<BundleFile>, Vec<Vec<u8
         for step in &journey.steps {
             if let Some(Body::File { path, .. }) = &step.body {
                 paths.push(path.clone());
+            }
+        }
+    }
+    if let Some(locust) = &scenario.locust {
+        paths.push(locust.file.clone());
+        for include in &locust.include {
+            if include.is_dir() {
+                let before = paths.len();
+                walk(include, &mut paths, &mut Vec::new())?;
+                anyhow::ensure!(
+                    paths.len() > before,
+                    "{} (in [locust] include) has no files to ship (__pycache__, *.pyc and dot-files are left out); add a file or remove it from include",
+                    include.display()
+                );
+            } else {
+                paths.push(include.clone());
             }
         }
     }
@@ -62,6 +84,39 @@ pub fn build(scenario: &Scenario) -> anyhow::Result<(Vec<BundleFile>, Vec<Vec<u8
         contents.push(bytes);
     }
     Ok((files, contents))
+}
+
+/// Appends the files under `dir` to `out`, depth first with entries in name
+/// order, leaving out `__pycache__` directories, `*.pyc` files and names
+/// starting with a dot. Symbolic links are followed; `seen` holds the
+/// directories entered (canonical), so a link loop is walked once.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let canonical =
+        std::fs::canonicalize(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if seen.contains(&canonical) {
+        return Ok(());
+    }
+    seen.push(canonical);
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        entries.push(entry.path());
+    }
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            if name != "__pycache__" {
+                walk(&path, out, seen)?;
+            }
+        } else if path.extension().is_none_or(|e| e != "pyc") {
+            out.push(path);
+        }
+    }
+    Ok(())
 }
 
 fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
@@ -188,6 +243,98 @@ body_file = "body.bin"
         let scenario_path = store.materialize(&files, &out).expect("materialize");
         let again = crate::scenario::load(&scenario_path).expect("loads from the bundle");
         assert_eq!(again.journeys.len(), 1);
+    }
+
+    #[test]
+    fn locust_bundles_carry_the_locustfile_and_its_includes() {
+        let src = tempfile::tempdir().expect("tempdir");
+        let root = src.path();
+        let write = |rel: &str, text: &str| {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        };
+        write("locustfile.py", "from helpers.auth import login\n");
+        write("helpers/__init__.py", "");
+        write("helpers/auth.py", "def login(): pass\n");
+        write("helpers/sub/z.py", "Z = 1\n");
+        write("helpers/a.json", "{}\n");
+        write("helpers/__pycache__/auth.cpython-312.pyc", "x");
+        write("helpers/stale.pyc", "x");
+        write("helpers/.hidden", "x");
+        write("helpers/.git/config", "x");
+        write("data/users.csv", "user\nada\n");
+        write("empty/__pycache__/x.pyc", "x");
+        let toml = r#"
+[scenario]
+engine = "locust"
+[target]
+base_url = "http://127.0.0.1:1"
+[locust]
+file = "locustfile.py"
+include = ["helpers", "data/users.csv", "locustfile.py", "helpers/auth.py"]
+[load]
+model = "closed"
+users = 1
+duration = "1s"
+"#;
+        write("s.toml", toml);
+        let scenario = crate::scenario::load(&root.join("s.toml")).expect("loads");
+        let (files, contents) = build(&scenario).expect("bundle");
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "s.toml",
+                "locustfile.py",
+                "helpers/__init__.py",
+                "helpers/a.json",
+                "helpers/auth.py",
+                "helpers/sub/z.py",
+                "data/users.csv",
+            ]
+        );
+
+        let node = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(node.path());
+        for (f, c) in files.iter().zip(&contents) {
+            store.put(&f.sha256, c).expect("put");
+        }
+        let out = node.path().join("run");
+        let scenario_path = store.materialize(&files, &out).expect("materialize");
+        let again = crate::scenario::load(&scenario_path).expect("loads from the bundle");
+        let spec = again.locust.as_ref().expect("[locust]");
+        assert_eq!(spec.file, out.join("locustfile.py"));
+        assert_eq!(
+            std::fs::read_to_string(out.join("helpers/auth.py")).expect("shipped"),
+            "def login(): pass\n"
+        );
+        assert!(!out.join("helpers/__pycache__").exists());
+
+        // A directory with nothing to ship is refused at the client.
+        write("s.toml", &toml.replace("\"helpers\",", "\"empty\","));
+        let scenario = crate::scenario::load(&root.join("s.toml")).expect("loads");
+        let err = build(&scenario).expect_err("empty include").to_string();
+        assert!(err.contains("has no files to ship"), "{err}");
+    }
+
+    #[test]
+    fn locust_files_outside_the_scenario_directory_are_refused() {
+        let outer = tempfile::tempdir().expect("tempdir");
+        let dir = outer.path().join("scenario");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(outer.path().join("shared.py"), "").expect("write");
+        std::fs::write(dir.join("locustfile.py"), "").expect("write");
+        std::fs::write(
+            dir.join("s.toml"),
+            "[scenario]\nengine = \"locust\"\n[target]\nbase_url = \"http://127.0.0.1:1\"\n\
+             [locust]\nfile = \"locustfile.py\"\ninclude = [\"../shared.py\"]\n\
+             [load]\nmodel = \"closed\"\nusers = 1\nduration = \"1s\"\n",
+        )
+        .expect("write");
+        let scenario = crate::scenario::load(&dir.join("s.toml")).expect("loads");
+        let err = format!("{:#}", build(&scenario).expect_err("outside"));
+        assert!(err.contains("is outside the scenario's directory"), "{err}");
     }
 
     #[test]

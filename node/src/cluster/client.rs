@@ -527,6 +527,7 @@ mod tests {
             net: net_config(dir, "n", key, Vec::new()),
             timeouts: Timeouts::default(),
             workers: Some(1),
+            python: crate::run::DEFAULT_PYTHON.to_owned(),
             page_intervals: crate::cluster::DEFAULT_PAGE_INTERVALS,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();

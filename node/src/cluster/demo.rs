@@ -141,6 +141,7 @@ impl Demo {
             net,
             timeouts: Timeouts::default(),
             workers: Some(1),
+            python: crate::run::DEFAULT_PYTHON.to_owned(),
             page_intervals: DEFAULT_PAGE_INTERVALS,
         };
         let (addr_tx, addr_rx) = oneshot::channel();

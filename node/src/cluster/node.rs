@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub timeouts: Timeouts,
     /// Worker threads for load (default: one per core).
     pub workers: Option<usize>,
+    /// `--python`: the Python that runs Locust.
+    pub python: String,
     /// Most intervals in one page of a log this node serves
     /// ([`super::logs::DEFAULT_PAGE_INTERVALS`]).
     pub page_intervals: u32,
@@ -103,6 +105,7 @@ pub(crate) struct Ctx {
     pub(crate) store: Store,
     pub(crate) timeouts: Timeouts,
     pub(crate) workers: Option<usize>,
+    pub(crate) python: String,
     pub(crate) page_intervals: u32,
     /// False when the last interval showed the generator behind schedule.
     pub(crate) keeping_schedule: AtomicBool,
@@ -243,6 +246,7 @@ pub async fn run_node(
         data_dir: config.data_dir,
         timeouts: config.timeouts,
         workers: config.workers,
+        python: config.python.clone(),
         page_intervals: config.page_intervals.max(1),
         keeping_schedule: AtomicBool::new(true),
         net,

@@ -3,13 +3,24 @@
 //! second, never a message per request. The run controller (`crate::run`)
 //! owns time: it moves the engine through [`Phase`]s.
 //!
-//! To add an engine: 1. add its `EngineKind` variant in `scenario::model`;
-//! 2. write `engine/<name>.rs` with a `start` returning an [`EngineHandle`];
-//! 3. dispatch to it in [`start`]; 4. add an integration test in `tests/it/`.
+//! An engine's life has two steps: [`prepare`] (before the start instant:
+//! check what it needs, load the test code, start any child process, which
+//! then waits) and [`Prepared::start`] (at time zero). External engines (a
+//! child process such as Locust) follow the steps in [`external`].
+//!
+//! To add an engine: 1. add its `EngineKind` variant in `scenario::model`
+//! (and its table, validated there); 2. write `engine/<name>/` with a
+//! `prepare` and a `start` returning an [`EngineHandle`] (external ones on
+//! [`external`]'s supervision and interval clock); 3. add its [`Prepared`]
+//! variant and dispatch to it in [`prepare`] and [`Prepared::start`];
+//! 4. add an integration test in `tests/it/` with the real tool.
 
+pub mod external;
+pub mod locust;
 pub mod native;
 pub mod schedule;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +113,12 @@ pub enum EngineEvent {
         /// The pool.
         pool: String,
     },
+    /// The engine failed mid-run (an external engine's process died): the
+    /// run stops with this reason; what was measured still arrives.
+    Failed {
+        /// What happened, for the run's stop reason.
+        reason: String,
+    },
     /// A source finished; it sends nothing after this.
     Finished {
         /// Which source.
@@ -148,9 +165,43 @@ pub struct EngineConfig {
     pub moved: Option<watch::Receiver<Vec<MovedShare>>>,
 }
 
-/// Starts the scenario's engine.
-pub fn start(scenario: Arc<Scenario>, config: EngineConfig) -> anyhow::Result<EngineHandle> {
+/// What engines need from the host, beyond the scenario.
+#[derive(Debug, Clone)]
+pub struct EngineEnv {
+    /// The Python that runs Locust (default `python3` on PATH).
+    pub python: String,
+    /// Where an engine keeps its own output (logs, its statistics).
+    pub work_dir: PathBuf,
+    /// Cores to use (one worker or process each).
+    pub workers: usize,
+}
+
+/// An engine ready to start.
+#[derive(Debug)]
+pub enum Prepared {
+    /// The native engine (nothing to prepare).
+    Native(Arc<Scenario>),
+    /// Locust, started and waiting for time zero.
+    Locust(Box<locust::Prepared>),
+}
+
+/// Gets the scenario's engine ready: everything that can fail before the
+/// start instant fails here.
+pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> anyhow::Result<Prepared> {
     match scenario.engine {
-        EngineKind::Native => native::start(scenario, config),
+        EngineKind::Native => Ok(Prepared::Native(scenario)),
+        EngineKind::Locust => Ok(Prepared::Locust(Box::new(
+            locust::prepare(scenario, env).await?,
+        ))),
+    }
+}
+
+impl Prepared {
+    /// Starts the load at `config.t0`.
+    pub fn start(self, config: EngineConfig) -> anyhow::Result<EngineHandle> {
+        match self {
+            Prepared::Native(scenario) => native::start(scenario, config),
+            Prepared::Locust(p) => locust::start(*p, config),
+        }
     }
 }

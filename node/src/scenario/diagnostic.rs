@@ -472,7 +472,18 @@ fn describe_expected(key: &str, serde_expected: &str) -> (String, Option<String>
         "request" => ("[[request]] tables", None),
         "journey" => ("[[journey]] tables", None),
         "step" => ("[[journey.step]] tables", None),
-        "scenario" | "load" | "data" => ("a table", None),
+        "scenario" | "load" | "data" | "locust" => ("a table", None),
+        "include" => (
+            "an array of paths",
+            Some("include = [\"helpers/\", \"data/users.csv\"]"),
+        ),
+        "user_classes" => (
+            "an array of User class names",
+            Some("user_classes = [\"WebsiteUser\"]"),
+        ),
+        "tags" => ("an array of tags", Some("tags = [\"checkout\"]")),
+        "exclude_tags" => ("an array of tags", Some("exclude_tags = [\"slow\"]")),
+        "processes" => ("a whole number of processes", Some("processes = 4")),
         _ => ("", None),
     };
     if !desc.is_empty() {

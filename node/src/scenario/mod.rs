@@ -76,7 +76,8 @@ impl fmt::Display for Rendered<'_> {
 }
 
 /// Reads and validates the scenario at `path`. Relative paths inside it (data
-/// files, body files) resolve against the file's directory.
+/// files, body files, a locustfile and its includes) resolve against the
+/// file's directory.
 ///
 /// Fails with [`ScenarioError::Io`] when the file cannot be read and
 /// [`ScenarioError::Invalid`] when it is not a valid scenario.

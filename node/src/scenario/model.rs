@@ -29,12 +29,16 @@ pub struct Scenario {
     pub target: Target,
     /// How much load, for how long.
     pub load: Load,
-    /// What each iteration does, chosen by weight.
+    /// What each iteration does, chosen by weight (empty for Locust: its
+    /// locustfile defines what users do).
     pub journeys: Vec<Journey>,
     /// Data pools by name, in declaration order.
     pub pools: Vec<PoolSpec>,
     /// Pass/fail criteria, in declaration order.
     pub thresholds: Vec<Threshold>,
+    /// What Locust runs: `Some` exactly when `engine` is
+    /// [`EngineKind::Locust`].
+    pub locust: Option<LocustSpec>,
 }
 
 /// The engines a scenario can name.
@@ -42,6 +46,8 @@ pub struct Scenario {
 pub enum EngineKind {
     /// bfgg's own HTTP engine.
     Native,
+    /// Locust, running the scenario's locustfile ([`Scenario::locust`]).
+    Locust,
 }
 
 impl EngineKind {
@@ -49,11 +55,30 @@ impl EngineKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Native => "native",
+            EngineKind::Locust => "locust",
         }
     }
 }
 
-/// The system under test.
+/// `[locust]`: what Locust runs (engine = "locust").
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocustSpec {
+    /// The locustfile, resolved against the scenario's directory (exists).
+    pub file: PathBuf,
+    /// Other files and directories it needs, resolved (each exists).
+    pub include: Vec<PathBuf>,
+    /// `User` classes to run; empty: all of them.
+    pub user_classes: Vec<String>,
+    /// Locust `--tags`; empty: no filter.
+    pub tags: Vec<String>,
+    /// Locust `--exclude-tags`.
+    pub exclude_tags: Vec<String>,
+    /// Locust processes on each agent; `None`: one per core.
+    pub processes: Option<usize>,
+}
+
+/// The system under test. Locust uses only the base URL (its `--host`); the
+/// validator rejects the other `[target]` keys for it, so they hold defaults.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// Scheme, host and port, without a trailing slash: `http://127.0.0.1:8080`.

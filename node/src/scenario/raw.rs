@@ -37,6 +37,8 @@ pub(crate) struct RawScenario {
     pub(crate) journey: Vec<Spanned<RawJourney>>,
     /// Top-level `thresholds = [...]` (only valid before the first header).
     pub(crate) thresholds: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `[locust]`: the locustfile and its options (engine = "locust").
+    pub(crate) locust: Option<Spanned<RawLocust>>,
 }
 
 /// `[scenario]`.
@@ -53,11 +55,11 @@ pub(crate) struct RawMeta {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTarget {
     pub(crate) base_url: Option<Spanned<String>>,
-    pub(crate) headers: Option<OrderedMap<Spanned<String>>>,
+    pub(crate) headers: Option<Spanned<OrderedMap<Spanned<String>>>>,
     pub(crate) connect_timeout: Option<Spanned<String>>,
     pub(crate) request_timeout: Option<Spanned<String>>,
-    pub(crate) insecure_tls: Option<bool>,
-    pub(crate) http2: Option<bool>,
+    pub(crate) insecure_tls: Option<Spanned<bool>>,
+    pub(crate) http2: Option<Spanned<bool>>,
 }
 
 /// `[load]`: the keys of both models; the validator rejects the other model's.
@@ -85,6 +87,18 @@ pub(crate) struct RawLoad {
 pub(crate) struct RawStage {
     pub(crate) duration: Option<Spanned<String>>,
     pub(crate) target: Option<Spanned<f64>>,
+}
+
+/// `[locust]`. Paths are relative to the scenario file's directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLocust {
+    pub(crate) file: Option<Spanned<String>>,
+    pub(crate) include: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) user_classes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) tags: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) exclude_tags: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) processes: Option<Spanned<f64>>,
 }
 
 /// `[data.<name>]`.
@@ -272,7 +286,7 @@ pub(crate) fn check_shape(root: &DeTable<'_>, sink: &mut Sink<'_>) -> bool {
         let name = key.get_ref().as_ref();
         let found = kind(value.get_ref());
         match name {
-            "scenario" | "target" | "load" if found != "a table" => {
+            "scenario" | "target" | "load" | "locust" if found != "a table" => {
                 let help = if found == "an array" {
                     format!("write [{name}] (one table), not [[{name}]] (an array of tables)")
                 } else {
@@ -349,6 +363,7 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
             "request",
             "journey",
             "thresholds",
+            "locust",
         ],
     ),
     ("scenario", &["name", "engine", "thresholds"]),
@@ -381,6 +396,17 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("load.stages", &["duration", "target"]),
     ("data.*", &["file", "strategy", "on_exhausted"]),
+    (
+        "locust",
+        &[
+            "file",
+            "include",
+            "user_classes",
+            "tags",
+            "exclude_tags",
+            "processes",
+        ],
+    ),
     (
         "request",
         &[
@@ -463,6 +489,14 @@ mod tests {
         };
         for key in keys("load") {
             let text = format!("[load]\n{key} = 1\n");
+            let err = toml::from_str::<RawScenario>(&text)
+                .err()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default();
+            assert!(!err.contains("unknown field"), "{key}: {err}");
+        }
+        for key in keys("locust") {
+            let text = format!("[locust]\n{key} = 1\n");
             let err = toml::from_str::<RawScenario>(&text)
                 .err()
                 .map(|e| e.message().to_owned())

@@ -9,6 +9,8 @@ use crate::scenario::check::Check;
 use crate::scenario::data::{OnExhausted, Strategy};
 use crate::scenario::threshold::{Metric, Op, Percentile};
 
+mod locust;
+
 /// `node/src/scenario/testdata`, where fixture files live.
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scenario/testdata")
@@ -79,22 +81,49 @@ fn ms(n: u64) -> Duration {
 fn every_example_scenario_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("scenarios/ exists") {
-        let path = entry.expect("readable").path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let scenario = load(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
-            assert!(!scenario.journeys.is_empty());
-            assert!(
-                scenario.load.duration <= Duration::from_secs(30),
-                "{}",
-                path.display()
-            );
-            assert!(peak(&scenario.load.model) <= 500.0, "{}", path.display());
-            names.push(scenario.name);
+    // Examples with files of their own (a locustfile) have a directory.
+    for dir in [dir.clone(), dir.join("locust")] {
+        for entry in std::fs::read_dir(&dir).expect("scenarios/ exists") {
+            let path = entry.expect("readable").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let scenario = load(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
+                match scenario.engine {
+                    EngineKind::Native => assert!(!scenario.journeys.is_empty()),
+                    EngineKind::Locust => assert!(scenario.locust.is_some()),
+                }
+                assert!(
+                    scenario.load.duration <= Duration::from_secs(40),
+                    "{}",
+                    path.display()
+                );
+                assert!(peak(&scenario.load.model) <= 500.0, "{}", path.display());
+                names.push(scenario.name);
+            }
         }
     }
     names.sort();
-    assert_eq!(names, ["closed-model", "demo", "open-model", "step-load"]);
+    assert_eq!(
+        names,
+        ["closed-model", "demo", "locust", "open-model", "step-load"]
+    );
+}
+
+#[test]
+fn locust_example_builds_the_expected_model() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/locust");
+    let s = load(&dir.join("scenario.toml")).expect("loads");
+    assert_eq!(s.engine, EngineKind::Locust);
+    assert_eq!(s.target.origin, "http://127.0.0.1:8080");
+    let spec = s.locust.as_ref().expect("[locust]");
+    assert_eq!(spec.file, dir.join("locustfile.py"));
+    assert!(spec.include.is_empty() && spec.processes.is_none());
+    let LoadModel::Closed { users, spawn_rate } = &s.load.model else {
+        panic!("closed");
+    };
+    assert_eq!(users.peak(), 10.0);
+    assert_eq!(*spawn_rate, 5.0);
+    assert_eq!(s.load.duration, Duration::from_secs(35));
+    assert_eq!(s.thresholds.len(), 2);
 }
 
 fn peak(model: &LoadModel) -> f64 {
@@ -549,6 +578,11 @@ fn wrong_types_say_what_was_expected() {
         help.as_deref(),
         Some("durations are strings with a unit: write e.g. duration = \"30s\"")
     );
+    let (summary, _) = single("[target]\nbase_url = 'http://x'\nhttp2 = 'yes'\n");
+    assert_eq!(
+        summary,
+        "3:9 target.http2: expected true or false, found a string"
+    );
     let (summary, _) = single("[target]\nbase_url = 'http://x'\nheaders = { a = 5 }\n");
     assert_eq!(
         summary,
@@ -594,7 +628,7 @@ fn broken_fixture_reports_every_problem_in_file_order() {
         ]
     );
     let help = |i: usize| diagnostics[i].help.as_deref().unwrap_or("");
-    assert_eq!(help(0), "the engines that exist are: native");
+    assert_eq!(help(0), "the engines that exist are: native, locust");
     assert_eq!(help(4), "write e.g. 500ms, 10s, 2m, 1h");
     assert_eq!(help(6), "did you mean \"GET\"?");
     assert_eq!(help(7), "write path = \"/home\"");

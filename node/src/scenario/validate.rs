@@ -16,13 +16,14 @@ use toml::Spanned;
 use crate::scenario::data::{OnExhausted, PoolSpec, Strategy};
 use crate::scenario::diagnostic::{Sink, closest, is_bare_key};
 use crate::scenario::duration::{self, parse_duration};
-use crate::scenario::model::{EngineKind, Scenario, Scheme, Target};
+use crate::scenario::model::{EngineKind, Journey, Scenario, Scheme, Target};
 use crate::scenario::raw::{OrderedMap, RawMeta, RawPool, RawScenario, RawTarget};
 use crate::scenario::template::{Template, VarRef};
 use crate::scenario::threshold::Threshold;
 
 mod journey;
 mod load;
+mod locust;
 
 /// Default `target.connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,45 +43,48 @@ pub(crate) fn validate(
         pools: Vec::new(),
     };
     let (name, engine, thresholds) = v.meta(raw.scenario.as_ref(), raw.thresholds.as_ref(), source);
+    // An unknown engine was reported; judge the rest as Locust when there is
+    // a [locust] table, else as native.
+    let engine_known = engine.is_some();
+    let engine = engine.unwrap_or(if raw.locust.is_some() {
+        EngineKind::Locust
+    } else {
+        EngineKind::Native
+    });
+    let locust = match (engine, &raw.locust) {
+        (EngineKind::Locust, table) => {
+            let at = raw
+                .scenario
+                .as_ref()
+                .and_then(|m| m.get_ref().engine.as_ref())
+                .map(Spanned::span);
+            v.locust(table.as_ref(), at)
+        }
+        (EngineKind::Native, Some(table)) => {
+            if engine_known {
+                v.locust_without_engine(table);
+            }
+            None
+        }
+        (EngineKind::Native, None) => None,
+    };
     // Pools first: templates anywhere (target headers included) refer to them.
     if let Some(data) = &raw.data {
-        for (name, pool) in &data.0 {
-            v.pool(name, pool);
-        }
-    }
-    let target = v.target(raw.target.as_ref());
-    let load = v.load(raw.load.as_ref());
-    let mut journeys = Vec::new();
-    for (i, request) in raw.request.iter().enumerate() {
-        if let Some(journey) = v.request(i, request, target.as_ref()) {
-            journeys.push(journey);
-        }
-    }
-    let mut journey_names: HashMap<String, usize> = HashMap::new();
-    for (i, journey) in raw.journey.iter().enumerate() {
-        if let Some(name) = &journey.get_ref().name {
-            if let Some(first) = journey_names.get(name.get_ref()) {
-                v.sink
-                    .error(
-                        Some(name.span()),
-                        &format!("journey[{i}].name"),
-                        format!("duplicate journey name `{}`", name.get_ref()),
-                    )
-                    .help(format!(
-                        "journey[{first}] already uses it; journey names must be unique (request names may repeat)"
-                    ));
-            } else {
-                journey_names.insert(name.get_ref().clone(), i);
+        match engine {
+            EngineKind::Native => {
+                for (name, pool) in &data.0 {
+                    v.pool(name, pool);
+                }
             }
-        }
-        if let Some(journey) = v.journey(i, journey, target.as_ref()) {
-            journeys.push(journey);
+            EngineKind::Locust => v.locust_pools(data),
         }
     }
-    if raw.request.is_empty() && raw.journey.is_empty() {
-        v.sink
-            .error(None, "", "the scenario sends no requests")
-            .help("add a [[request]] (one request) or a [[journey]] with [[journey.step]] tables");
+    let target = v.target(raw.target.as_ref(), engine);
+    let load = v.load(raw.load.as_ref(), engine);
+    let mut journeys = Vec::new();
+    match engine {
+        EngineKind::Native => v.native_journeys(&raw, target.as_ref(), &mut journeys),
+        EngineKind::Locust => v.locust_steps(&raw.request, &raw.journey),
     }
     let step_names: Vec<&str> = {
         let mut seen = HashSet::new();
@@ -92,6 +96,8 @@ pub(crate) fn validate(
     };
     let mut parsed_thresholds = Vec::new();
     for (threshold, span, field) in thresholds {
+        // Without journeys (Locust, or none valid) request names are not
+        // known here: a Locust scenario's come from its locustfile.
         if let Some(scope) = &threshold.scope
             && !step_names.contains(&scope.as_str())
             && !journeys.is_empty()
@@ -120,6 +126,10 @@ pub(crate) fn validate(
         journeys,
         pools: v.pools.into_iter().filter_map(|(_, pool)| pool).collect(),
         thresholds: parsed_thresholds,
+        locust: match engine {
+            EngineKind::Native => None,
+            EngineKind::Locust => Some(locust?),
+        },
     })
 }
 
@@ -178,6 +188,51 @@ struct Validator<'s, 'a> {
 }
 
 impl Validator<'_, '_> {
+    // ---- [[request]] and [[journey]] of a native scenario -----------------
+
+    /// Checks every request and journey into `journeys`; reports duplicate
+    /// journey names and a scenario without any.
+    fn native_journeys(
+        &mut self,
+        raw: &RawScenario,
+        target: Option<&Target>,
+        journeys: &mut Vec<Journey>,
+    ) {
+        for (i, request) in raw.request.iter().enumerate() {
+            if let Some(journey) = self.request(i, request, target) {
+                journeys.push(journey);
+            }
+        }
+        let mut journey_names: HashMap<String, usize> = HashMap::new();
+        for (i, journey) in raw.journey.iter().enumerate() {
+            if let Some(name) = &journey.get_ref().name {
+                if let Some(first) = journey_names.get(name.get_ref()) {
+                    self.sink
+                        .error(
+                            Some(name.span()),
+                            &format!("journey[{i}].name"),
+                            format!("duplicate journey name `{}`", name.get_ref()),
+                        )
+                        .help(format!(
+                            "journey[{first}] already uses it; journey names must be unique (request names may repeat)"
+                        ));
+                } else {
+                    journey_names.insert(name.get_ref().clone(), i);
+                }
+            }
+            if let Some(journey) = self.journey(i, journey, target) {
+                journeys.push(journey);
+            }
+        }
+        if raw.request.is_empty() && raw.journey.is_empty() {
+            self.sink
+                .error(None, "", "the scenario sends no requests")
+                .help(
+                    "add a [[request]] (one request) or a [[journey]] with [[journey.step]] tables",
+                );
+        }
+    }
+
     // ---- [scenario] -------------------------------------------------------
 
     fn meta(
@@ -185,7 +240,7 @@ impl Validator<'_, '_> {
         meta: Option<&Spanned<RawMeta>>,
         top_thresholds: Option<&Spanned<Vec<Spanned<String>>>>,
         source: &Path,
-    ) -> (String, EngineKind, Vec<Located<Threshold>>) {
+    ) -> (String, Option<EngineKind>, Vec<Located<Threshold>>) {
         let meta = meta.map(Spanned::get_ref);
         let name = match meta.and_then(|m| m.name.as_ref()) {
             Some(name) if name.get_ref().trim().is_empty() => {
@@ -201,9 +256,11 @@ impl Validator<'_, '_> {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "scenario".to_owned()),
         };
+        // `None`: an unknown engine, reported here.
         let engine = match meta.and_then(|m| m.engine.as_ref()) {
-            None => EngineKind::Native,
-            Some(e) if e.get_ref() == "native" => EngineKind::Native,
+            None => Some(EngineKind::Native),
+            Some(e) if e.get_ref() == "native" => Some(EngineKind::Native),
+            Some(e) if e.get_ref() == "locust" => Some(EngineKind::Locust),
             Some(e) => {
                 self.sink
                     .error(
@@ -211,8 +268,8 @@ impl Validator<'_, '_> {
                         "scenario.engine",
                         format!("unknown engine `{}`", e.get_ref()),
                     )
-                    .help("the engines that exist are: native");
-                EngineKind::Native
+                    .help("the engines that exist are: native, locust");
+                None
             }
         };
         let in_meta = meta.and_then(|m| m.thresholds.as_ref());
@@ -252,7 +309,13 @@ impl Validator<'_, '_> {
 
     // ---- [target] ---------------------------------------------------------
 
-    fn target(&mut self, target: Option<&Spanned<RawTarget>>) -> Option<Target> {
+    /// `[target]`; for Locust only `base_url` (its `--host`), the other keys
+    /// are reported and their defaults kept.
+    fn target(
+        &mut self,
+        target: Option<&Spanned<RawTarget>>,
+        engine: EngineKind,
+    ) -> Option<Target> {
         let Some(target) = target else {
             self.sink
                 .error(None, "", "missing [target] table")
@@ -277,7 +340,27 @@ impl Validator<'_, '_> {
                 }
             },
         };
-        let headers = self.headers(raw.headers.as_ref(), "target.headers", &Vars::Target);
+        if engine == EngineKind::Locust {
+            self.locust_target_keys(raw);
+            let (scheme, host, port, base_path) = url?;
+            return Some(Target {
+                origin: origin(scheme, &host, port),
+                scheme,
+                host,
+                port,
+                base_path,
+                headers: Vec::new(),
+                connect_timeout: CONNECT_TIMEOUT,
+                request_timeout: REQUEST_TIMEOUT,
+                insecure_tls: false,
+                http2: false,
+            });
+        }
+        let headers = self.headers(
+            raw.headers.as_ref().map(Spanned::get_ref),
+            "target.headers",
+            &Vars::Target,
+        );
         let connect_timeout = self
             .opt_positive_duration(raw.connect_timeout.as_ref(), "target.connect_timeout")
             .unwrap_or(CONNECT_TIMEOUT);
@@ -294,8 +377,8 @@ impl Validator<'_, '_> {
             headers,
             connect_timeout,
             request_timeout,
-            insecure_tls: raw.insecure_tls.unwrap_or(false),
-            http2: raw.http2.unwrap_or(false),
+            insecure_tls: raw.insecure_tls.as_ref().is_some_and(|b| *b.get_ref()),
+            http2: raw.http2.as_ref().is_some_and(|b| *b.get_ref()),
         })
     }
 

@@ -1,5 +1,5 @@
 //! `[load]`: the open and closed models, stages and step load, checked
-//! into a [`Load`].
+//! into a [`Load`] (Locust scenarios: the closed model only).
 
 use std::ops::Range;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::Validator;
 use crate::scenario::diagnostic::closest;
-use crate::scenario::model::{Load, LoadModel, Profile, Stage};
+use crate::scenario::model::{EngineKind, Load, LoadModel, Profile, Stage};
 use crate::scenario::raw::RawLoad;
 
 /// Default `load.graceful_stop`.
@@ -19,11 +19,20 @@ const MAX_IN_FLIGHT: usize = 10_000;
 impl Validator<'_, '_> {
     // ---- [load] -----------------------------------------------------------
 
-    pub(super) fn load(&mut self, load: Option<&Spanned<RawLoad>>) -> Option<Load> {
+    /// `[load]`; Locust runs only the closed model.
+    pub(super) fn load(
+        &mut self,
+        load: Option<&Spanned<RawLoad>>,
+        engine: EngineKind,
+    ) -> Option<Load> {
+        let locust = engine == EngineKind::Locust;
         let Some(load) = load else {
-            self.sink
-                .error(None, "", "missing [load] table")
-                .help("add [load] with model = \"open\", rate = 10, duration = \"30s\"");
+            let help = if locust {
+                "add [load] with model = \"closed\", users = 10, spawn_rate = 5, duration = \"30s\""
+            } else {
+                "add [load] with model = \"open\", rate = 10, duration = \"30s\""
+            };
+            self.sink.error(None, "", "missing [load] table").help(help);
             return None;
         };
         let span = load.span();
@@ -36,9 +45,24 @@ impl Validator<'_, '_> {
         let stages = self.stages(raw);
         let model = match &raw.model {
             None => {
+                let help = if locust {
+                    "add model = \"closed\" (virtual users: the model Locust runs)"
+                } else {
+                    "add model = \"open\" (arrivals per second) or model = \"closed\" (virtual users)"
+                };
                 self.sink
                     .error(Some(span.clone()), "load", "missing `model`")
-                    .help("add model = \"open\" (arrivals per second) or model = \"closed\" (virtual users)");
+                    .help(help);
+                None
+            }
+            Some(m) if m.get_ref() == "open" && locust => {
+                self.sink
+                    .error(
+                        Some(m.span()),
+                        "load.model",
+                        "engine = \"locust\" runs virtual users (the closed model), not arrivals per second (the open model)",
+                    )
+                    .help("write model = \"closed\" with `users` (or `stages`) and `spawn_rate`; for arrivals per second, use engine = \"native\"");
                 None
             }
             Some(m) if m.get_ref() == "open" => self.open(raw, stages.as_deref()),

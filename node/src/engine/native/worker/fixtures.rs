@@ -126,6 +126,7 @@ pub(super) async fn run_engine(scenario: Arc<Scenario>, workers: usize) -> Vec<S
                 }
                 Some(EngineEvent::Finished { source }) => out[source].finished = true,
                 Some(EngineEvent::Exhausted { .. }) => {}
+                Some(EngineEvent::Failed { reason }) => panic!("the native engine failed: {reason}"),
                 None => break,
             },
             () = &mut end_of_load, if !draining => {

@@ -1,0 +1,1 @@
+# A helper module the test locustfile could import (never run).

@@ -1,0 +1,444 @@
+//! The Locust engine end to end, with real Locust from PyPI (installed into
+//! the cached venv under `target/` on first use) against `bfgg target` on
+//! 127.0.0.1: bfgg's counts equal Locust's own, failures keep their
+//! messages, a stop keeps what was measured and leaves no Locust process,
+//! step load is followed, and a broken locustfile or a Python without
+//! Locust is refused before the start with the reason.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Target, Workspace, bfgg, python_venv, run_with_timeout};
+
+const LOCUST: &str = "locust==2.47.0";
+
+fn python() -> Option<PathBuf> {
+    python_venv(&[LOCUST])
+}
+
+/// A scenario for `locustfile.py` in the same workspace.
+fn scenario(ws: &Workspace, url: &str, load: &str, locust_extra: &str) -> PathBuf {
+    ws.write(
+        "locust.toml",
+        &format!(
+            r#"
+[scenario]
+name = "locust-it"
+engine = "locust"
+[target]
+base_url = "{url}"
+[locust]
+file = "locustfile.py"
+{locust_extra}
+[load]
+model = "closed"
+{load}
+graceful_stop = "2s"
+"#
+        ),
+    )
+}
+
+/// Locust's own final statistics (`--json-file`) by request name:
+/// (requests, failures).
+fn locust_counts(out: &Path) -> Vec<(String, u64, u64)> {
+    let text = std::fs::read_to_string(out.join("locust/locust-stats.json"))
+        .expect("Locust's locust-stats.json in the results");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut rows: Vec<(String, u64, u64)> = v
+        .as_array()
+        .expect("a list of stats")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().expect("name").to_owned(),
+                s["num_requests"].as_u64().expect("num_requests"),
+                s["num_failures"].as_u64().expect("num_failures"),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// bfgg's summary by request name: (requests, errors).
+fn bfgg_counts(s: &serde_json::Value) -> Vec<(String, u64, u64)> {
+    let mut rows: Vec<(String, u64, u64)> = s["by_name"]
+        .as_object()
+        .expect("by_name")
+        .iter()
+        .map(|(name, v)| {
+            (
+                name.clone(),
+                v["requests"].as_u64().expect("requests"),
+                v["errors"].as_u64().expect("errors"),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+const MIXED: &str = r#"
+from locust import HttpUser, constant, task
+
+class Mixed(HttpUser):
+    wait_time = constant(0.05)
+
+    @task(3)
+    def home(self):
+        # bfgg target answers some requests 503: Locust fails those itself.
+        self.client.get("/", name="home")
+
+    @task
+    def checked(self):
+        with self.client.get("/json", name="checked", catch_response=True) as r:
+            if r.status_code == 200 and int(r.json()["id"]) % 2 == 0:
+                r.failure("odd one out")
+            elif r.status_code == 200:
+                r.success()
+"#;
+
+#[test]
+fn a_locust_run_counts_exactly_what_locust_counted_with_its_failures() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&["--error-rate", "0.2"]);
+    let ws = Workspace::new();
+    ws.write("locustfile.py", MIXED);
+    let file = scenario(
+        &ws,
+        &target.url,
+        "users = 4\nspawn_rate = 100\nduration = \"5s\"",
+        "processes = 2",
+    );
+    let (code, summary, stderr) = ws.run(&file, &["--python", py.to_str().expect("utf-8")]);
+    let s = summary.unwrap_or_else(|| panic!("no summary (exit {code}): {stderr}"));
+    assert_eq!(s["engine"], "locust", "{s:#}");
+    let ours = bfgg_counts(&s);
+    let theirs = locust_counts(&ws.out_dir());
+    assert_eq!(ours, theirs, "bfgg vs Locust's own totals");
+    let total: u64 = ours.iter().map(|r| r.1).sum();
+    assert!(total > 50, "too little load to compare: {ours:?}");
+    // Failures carry Locust's message: its own for the 503s, ours for checks.
+    let groups = |name: &str| -> Vec<String> {
+        s["by_name"][name]["error_groups"]
+            .as_array()
+            .expect("error_groups")
+            .iter()
+            .map(|g| g["message"].as_str().expect("message").to_owned())
+            .collect()
+    };
+    assert!(
+        groups("home").iter().any(|m| m.contains("503")),
+        "{:?}",
+        groups("home")
+    );
+    assert!(
+        groups("checked").iter().any(|m| m == "odd one out"),
+        "{:?}",
+        groups("checked")
+    );
+    // `active` (users running) is checked user for user in the step-load
+    // test, with one Locust process: with several, Locust itself moves users
+    // between workers when one is slow to report.
+}
+
+#[test]
+fn step_load_is_followed_user_for_user() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write(
+        "locustfile.py",
+        r#"
+from locust import HttpUser, constant, task
+
+class Steady(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def home(self):
+        self.client.get("/", name="home")
+"#,
+    );
+    let file = scenario(
+        &ws,
+        &target.url,
+        "users = 5\nstep_users = 2\nstep_duration = \"3s\"\nspawn_rate = 1000\nduration = \"9s\"",
+        "processes = 1",
+    );
+    let (code, summary, stderr) = ws.run(&file, &["--python", py.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    let ts = std::fs::read_to_string(ws.out_dir().join("timeseries.csv")).expect("timeseries");
+    let active: Vec<u64> = ts
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("*"))
+        .map(|l| {
+            l.split(',')
+                .nth(11)
+                .expect("active")
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    // Steps of 2 users every 3 s up to 5: 2, 4, 5 (Locust takes each at its
+    // shape tick, once a second, on the step's second).
+    assert_eq!(
+        &active[0..9],
+        &[2, 2, 2, 4, 4, 4, 5, 5, 5],
+        "{active:?} {s:#}"
+    );
+}
+
+#[test]
+fn a_broken_locustfile_is_refused_before_the_start_with_the_python_error() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write(
+        "locustfile.py",
+        "from locust import HttpUser, task\nimport no_such_module_anywhere\n",
+    );
+    let file = scenario(&ws, &target.url, "users = 1\nduration = \"2s\"", "");
+    let started = Instant::now();
+    let (code, summary, stderr) = ws.run(&file, &["--python", py.to_str().expect("utf-8")]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(summary.is_none());
+    assert!(
+        stderr.contains("locustfile.py does not load in Locust"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("No module named 'no_such_module_anywhere'"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(target.stats()["total"], 0, "nothing was sent");
+}
+
+#[test]
+fn a_python_without_locust_is_refused_naming_what_is_missing() {
+    let Some(_) = python() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write("locustfile.py", MIXED);
+    let file = scenario(&ws, &target.url, "users = 1\nduration = \"2s\"", "");
+    // A bare venv: Python, no Locust.
+    let bare = ws.path().join("bare");
+    let ok = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&bare)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "python3 -m venv --without-pip");
+    let bare_python = bare.join("bin/python");
+    let (code, _, stderr) = ws.run(&file, &["--python", bare_python.to_str().expect("utf-8")]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("Locust is not installed for"), "{stderr}");
+    assert!(stderr.contains("pip install locust"), "{stderr}");
+    let (code, _, stderr) = ws.run(&file, &["--python", "/nonexistent/python3"]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("cannot run /nonexistent/python3"),
+        "{stderr}"
+    );
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd).contains(needle)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_stopped_locust_run_keeps_its_measurements_and_leaves_no_locust_behind() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write("locustfile.py", MIXED);
+    let file = scenario(
+        &ws,
+        &target.url,
+        "users = 3\nspawn_rate = 100\nduration = \"60s\"",
+        "processes = 2",
+    );
+    let mut child = bfgg(ws.path())
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(ws.out_dir())
+        .arg("--json")
+        .arg("--python")
+        .arg(&py)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bfgg run");
+    let needle = format!("bfgg-locust-{}-", child.id());
+    // Wait for load, then Ctrl-C.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while target.stats()["total"].as_u64().unwrap_or(0) < 20 {
+        if child.try_wait().expect("wait").is_some() {
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "bfgg run ended early: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(Instant::now() < deadline, "no load within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !processes_mentioning(&needle).is_empty(),
+        "Locust runs with the plugin at {needle}"
+    );
+    let stop_sent = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bfgg run did not end within 30 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stopped_in = stop_sent.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let s: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("no summary ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(s["stopped_early"], true, "{s:#}");
+    assert_eq!(
+        bfgg_counts(&s),
+        locust_counts(&ws.out_dir()),
+        "nothing lost"
+    );
+    assert!(
+        stopped_in < Duration::from_secs(10),
+        "graceful stop 2 s, took {stopped_in:?}"
+    );
+    assert!(
+        processes_mentioning(&needle).is_empty(),
+        "Locust processes left: {:?}",
+        processes_mentioning(&needle)
+    );
+}
+
+#[test]
+fn the_example_locust_scenario_runs_against_the_target() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/locust/scenario.toml");
+    let mut cmd = bfgg(ws.path());
+    cmd.arg("run")
+        .arg(&example)
+        .args([
+            "--target",
+            &target.url,
+            "--duration",
+            "4s",
+            "--json",
+            "--out",
+        ])
+        .arg(ws.out_dir())
+        .arg("--python")
+        .arg(&py);
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        s["by_name"]["login"]["requests"].as_u64().unwrap_or(0) >= 1,
+        "{s:#}"
+    );
+    assert_eq!(s["total"]["errors"], 0, "{s:#}");
+    assert_eq!(bfgg_counts(&s), locust_counts(&ws.out_dir()));
+}
+
+#[test]
+fn names_and_failure_messages_past_their_caps_are_counted_not_lost() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write(
+        "locustfile.py",
+        r#"
+import itertools
+from locust import HttpUser, constant, task
+
+_n = itertools.count()
+
+class Unnamed(HttpUser):
+    wait_time = constant(0.02)
+
+    @task
+    def item(self):
+        # A distinct name and a distinct failure message per request: what a
+        # locustfile without name= on URLs with ids produces.
+        i = next(_n)
+        with self.client.get(f"/echo?id={i}", name=f"/item/{i}", catch_response=True) as r:
+            r.failure(f"item {i} is broken")
+"#,
+    );
+    let file = scenario(
+        &ws,
+        &target.url,
+        "users = 2\nspawn_rate = 100\nduration = \"3s\"",
+        "processes = 1",
+    );
+    let mut cmd = bfgg(ws.path());
+    cmd.arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(ws.out_dir())
+        .arg("--json")
+        .arg("--python")
+        .arg(&py)
+        .env("BFGG_MAX_NAMES", "5")
+        .env("BFGG_MAX_ERRORS", "3");
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let ours = bfgg_counts(&s);
+    assert_eq!(ours.len(), 6, "5 names and the rest: {ours:?}");
+    let other = ours
+        .iter()
+        .find(|r| r.0 == "(other names: more than 5 distinct)")
+        .expect("the overflow name");
+    let theirs = locust_counts(&ws.out_dir());
+    let total = |rows: &[(String, u64, u64)]| rows.iter().map(|r| r.1).sum::<u64>();
+    assert!(theirs.len() > 20, "Locust saw many names: {}", theirs.len());
+    assert_eq!(total(&ours), total(&theirs), "every request counted");
+    assert_eq!(other.1, total(&theirs) - 5);
+    let messages: Vec<String> = s["by_name"]
+        .as_object()
+        .expect("by_name")
+        .values()
+        .flat_map(|v| v["error_groups"].as_array().cloned().unwrap_or_default())
+        .map(|g| g["message"].as_str().expect("message").to_owned())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == "(other failures: more than 3 distinct messages)"),
+        "{messages:?}"
+    );
+    assert_eq!(s["total"]["errors"], s["total"]["requests"]);
+}
