@@ -162,12 +162,12 @@ impl Cluster {
         cmd
     }
 
-    fn status(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn status(&self) -> Vec<serde_json::Value> {
         status_json(self.ws.path(), &self.nodes[0].addr, Some(&self.key))
     }
 
     /// Waits until `bfgg status` sees `n` alive idle nodes.
-    fn wait_for_nodes(&self, n: usize) {
+    pub(crate) fn wait_for_nodes(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             let nodes = self.status();
@@ -184,12 +184,17 @@ impl Cluster {
     }
 
     /// `bfgg run --cluster` as a child (not waited for).
-    fn run_cluster(&self, scenario: &Path, extra: &[&str]) -> Child {
+    pub(crate) fn run_cluster(&self, scenario: &Path, extra: &[&str]) -> Child {
         self.run_cluster_to(scenario, &self.ws.out_dir(), extra)
     }
 
     /// `bfgg run --cluster` to its end within `limit`: exit 0, its summary.
-    fn finished_run(&self, scenario: &Path, extra: &[&str], limit: Duration) -> serde_json::Value {
+    pub(crate) fn finished_run(
+        &self,
+        scenario: &Path,
+        extra: &[&str],
+        limit: Duration,
+    ) -> serde_json::Value {
         let (code, summary, stderr) = wait_output(self.run_cluster(scenario, extra), limit);
         assert_eq!(code, 0, "{stderr}");
         summary.unwrap_or_else(|| panic!("no summary: {stderr}"))
@@ -218,7 +223,10 @@ impl Cluster {
     }
 }
 
-fn wait_output(child: Child, limit: Duration) -> (i32, Option<serde_json::Value>, String) {
+pub(crate) fn wait_output(
+    child: Child,
+    limit: Duration,
+) -> (i32, Option<serde_json::Value>, String) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
@@ -262,7 +270,7 @@ path = "/"
 }
 
 /// The sum of the agents' own request counts in a cluster summary.
-fn agents_sum(s: &serde_json::Value) -> u64 {
+pub(crate) fn agents_sum(s: &serde_json::Value) -> u64 {
     s["agents"]
         .as_array()
         .expect("agents")

@@ -3,12 +3,15 @@
 //! 127.0.0.1: bfgg's counts equal Locust's own, failures keep their
 //! messages, a stop keeps what was measured and leaves no Locust process,
 //! step load is followed, and a broken locustfile or a Python without
-//! Locust is refused before the start with the reason.
+//! Locust is refused before the start with the reason; across two `bfgg
+//! node` processes, the merged totals equal both Locusts' own, and an agent
+//! without Locust is named in the refusal.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cluster::{Cluster, Node, agents_sum, wait_output};
 use crate::harness::{Target, Workspace, bfgg, python_venv, run_with_timeout};
 
 const LOCUST: &str = "locust==2.47.0";
@@ -441,4 +444,126 @@ class Unnamed(HttpUser):
         "{messages:?}"
     );
     assert_eq!(s["total"]["errors"], s["total"]["requests"]);
+}
+
+/// Locust's own totals on node `name` of `cluster` for its only run.
+fn node_locust_counts(cluster: &Cluster, name: &str) -> Vec<(String, u64, u64)> {
+    let runs = cluster.ws.path().join(format!("node-{name}/runs"));
+    let run = std::fs::read_dir(&runs)
+        .unwrap_or_else(|e| panic!("{}: {e}", runs.display()))
+        .flatten()
+        .find(|e| e.path().join("locust").is_dir())
+        .unwrap_or_else(|| panic!("no Locust run under {}", runs.display()));
+    locust_counts(&run.path())
+}
+
+fn sum_by_name(a: &[(String, u64, u64)], b: &[(String, u64, u64)]) -> Vec<(String, u64, u64)> {
+    let mut all: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for (name, r, e) in a.iter().chain(b) {
+        let slot = all.entry(name.clone()).or_default();
+        slot.0 += r;
+        slot.1 += e;
+    }
+    all.into_iter().map(|(n, (r, e))| (n, r, e)).collect()
+}
+
+#[test]
+fn a_two_agent_locust_run_merges_exactly_what_each_locust_counted() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&["--error-rate", "0.1"]);
+    let py = py.to_str().expect("utf-8").to_owned();
+    let cluster = Cluster::start_with(2, &[], &["--python", &py]);
+    cluster.ws.write("locustfile.py", MIXED);
+    let file = scenario(
+        &cluster.ws,
+        &target.url,
+        "users = 4\nspawn_rate = 100\nduration = \"5s\"",
+        "processes = 1",
+    );
+    // Node health lists Locust with its version.
+    let status = cluster.status();
+    for node in &status {
+        let engines = node["engines"].to_string();
+        assert!(
+            engines.contains("locust") && engines.contains("2.47.0"),
+            "{node:#}"
+        );
+    }
+    let s = cluster.finished_run(&file, &[], Duration::from_secs(120));
+    let agents = s["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 2, "{s:#}");
+    assert_eq!(
+        s["total"]["requests"].as_u64(),
+        Some(agents_sum(&s)),
+        "{s:#}"
+    );
+    let n0 = node_locust_counts(&cluster, "n0");
+    let n1 = node_locust_counts(&cluster, "n1");
+    assert_eq!(
+        bfgg_counts(&s),
+        sum_by_name(&n0, &n1),
+        "merged = both Locusts' own totals"
+    );
+    for a in agents {
+        let name = a["name"].as_str().expect("name");
+        let own = if name == "n0" { &n0 } else { &n1 };
+        let locust_total: u64 = own.iter().map(|r| r.1).sum();
+        assert_eq!(a["requests"].as_u64(), Some(locust_total), "{a}");
+        assert!(locust_total > 20, "each agent ran its 2 users: {a}");
+    }
+    assert_eq!(s["partial"], false, "{s:#}");
+}
+
+#[test]
+fn a_cluster_run_on_an_agent_without_locust_is_refused_naming_it() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let py = py.to_str().expect("utf-8").to_owned();
+    let mut cluster = Cluster::start_with(1, &[], &["--python", &py]);
+    let bare = cluster.ws.path().join("bare");
+    let ok = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&bare)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "python3 -m venv --without-pip");
+    let bare_python = bare.join("bin/python");
+    let join = cluster.nodes[0].addr.clone();
+    let node = Node::start(
+        cluster.ws.path(),
+        "bare",
+        Some(&cluster.key),
+        &[&join],
+        &["--python", bare_python.to_str().expect("utf-8")],
+    );
+    cluster.nodes.push(node);
+    cluster.wait_for_nodes(2);
+    cluster.ws.write("locustfile.py", MIXED);
+    let file = scenario(&cluster.ws, &target.url, "users = 2\nduration = \"3s\"", "");
+    // Health says which node has Locust: asked for both, the run is refused
+    // before anything starts, naming the one without it.
+    let (code, summary, stderr) = wait_output(
+        cluster.run_cluster(&file, &["--agents", "2"]),
+        Duration::from_secs(120),
+    );
+    assert_ne!(code, 0, "{summary:?}");
+    assert!(
+        stderr
+            .contains("2 agents wanted but only 1 idle with locust: n0; idle without locust: bare"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--python"), "{stderr}");
+    assert_eq!(target.stats()["total"], 0, "nothing was sent");
+    // Not asked for a count, the run goes to the nodes that have Locust.
+    let (code, summary, stderr) =
+        wait_output(cluster.run_cluster(&file, &[]), Duration::from_secs(120));
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    let names: Vec<&str> = s["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| a["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["n0"], "{s:#}");
 }

@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch};
 use super::node::{Ctx, Input};
 use super::sys;
 use crate::engine::schedule::Segment;
-use crate::engine::{EngineConfig, MovedShare};
+use crate::engine::{EngineConfig, EngineEnv, MovedShare, Prepared};
 use crate::interval_log::{self as log, IntervalLog};
 use crate::run::{StopRequest, drive};
 use crate::scenario::{self, Scenario, data::Strategy};
@@ -57,10 +57,7 @@ struct SlotRun {
 #[derive(Debug)]
 enum Stage {
     Preparing,
-    Prepared {
-        scenario: Arc<Scenario>,
-        offset_us: i64,
-    },
+    Prepared(Ready),
     Running {
         /// Resolves the engine's stop future (once).
         stop: Option<oneshot::Sender<StopRequest>>,
@@ -71,11 +68,22 @@ enum Stage {
     Finishing,
 }
 
+/// What preparing made: the scenario, the clock offset to the coordinator,
+/// and the engine, ready (an external engine's process started and
+/// waiting) for the start instant.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    pub(crate) scenario: Arc<Scenario>,
+    pub(crate) offset_us: i64,
+    pub(crate) engine: Prepared,
+}
+
 /// What the engine task needs to run this node's share.
 pub(crate) struct Launch {
     pub(crate) plan: RunPlan,
     pub(crate) scenario: Arc<Scenario>,
     pub(crate) offset_us: i64,
+    pub(crate) engine: Prepared,
     pub(crate) stop: oneshot::Receiver<StopRequest>,
     pub(crate) moved: watch::Receiver<Vec<MovedShare>>,
     pub(crate) targets: watch::Receiver<Targets>,
@@ -97,7 +105,7 @@ impl AgentSlot {
             Some(r) => {
                 let run = r.plan.run.clone();
                 match r.stage {
-                    Stage::Preparing | Stage::Prepared { .. } => NodeState::Preparing(run),
+                    Stage::Preparing | Stage::Prepared(_) => NodeState::Preparing(run),
                     Stage::Running { .. } => NodeState::Running(run),
                     Stage::Finishing => NodeState::Finishing(run),
                 }
@@ -131,7 +139,7 @@ impl AgentSlot {
     pub(crate) fn prepared(
         &mut self,
         run: &RunId,
-        result: Result<(Arc<Scenario>, i64), String>,
+        result: Result<Ready, String>,
     ) -> Result<i64, String> {
         let Some(r) = self
             .of_mut(run)
@@ -140,11 +148,9 @@ impl AgentSlot {
             return Err(format!("run {run} was cancelled while preparing"));
         };
         match result {
-            Ok((scenario, offset_us)) => {
-                r.stage = Stage::Prepared {
-                    scenario,
-                    offset_us,
-                };
+            Ok(ready) => {
+                let offset_us = ready.offset_us;
+                r.stage = Stage::Prepared(ready);
                 Ok(offset_us)
             }
             Err(e) => {
@@ -164,25 +170,33 @@ impl AgentSlot {
         let Some(r) = self.of_mut(run) else {
             return Err(format!("not prepared for run {run}"));
         };
-        let (scenario, offset_us) = match &r.stage {
-            Stage::Prepared {
-                scenario,
-                offset_us,
-            } => (scenario.clone(), *offset_us),
+        match &r.stage {
+            Stage::Prepared(_) => {}
             Stage::Preparing => return Err("still preparing".into()),
             Stage::Running { .. } | Stage::Finishing => return Ok(None),
-        };
+        }
         let (stop_tx, stop) = oneshot::channel();
         let (moved_tx, moved) = watch::channel(Vec::new());
-        r.stage = Stage::Running {
-            stop: Some(stop_tx),
-            moved: moved_tx,
+        let Stage::Prepared(Ready {
+            scenario,
+            offset_us,
+            engine,
+        }) = std::mem::replace(
+            &mut r.stage,
+            Stage::Running {
+                stop: Some(stop_tx),
+                moved: moved_tx,
+            },
+        )
+        else {
+            unreachable!("checked above");
         };
         r.plan.start_at_ms = start_at_ms;
         Ok(Some(Launch {
             plan: r.plan.clone(),
             scenario,
             offset_us,
+            engine,
             stop,
             moved,
             targets: r.targets.subscribe(),
@@ -220,7 +234,7 @@ impl AgentSlot {
             return false;
         };
         match &mut r.stage {
-            Stage::Preparing | Stage::Prepared { .. } => self.run = None,
+            Stage::Preparing | Stage::Prepared(_) => self.run = None,
             Stage::Running { stop, .. } => {
                 if let Some(tx) = stop.take() {
                     let _ = tx.send(StopRequest {
@@ -308,7 +322,7 @@ pub(crate) async fn prepare(ctx: Arc<Ctx>, plan: RunPlan, reply: crate::net::Rep
     .await;
 }
 
-async fn prepare_inner(ctx: &Ctx, plan: &RunPlan) -> anyhow::Result<(Arc<Scenario>, i64)> {
+async fn prepare_inner(ctx: &Ctx, plan: &RunPlan) -> anyhow::Result<Ready> {
     let me = plan
         .participants
         .iter()
@@ -346,7 +360,22 @@ async fn prepare_inner(ctx: &Ctx, plan: &RunPlan) -> anyhow::Result<(Arc<Scenari
     } else {
         measure_offset(ctx, &plan.coordinator).await?
     };
-    Ok((Arc::new(scenario), offset_us))
+    let scenario = Arc::new(scenario);
+    let env = EngineEnv {
+        python: ctx.python.clone(),
+        work_dir: ctx
+            .data_dir
+            .join("runs")
+            .join(&plan.run.0)
+            .join(scenario.engine.as_str()),
+        workers: ctx.workers.unwrap_or_else(crate::run::default_workers),
+    };
+    let engine = crate::engine::prepare(scenario.clone(), &env).await?;
+    Ok(Ready {
+        scenario,
+        offset_us,
+        engine,
+    })
 }
 
 /// Loads the bundle's scenario with the plan's overrides, unique data pools
@@ -422,6 +451,7 @@ async fn execute_inner(
         plan,
         scenario,
         offset_us,
+        engine,
         stop,
         moved,
         targets,
@@ -492,19 +522,7 @@ async fn execute_inner(
         seed: crate::run::seed_from(std::time::SystemTime::now()) ^ index,
         moved: Some(moved),
     };
-    let env = crate::engine::EngineEnv {
-        python: ctx.python.clone(),
-        work_dir: log::dir_of(&ctx.data_dir, &plan.run.0).join(scenario.engine.as_str()),
-        workers: config.workers,
-    };
-    let prepared = match crate::engine::prepare(scenario.clone(), &env).await {
-        Ok(p) => p,
-        Err(e) => {
-            let reason = Some(format!("engine failed: {e:#}"));
-            return Err((finished(0, 0, reason, 0), e));
-        }
-    };
-    let driven = drive(prepared, scenario, config, stop, |snap| {
+    let driven = drive(engine, scenario, config, stop, |snap| {
         log.append(&snap)?;
         intervals = intervals.max(snap.index + 1);
         let keeping = snap.generator.late_starts * 100 <= snap.generator.scheduled.max(1)

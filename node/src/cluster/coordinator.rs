@@ -119,10 +119,39 @@ fn plan_inner(
         .map(|p| (p.health.node.clone(), p.health.name.clone()))
         .collect();
     agents.sort();
+    // Idle nodes the selection would take but for the engine, named in a
+    // refusal: a run never silently lacks agents it asked for.
+    let engine = scenario.engine.as_str();
+    let mut lacking: Vec<&str> = view
+        .idle_without(engine, Instant::now(), &ctx.timeouts)
+        .into_iter()
+        .filter(|p| &p.health.node != from)
+        .filter(|p| match &req.selection {
+            AgentSelection::Labels(want) => {
+                want.iter().all(|(k, v)| p.health.labels.get(k) == Some(v))
+            }
+            _ => true,
+        })
+        .map(|p| p.health.name.as_str())
+        .collect();
+    lacking.sort();
+    let without = if lacking.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; idle without {engine}: {} (install it there{})",
+            lacking.join(", "),
+            if engine == "locust" {
+                ", or point the node's --python at a Python that has it"
+            } else {
+                ""
+            }
+        )
+    };
     if let AgentSelection::Count(n) = req.selection {
         anyhow::ensure!(
             agents.len() >= n as usize,
-            "{n} agents wanted but only {} idle: {}",
+            "{n} agents wanted but only {} idle with {engine}: {}{without}",
             agents.len(),
             agents
                 .iter()
@@ -134,7 +163,7 @@ fn plan_inner(
     }
     anyhow::ensure!(
         !agents.is_empty(),
-        "no idle agent matches (selection {:?}); see `bfgg status`",
+        "no idle agent with {engine} matches (selection {:?}){without}; see `bfgg status`",
         req.selection
     );
     Ok(RunPlan {

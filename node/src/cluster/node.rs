@@ -74,7 +74,7 @@ pub(crate) enum Input {
     /// This node's preparing ended.
     Prepared {
         run: RunId,
-        result: Result<(Arc<crate::scenario::Scenario>, i64), String>,
+        result: Result<super::agent::Ready, String>,
         reply: Reply,
     },
     /// A submitted run was planned (this node coordinates it).
@@ -94,6 +94,8 @@ pub(crate) enum Input {
     FinishedElsewhere { run: RunId },
     /// The slot has been finishing `run` for [`FINISHING_HOLD`].
     FinishingHeld { run: RunId },
+    /// The engines found on this host (probed once at start).
+    Engines(Vec<EngineInfo>),
 }
 
 /// Shared, read-only (but for counters) by the node's task and its effects.
@@ -224,6 +226,8 @@ struct Node {
     view: ClusterView,
     finished: FinishedRuns,
     listen_addrs: Vec<String>,
+    /// What `engine::probe` found (native until it answers).
+    engines: Vec<EngineInfo>,
     cpu: sys::CpuSampler,
     /// When this node last published its health.
     health_sent: Option<Instant>,
@@ -261,9 +265,20 @@ pub async fn run_node(
         view: ClusterView::default(),
         finished: FinishedRuns::default(),
         listen_addrs: Vec::new(),
+        engines: vec![EngineInfo {
+            name: "native".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }],
         cpu: sys::CpuSampler::default(),
         health_sent: None,
     };
+    {
+        let ctx = node.ctx.clone();
+        tokio::spawn(async move {
+            let engines = crate::engine::probe(&ctx.python).await;
+            ctx.report(Input::Engines(engines)).await;
+        });
+    }
     let mut monitor = tokio::time::interval(Duration::from_millis(500));
     monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut health = tokio::time::interval(Duration::from_secs(1));
@@ -456,10 +471,7 @@ impl Node {
             name: self.ctx.name.clone(),
             labels: self.labels.clone(),
             state: self.slot.state(),
-            engines: vec![EngineInfo {
-                name: "native".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            }],
+            engines: self.engines.clone(),
             cpu_pct: self.cpu.sample(),
             mem_bytes: sys::rss_bytes(),
             keeping_schedule: self
@@ -624,6 +636,10 @@ impl Node {
             }
             Input::Finalized { run, ok } => self.apply(&run, Event::Finalized { ok }, None),
             Input::FinishedElsewhere { run } => self.apply(&run, Event::FinishedElsewhere, None),
+            Input::Engines(engines) => {
+                self.engines = engines;
+                self.health_sent = None;
+            }
             Input::FinishingHeld { run } => self.slot.release_finished(&run),
         }
     }

@@ -215,14 +215,26 @@ impl ClusterView {
     /// Alive, idle nodes that speak our protocol and have `engine`, by id.
     /// Never an incompatible peer.
     pub fn idle_agents(&self, engine: &str, now: Instant, t: &Timeouts) -> Vec<&PeerView> {
+        self.idle_nodes(now, t)
+            .filter(|p| p.health.engines.iter().any(|e| e.name == engine))
+            .collect()
+    }
+
+    /// Alive, idle nodes that speak our protocol but lack `engine` (to name
+    /// them when a run cannot get the agents it wants).
+    pub fn idle_without(&self, engine: &str, now: Instant, t: &Timeouts) -> Vec<&PeerView> {
+        self.idle_nodes(now, t)
+            .filter(|p| !p.health.engines.iter().any(|e| e.name == engine))
+            .collect()
+    }
+
+    fn idle_nodes(&self, now: Instant, t: &Timeouts) -> impl Iterator<Item = &PeerView> {
         self.peers
             .values()
             .filter(|p| !self.incompatible.contains_key(&p.health.node))
-            .filter(|p| self.liveness(&p.health.node, now, t) == Liveness::Alive)
+            .filter(move |p| self.liveness(&p.health.node, now, t) == Liveness::Alive)
             .filter(|p| p.health.state == NodeState::Idle)
             .filter(|p| p.health.protocol_version == bfgg_protocol::PROTOCOL_VERSION)
-            .filter(|p| p.health.engines.iter().any(|e| e.name == engine))
-            .collect()
     }
 }
 

@@ -176,6 +176,23 @@ pub struct EngineEnv {
     pub workers: usize,
 }
 
+/// The engines this host can run, with their versions: the native engine
+/// always, Locust when `env.python` has it.
+pub async fn probe(python: &str) -> Vec<bfgg_protocol::mesh::EngineInfo> {
+    use bfgg_protocol::mesh::EngineInfo;
+    let mut engines = vec![EngineInfo {
+        name: EngineKind::Native.as_str().into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }];
+    if let Some(version) = locust::probe(python).await {
+        engines.push(EngineInfo {
+            name: EngineKind::Locust.as_str().into(),
+            version,
+        });
+    }
+    engines
+}
+
 /// An engine ready to start.
 #[derive(Debug)]
 pub enum Prepared {

@@ -23,6 +23,16 @@ fn plan(run: &str) -> RunPlan {
     }
 }
 
+/// A native engine prepared with `offset_us`.
+fn ready(offset_us: i64) -> Ready {
+    let scenario = scenario();
+    Ready {
+        engine: Prepared::Native(scenario.clone()),
+        scenario,
+        offset_us,
+    }
+}
+
 fn scenario() -> Arc<Scenario> {
     let text = "[scenario]\nname = \"s\"\n[target]\nbase_url = \"http://127.0.0.1:9\"\n\
                 [load]\nmodel = \"open\"\nrate = 1\nduration = \"1s\"\n\
@@ -44,7 +54,7 @@ fn one_run_at_a_time_and_a_finishing_slot_is_free() {
     slot.claim(&plan("a")).expect("free");
     assert_eq!(slot.state(), NodeState::Preparing(run("a")));
     assert_eq!(slot.claim(&plan("b")), Err(run("a")), "busy");
-    slot.prepared(&run("a"), Ok((scenario(), 5))).expect("kept");
+    slot.prepared(&run("a"), Ok(ready(5))).expect("kept");
     let launch = slot
         .start(&run("a"), 42)
         .expect("starts")
@@ -68,7 +78,7 @@ fn a_stop_while_preparing_cancels_and_the_late_preparation_is_refused() {
     slot.claim(&plan("a")).expect("free");
     assert!(slot.stop(&run("a"), "stopped"));
     assert_eq!(slot.state(), NodeState::Idle);
-    let late = slot.prepared(&run("a"), Ok((scenario(), 0)));
+    let late = slot.prepared(&run("a"), Ok(ready(0)));
     assert!(late.unwrap_err().contains("cancelled"));
     assert!(slot.start(&run("a"), 1).is_err(), "not prepared");
     assert!(!slot.stop(&run("a"), "again"), "nothing left to stop");
@@ -90,7 +100,7 @@ fn a_failed_preparation_frees_the_slot() {
 async fn a_stop_reaches_the_running_engine_once() {
     let mut slot = AgentSlot::default();
     slot.claim(&plan("a")).expect("free");
-    slot.prepared(&run("a"), Ok((scenario(), 0))).expect("kept");
+    slot.prepared(&run("a"), Ok(ready(0))).expect("kept");
     let launch = slot.start(&run("a"), 1).expect("starts").expect("launch");
     assert!(slot.stop(&run("a"), "enough"));
     assert!(slot.stop(&run("a"), "again"), "still its run");
@@ -106,7 +116,7 @@ fn subscribers_are_bounded_and_follow_the_coordinator() {
         "no run"
     );
     slot.claim(&plan("a")).expect("free");
-    slot.prepared(&run("a"), Ok((scenario(), 0))).expect("kept");
+    slot.prepared(&run("a"), Ok(ready(0))).expect("kept");
     for i in 0..MAX_SUBSCRIBERS {
         slot.subscribe(&run("a"), NodeId(format!("o{i}")))
             .expect("room");

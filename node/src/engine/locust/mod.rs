@@ -125,6 +125,27 @@ pub enum LocustError {
     Other(#[from] anyhow::Error),
 }
 
+/// Locust's and Python's versions with `python`, as node health lists them
+/// (`2.47.0, python 3.11.7`); `None` if either is missing.
+pub async fn probe(python: &str) -> Option<String> {
+    let mut cmd = tokio::process::Command::new(resolve(python));
+    cmd.args([
+        "-c",
+        "import sys, locust; print('%s, python %d.%d.%d' % ((locust.__version__,) + sys.version_info[:3]))",
+    ])
+    .env("PYTHONDONTWRITEBYTECODE", "1")
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(INSPECT_LIMIT, cmd.output())
+        .await
+        .ok()?
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!version.is_empty()).then_some(version)
+}
+
 /// `python` as given, or made absolute when it is a relative path (Locust
 /// runs in the scenario's directory).
 fn resolve(python: &str) -> String {
