@@ -194,6 +194,10 @@ pub(crate) struct CheckArgs {
     /// Override the scenario's target base URL (for --dry-run).
     #[arg(long, value_name = "URL")]
     pub(crate) target: Option<String>,
+    /// The Python that runs Locust (engine = "locust"): the locustfile is
+    /// imported with it, and --dry-run runs it.
+    #[arg(long, value_name = "PATH", default_value = bfgg_node::run::DEFAULT_PYTHON)]
+    pub(crate) python: String,
 }
 
 #[derive(Debug, Args)]

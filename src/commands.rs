@@ -258,12 +258,15 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let steps: usize = scenario.journeys.iter().map(|j| j.steps.len()).sum();
+    let what = match &scenario.locust {
+        Some(l) => format!("locustfile {}", l.file.display()),
+        None => format!("{} journeys, {} requests", scenario.journeys.len(), steps),
+    };
     println!(
-        "ok: {}: scenario {:?}, {} journeys, {} requests, {} model, {} s, target {}{}",
+        "ok: {}: scenario {:?}, engine {}, {what}, {} model, {} s, target {}{}",
         args.file.display(),
         scenario.name,
-        scenario.journeys.len(),
-        steps,
+        scenario.engine.as_str(),
         match scenario.load.model {
             scenario::LoadModel::Open { .. } => "open",
             scenario::LoadModel::Closed { .. } => "closed",
@@ -272,13 +275,51 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         scenario.target.origin,
         scenario.target.base_path,
     );
+    let rt = runtime()?;
+    if let Some(spec) = &scenario.locust {
+        // The locustfile imported here as agents will before a run.
+        use bfgg_node::engine::locust::{LocustError, inspect};
+        match rt.block_on(inspect(spec, &scenario.base_dir, &args.python)) {
+            Ok(found) => {
+                println!(
+                    "locust {} (python {}): User classes {}",
+                    found.locust,
+                    found.python,
+                    found.users.join(", ")
+                );
+                match found.shapes.first() {
+                    Some(shape) => println!(
+                        "load: the locustfile's own LoadTestShape {shape} runs on every agent as written \
+                         (each agent runs the whole shape; [load]'s users and stages are not used, its \
+                         duration and graceful stop are)"
+                    ),
+                    None => println!(
+                        "load: bfgg's shape gives each agent its share of [load] (Locust takes a new user \
+                         count at its 1 s shape tick)"
+                    ),
+                }
+            }
+            Err(LocustError::NoPython { python, .. } | LocustError::NoLocust { python, .. })
+                if !args.dry_run =>
+            {
+                println!(
+                    "note: no Locust for {python} here, so the locustfile was not imported \
+                     (agents import it before a run; --python names a Python that has Locust)"
+                );
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
     if !args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    let rt = runtime()?;
-    let lines = rt.block_on(bfgg_node::engine::native::dry_run(std::sync::Arc::new(
-        scenario,
-    )))?;
+    let lines = rt.block_on(bfgg_node::engine::dry_run(
+        std::sync::Arc::new(scenario),
+        &args.python,
+    ))?;
     let mut failed = false;
     for l in &lines {
         let status = l.status.map_or("---".to_string(), |s| s.to_string());

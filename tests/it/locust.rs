@@ -567,3 +567,249 @@ fn a_cluster_run_on_an_agent_without_locust_is_refused_naming_it() {
         .collect();
     assert_eq!(names, ["n0"], "{s:#}");
 }
+
+/// Spawns `bfgg run` of `file` with Locust, returning the child and the
+/// marker of its Locust processes' command lines.
+fn spawn_run(ws: &Workspace, file: &Path, py: &Path) -> (std::process::Child, String) {
+    let child = bfgg(ws.path())
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(ws.out_dir())
+        .arg("--json")
+        .arg("--python")
+        .arg(py)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bfgg run");
+    let needle = format!("bfgg-locust-{}-", child.id());
+    (child, needle)
+}
+
+#[test]
+fn locust_goes_when_the_process_driving_it_is_killed() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write("locustfile.py", MIXED);
+    let file = scenario(
+        &ws,
+        &target.url,
+        "users = 2\nspawn_rate = 100\nduration = \"60s\"",
+        "processes = 2",
+    );
+    let (mut child, needle) = spawn_run(&ws, &file, &py);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while target.stats()["total"].as_u64().unwrap_or(0) < 10 {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "bfgg run ended early"
+        );
+        assert!(Instant::now() < deadline, "no load within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        processes_mentioning(&needle).len(),
+        3,
+        "a master and 2 workers"
+    );
+    // SIGKILL: bfgg cannot clean up; Locust notices its connection close.
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !processes_mentioning(&needle).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "Locust processes outlived bfgg by 20 s: {:?}",
+            processes_mentioning(&needle)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_locust_that_dies_mid_run_is_reported_and_its_measurements_kept() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write(
+        "locustfile.py",
+        r#"
+import os, signal, sys, time
+from locust import HttpUser, constant, events, task
+
+_started = time.time()
+
+class Doomed(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def home(self):
+        self.client.get("/", name="home")
+        if time.time() - _started > 4:
+            sys.stderr.write("about to crash on purpose\n")
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+"#,
+    );
+    let file = scenario(
+        &ws,
+        &target.url,
+        "users = 2\nspawn_rate = 100\nduration = \"30s\"",
+        "processes = 1",
+    );
+    let started = Instant::now();
+    let (code, summary, stderr) = ws.run(&file, &["--python", py.to_str().expect("utf-8")]);
+    let s = summary.unwrap_or_else(|| panic!("no summary (exit {code}): {stderr}"));
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "ended with Locust"
+    );
+    let reason = s["stop_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("Locust ended during the run: killed by signal 9"),
+        "{s:#}"
+    );
+    assert!(reason.contains("about to crash on purpose"), "{reason}");
+    assert_eq!(s["stopped_early"], true);
+    let requests = s["total"]["requests"].as_u64().unwrap_or(0);
+    assert!(requests > 20, "what it measured is kept: {s:#}");
+    // Everything the target served before the crash was counted but what
+    // was in flight or not yet flushed (at most the plugin's 100 ms).
+    let served = target.stats()["total"].as_u64().expect("total");
+    assert!(
+        served >= requests && served - requests <= 10,
+        "{served} vs {requests}"
+    );
+}
+
+#[test]
+fn check_imports_the_locustfile_names_its_shape_and_dry_runs_one_user() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&["--error-rate", "1", "--error-status", "418"]);
+    let ws = Workspace::new();
+    ws.write(
+        "locustfile.py",
+        r#"
+from locust import HttpUser, LoadTestShape, constant, task
+
+class Teapot(HttpUser):
+    wait_time = constant(0.5)
+
+    @task
+    def brew(self):
+        self.client.get("/", name="brew")
+
+class Waves(LoadTestShape):
+    def tick(self):
+        return (50, 10) if self.get_run_time() < 60 else None
+"#,
+    );
+    let file = scenario(&ws, &target.url, "users = 3\nduration = \"30s\"", "");
+    let py = py.to_str().expect("utf-8");
+    let check = |extra: &[&str]| {
+        let mut cmd = bfgg(ws.path());
+        cmd.arg("check")
+            .arg(&file)
+            .args(["--python", py])
+            .args(extra);
+        run_with_timeout(cmd, Duration::from_secs(120))
+    };
+    let out = check(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("engine locust"), "{stdout}");
+    assert!(stdout.contains("User classes Teapot"), "{stdout}");
+    assert!(
+        stdout.contains("own LoadTestShape Waves runs on every agent"),
+        "{stdout}"
+    );
+    assert_eq!(target.stats()["total"], 0, "check alone sends nothing");
+    // The dry run: one user (not the shape's 50), each request printed; the
+    // 418s are failures, so the check fails.
+    let out = check(&["--dry-run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("Teapot")).collect();
+    assert!((3..=20).contains(&lines.len()), "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("brew") && l.contains(" 418 ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("error: 418 Client Error"), "{stdout}");
+    let served = target.stats()["total"].as_u64().expect("total");
+    assert_eq!(
+        served as usize,
+        lines.len(),
+        "one user, every request printed"
+    );
+    // A locustfile that does not import fails the check with Python's error.
+    ws.write("locustfile.py", "def broken(:\n");
+    let out = check(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("SyntaxError"), "{stderr}");
+}
+
+#[test]
+fn a_locustfile_with_its_own_shape_runs_it_from_time_zero_until_it_ends() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    ws.write(
+        "locustfile.py",
+        r#"
+from locust import HttpUser, LoadTestShape, constant, task
+
+class Steady(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def home(self):
+        self.client.get("/", name="home")
+
+class TwoThenThree(LoadTestShape):
+    def tick(self):
+        t = self.get_run_time()
+        if t < 2:
+            return (2, 100)
+        if t < 4:
+            return (3, 100)
+        return None
+"#,
+    );
+    let file = scenario(
+        &ws,
+        &target.url,
+        "users = 10\nduration = \"30s\"",
+        "processes = 1",
+    );
+    let started = Instant::now();
+    let (code, summary, stderr) = ws.run(&file, &["--python", py.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the shape ended the run"
+    );
+    assert_eq!(s["stop_reason"], serde_json::Value::Null, "{s:#}");
+    let ts = std::fs::read_to_string(ws.out_dir().join("timeseries.csv")).expect("timeseries");
+    let active: Vec<u64> = ts
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("*"))
+        .map(|l| {
+            l.split(',')
+                .nth(11)
+                .expect("active")
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    // The shape's users, not [load]'s 10, counted from time zero.
+    assert_eq!(&active[0..4], &[2, 2, 3, 3], "{active:?}");
+    assert_eq!(bfgg_counts(&s), locust_counts(&ws.out_dir()));
+}

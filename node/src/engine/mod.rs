@@ -193,6 +193,19 @@ pub async fn probe(python: &str) -> Vec<bfgg_protocol::mesh::EngineInfo> {
     engines
 }
 
+/// `bfgg check --dry-run`: a few requests of the scenario with one user,
+/// each reported as it went (the native engine: every journey once; Locust:
+/// one user for a few seconds).
+pub async fn dry_run(
+    scenario: Arc<Scenario>,
+    python: &str,
+) -> anyhow::Result<Vec<native::DryRunStep>> {
+    match scenario.engine {
+        EngineKind::Native => native::dry_run(scenario).await,
+        EngineKind::Locust => locust::dry_run(scenario, python).await,
+    }
+}
+
 /// An engine ready to start.
 #[derive(Debug)]
 pub enum Prepared {

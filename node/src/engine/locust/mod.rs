@@ -38,6 +38,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
 use super::external::{Exit, Intervals, Request, Supervised, cpu_ticks};
+use super::native::DryRunStep;
 use super::schedule::{Segment, UserSchedule};
 use super::{EngineConfig, EngineEnv, EngineEvent, EngineHandle, MovedShare, Phase};
 use crate::scenario::{LoadModel, LocustSpec, Scenario};
@@ -45,6 +46,9 @@ use wire::{Frame, Hello, NO_USERS};
 
 const PLUGIN: &str = include_str!("plugin.py");
 const INSPECT: &str = include_str!("inspect.py");
+const DRY_RUN: &str = include_str!("dry_run.py");
+/// How long `bfgg check --dry-run` runs its one Locust user, at most.
+pub const DRY_RUN_FOR: Duration = Duration::from_secs(5);
 /// Longest wait for the locustfile's import check.
 const INSPECT_LIMIT: Duration = Duration::from_secs(60);
 /// Longest wait for Locust to start and connect.
@@ -144,6 +148,92 @@ pub async fn probe(python: &str) -> Option<String> {
     }
     let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     (!version.is_empty()).then_some(version)
+}
+
+/// `bfgg check --dry-run`: the locustfile with one user for
+/// [`DRY_RUN_FOR`] (or the scenario's duration if shorter), every request as
+/// a [`DryRunStep`] (the User class in place of a journey).
+pub async fn dry_run(scenario: Arc<Scenario>, python: &str) -> anyhow::Result<Vec<DryRunStep>> {
+    let spec = scenario
+        .locust
+        .clone()
+        .context("a Locust scenario without [locust]")?;
+    let python = resolve(python);
+    inspect(&spec, &scenario.base_dir, &python).await?;
+    let dir = RuntimeDir::create()?;
+    let plugin = dir.path.join("bfgg_dry_run.py");
+    std::fs::write(&plugin, DRY_RUN).context("writing the dry-run plugin")?;
+    let run_for = DRY_RUN_FOR.min(scenario.load.duration).as_secs().max(1);
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg("-m")
+        .arg("locust")
+        .arg("-f")
+        .arg(format!(
+            "{},{}",
+            plugin.display(),
+            std::path::absolute(&spec.file)
+                .unwrap_or_else(|_| spec.file.clone())
+                .display()
+        ))
+        .args(["--headless", "--only-summary", "--loglevel", "WARNING"])
+        .args(["-u", "1", "-r", "1", "-t"])
+        .arg(format!("{run_for}s"))
+        .args(["--exit-code-on-error", "0"])
+        .arg("--host")
+        .arg(format!(
+            "{}{}",
+            scenario.target.origin, scenario.target.base_path
+        ));
+    if !spec.tags.is_empty() {
+        cmd.arg("--tags").args(&spec.tags);
+    }
+    if !spec.exclude_tags.is_empty() {
+        cmd.arg("--exclude-tags").args(&spec.exclude_tags);
+    }
+    cmd.args(&spec.user_classes)
+        .current_dir(&scenario.base_dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .kill_on_drop(true);
+    let limit = Duration::from_secs(run_for) + READY_LIMIT;
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .with_context(|| format!("the dry run took more than {} s", limit.as_secs()))?
+        .with_context(|| format!("running {python}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        anyhow::bail!(
+            "Locust's dry run failed ({}):\n{}",
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stderr), 15)
+        );
+    }
+    Ok(stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("bfgg-dry-run "))
+        .filter_map(|l| serde_json::from_str::<DryLine>(l).ok())
+        .map(|l| DryRunStep {
+            journey: l.user,
+            name: l.name,
+            request: format!("{} {}", l.method, l.url),
+            status: l.status,
+            elapsed: Duration::from_secs_f64(l.ms.max(0.0) / 1000.0),
+            error: l.error,
+            extracted: Vec::new(),
+        })
+        .collect())
+}
+
+/// One line of `dry_run.py`.
+#[derive(Debug, serde::Deserialize)]
+struct DryLine {
+    user: String,
+    name: String,
+    method: String,
+    url: String,
+    status: Option<u16>,
+    ms: f64,
+    error: Option<String>,
 }
 
 /// `python` as given, or made absolute when it is a relative path (Locust
@@ -680,7 +770,11 @@ async fn supervise(
             }
             ended = p.child.exited(), if exit.is_none() => {
                 tracing::debug!(stopping, "Locust ended: {}", ended.describe());
-                if !stopping {
+                let clean = ended.status.is_some_and(|s| s.success());
+                if !stopping && clean {
+                    // The locustfile's own LoadTestShape ended the test.
+                    tracing::info!("Locust ended the test itself");
+                } else if !stopping {
                     let reason = format!("Locust ended during the run: {}", ended.describe());
                     tracing::warn!("{reason}");
                     let _ = events.send(EngineEvent::Failed { reason }).await;
