@@ -105,6 +105,11 @@ impl Node {
         }
     }
 
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, as a crash.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
@@ -156,7 +161,7 @@ impl Cluster {
         c
     }
 
-    fn bfgg(&self) -> Command {
+    pub(crate) fn bfgg(&self) -> Command {
         let mut cmd = crate::harness::bfgg(self.ws.path());
         cmd.env("BFGG_LOG", "warn");
         cmd
@@ -519,7 +524,7 @@ fn wait_until_agents_hold_a_run(cluster: &Cluster, nodes: &[usize], limit: Durat
 }
 
 /// Reads the run id from the coordinator's data dir (runs/<id>/).
-fn wait_for_run_id(cluster: &Cluster, limit: Duration) -> String {
+pub(crate) fn wait_for_run_id(cluster: &Cluster, limit: Duration) -> String {
     let deadline = Instant::now() + limit;
     loop {
         for i in 0..cluster.nodes.len() {

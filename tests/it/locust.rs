@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, Node, agents_sum, wait_output};
+use crate::cluster::{Cluster, Node, agents_sum, wait_for_run_id, wait_output};
 use crate::harness::{Target, Workspace, bfgg, python_venv, run_with_timeout};
 
 const LOCUST: &str = "locust==2.47.0";
@@ -812,4 +812,68 @@ class TwoThenThree(LoadTestShape):
     // The shape's users, not [load]'s 10, counted from time zero.
     assert_eq!(&active[0..4], &[2, 2, 3, 3], "{active:?}");
     assert_eq!(bfgg_counts(&s), locust_counts(&ws.out_dir()));
+}
+
+#[test]
+fn bfgg_stop_ends_a_two_agent_locust_run_keeping_every_request() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&[]);
+    let py = py.to_str().expect("utf-8").to_owned();
+    let cluster = Cluster::start_with(2, &[], &["--python", &py]);
+    cluster.ws.write("locustfile.py", MIXED);
+    let file = scenario(
+        &cluster.ws,
+        &target.url,
+        "users = 4\nspawn_rate = 100\nduration = \"60s\"",
+        "processes = 2",
+    );
+    let child = cluster.run_cluster(&file, &[]);
+    let run_id = wait_for_run_id(&cluster, Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while target.stats()["total"].as_u64().unwrap_or(0) < 50 {
+        assert!(Instant::now() < deadline, "no load within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Each node's Locust runs from its own runtime directory.
+    let needles: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("bfgg-locust-{}-", n.pid()))
+        .collect();
+    let plugin_processes =
+        || -> usize { needles.iter().map(|n| processes_mentioning(n).len()).sum() };
+    assert_eq!(
+        plugin_processes(),
+        6,
+        "a master and 2 workers on each agent"
+    );
+    let mut cmd = cluster.bfgg();
+    cmd.args([
+        "stop",
+        &run_id,
+        "--no-mdns",
+        "--join",
+        &cluster.nodes[1].addr,
+    ])
+    .arg("--cluster-key-file")
+    .arg(&cluster.key);
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, summary, stderr) = wait_output(child, Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    assert_eq!(s["stopped_early"], true, "{s:#}");
+    assert!(s["duration_s"].as_f64().expect("duration") < 40.0, "{s:#}");
+    let n0 = node_locust_counts(&cluster, "n0");
+    let n1 = node_locust_counts(&cluster, "n1");
+    assert_eq!(
+        bfgg_counts(&s),
+        sum_by_name(&n0, &n1),
+        "nothing lost in the stop"
+    );
+    assert_eq!(plugin_processes(), 0, "no Locust left on either agent");
 }

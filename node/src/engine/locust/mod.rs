@@ -57,6 +57,9 @@ const READY_LIMIT: Duration = Duration::from_secs(60);
 const TICK: Duration = Duration::from_millis(100);
 /// After SIGTERM, how long beyond the graceful stop Locust may take to exit.
 const EXIT_SLACK: Duration = Duration::from_secs(5);
+/// After `Abort`, how long Locust's shutdown may take before the group is
+/// killed.
+const ABORT_SLACK: Duration = Duration::from_secs(2);
 /// After Locust exited, how long its connections may take to deliver.
 const CLOSE_SLACK: Duration = Duration::from_secs(2);
 /// The shape reads the share the node last sent when Locust ticks it (once
@@ -748,7 +751,7 @@ async fn supervise(
                 let ph = *phase.borrow_and_update();
                 match ph {
                     Phase::Running => {}
-                    Phase::Draining { .. } => {
+                    Phase::Draining { .. } | Phase::Abort { .. } => {
                         if !stopping {
                             stopping = true;
                             let mut told = false;
@@ -760,11 +763,13 @@ async fn supervise(
                             }
                             kill_at = Some(Instant::now() + graceful + EXIT_SLACK);
                         }
-                    }
-                    Phase::Abort { .. } => {
-                        stopping = true;
-                        p.child.signal(Signal::SIGKILL);
-                        kill_at = None;
+                        // Abort: no more grace for users, but Locust's own
+                        // shutdown (workers' last records and statistics)
+                        // gets a moment before the group is killed.
+                        if matches!(ph, Phase::Abort { .. }) {
+                            let by = Instant::now() + ABORT_SLACK;
+                            kill_at = Some(kill_at.map_or(by, |k| k.min(by)));
+                        }
                     }
                 }
             }
