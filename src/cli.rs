@@ -39,6 +39,43 @@ pub(crate) enum Command {
     /// Joins the mesh as a light peer (no load of its own); quitting never
     /// stops a run. Logs go to <data dir>/tui.log.
     Tui(TuiArgs),
+    /// Runs kept on this machine: upload one to S3.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+/// `bfgg runs ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RunsCommand {
+    /// Upload a results directory to S3 (again): after a failed upload, or a
+    /// run made without --s3. Exit code 0 when every file is in the store.
+    Upload(UploadArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UploadArgs {
+    /// The results directory, or its name in the results store (as printed
+    /// after `results:`).
+    pub(crate) run: String,
+    #[command(flatten)]
+    pub(crate) s3: S3Args,
+}
+
+/// Where results go in S3.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct S3Args {
+    /// Upload the results to s3://bucket/prefix/<run>/ when the run ends
+    /// (credentials and region from the standard AWS chain). A failed upload
+    /// keeps the results on disk and says so; the exit code stays the run's.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub(crate) s3: Option<bfgg_node::results::upload::S3Url>,
+    /// An S3-compatible store's endpoint (default: AWS, or AWS_ENDPOINT_URL);
+    /// addressed path-style.
+    #[arg(long, value_name = "URL", requires = "s3")]
+    pub(crate) s3_endpoint: Option<String>,
+    /// The region (default: the AWS chain's, else us-east-1).
+    #[arg(long, value_name = "REGION", requires = "s3")]
+    pub(crate) s3_region: Option<String>,
 }
 
 /// How a light peer or node finds and joins the mesh.
@@ -182,6 +219,8 @@ pub(crate) struct RunArgs {
     /// (default: the run goes on with less load and is reported partial).
     #[arg(long, requires = "cluster")]
     pub(crate) rebalance: bool,
+    #[command(flatten)]
+    pub(crate) s3: S3Args,
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status(args),
         Command::Stop(args) => stop(args),
         Command::Tui(args) => tui(args),
+        Command::Runs(crate::cli::RunsCommand::Upload(args)) => crate::upload::runs_upload(args),
     }
 }
 
@@ -191,6 +192,7 @@ fn execute(
     out: Option<PathBuf>,
     json: bool,
     options: RunOptions,
+    s3: &crate::cli::S3Args,
 ) -> anyhow::Result<ExitCode> {
     let live = std::io::stderr().is_terminal();
     let rt = runtime()?;
@@ -208,20 +210,39 @@ fn execute(
     if live {
         eprint!("\r\x1b[2K");
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
-    } else {
-        print!("{}", bfgg_node::results::render_summary(&outcome.summary));
-        println!("\nresults: {}", outcome.dir.display());
-    }
-    if json {
-        eprintln!("results: {}", outcome.dir.display());
-    }
+    report(&outcome.summary, &outcome.dir, json, s3)?;
     Ok(if outcome.summary.thresholds_passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The end of a run for people: the upload if asked for (its outcome on
+/// stderr), then the summary (the table, or with --json the stored
+/// summary.json, which says how the upload went) and where the results are.
+fn report(
+    summary: &bfgg_protocol::summary::RunSummary,
+    dir: &Path,
+    json: bool,
+    s3: &crate::cli::S3Args,
+) -> anyhow::Result<()> {
+    let run = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let uploaded = crate::upload::after_run(s3, dir, &run);
+    if json {
+        match (uploaded, std::fs::read_to_string(dir.join("summary.json"))) {
+            (Some(_), Ok(text)) => print!("{text}"),
+            _ => println!("{}", serde_json::to_string_pretty(summary)?),
+        }
+        eprintln!("results: {}", dir.display());
+    } else {
+        print!("{}", bfgg_node::results::render_summary(summary));
+        println!("\nresults: {}", dir.display());
+    }
+    Ok(())
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -236,7 +257,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             duration: duration_override(args.duration.as_deref())?,
             rebalance: args.rebalance,
         };
-        return run_cluster(&args.mesh, scenario, &spec, args.out, args.json);
+        return run_cluster(&args.mesh, scenario, &spec, args.out, args.json, &args.s3);
     }
     anyhow::ensure!(args.mesh.join.is_empty(), "--join needs --cluster");
     execute(
@@ -249,6 +270,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             python: Some(args.python),
             ..RunOptions::default()
         },
+        &args.s3,
     )
 }
 
@@ -439,7 +461,14 @@ fn demo_headless(demo: &Demo, mesh: &MeshArgs, args: &DemoArgs) -> anyhow::Resul
         duration: duration_override(args.duration.as_deref())?,
         ..RunSpec::default()
     };
-    run_cluster(mesh, scenario, &spec, args.out.clone(), args.json)
+    run_cluster(
+        mesh,
+        scenario,
+        &spec,
+        args.out.clone(),
+        args.json,
+        &crate::cli::S3Args::default(),
+    )
 }
 
 /// Default directories from the `directories` crate.
@@ -683,6 +712,7 @@ fn run_cluster(
     spec: &RunSpec,
     out: Option<PathBuf>,
     json: bool,
+    s3: &crate::cli::S3Args,
 ) -> anyhow::Result<ExitCode> {
     let request = spec.request(&scenario)?;
     let rt = multi_thread_runtime(2)?;
@@ -747,13 +777,7 @@ fn run_cluster(
         None => bfgg_node::results::default_dir(&scenario.name, started_at)?,
     };
     rt.block_on(client.save_results(&finished, &scenario, &dir))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&finished.summary)?);
-        eprintln!("results: {}", dir.display());
-    } else {
-        print!("{}", bfgg_node::results::render_summary(&finished.summary));
-        println!("\nresults: {}", dir.display());
-    }
+    report(&finished.summary, &dir, json, s3)?;
     Ok(if finished.summary.thresholds_passed() {
         ExitCode::SUCCESS
     } else {

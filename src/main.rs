@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod upload;
 
 use std::process::ExitCode;
 

@@ -16,6 +16,7 @@
 mod hlog;
 mod text;
 mod timeseries;
+pub mod upload;
 
 pub use text::render_summary;
 

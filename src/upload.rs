@@ -1,0 +1,119 @@
+//! The S3 sink as people see it: `--s3` on `bfgg run` (after the results
+//! are written, local and cluster runs alike) and `bfgg runs upload`. A
+//! progress bar on a terminal for uploads that take more than a second, one
+//! line with the outcome; a failed upload never changes a run's exit code
+//! and never touches the results on disk.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bfgg_node::results::upload::{self, Progress, S3Config, UploadError};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::{S3Args, UploadArgs};
+
+/// The upload configuration `args` ask for, if any.
+fn config_of(args: &S3Args) -> Option<S3Config> {
+    let url = args.s3.clone()?;
+    let mut config = S3Config::new(url);
+    config.endpoint = args.s3_endpoint.clone();
+    config.region = args.s3_region.clone();
+    if let Ok(part) = std::env::var("BFGG_S3_PART_SIZE")
+        && let Ok(n) = part.parse::<usize>()
+    {
+        // Tests cross the multipart boundary with small files.
+        config.part_size = n;
+    }
+    Some(config)
+}
+
+/// Uploads `dir` as `run` and prints the outcome on stderr. `None` without
+/// `--s3`; else whether everything is in the store.
+pub(crate) fn after_run(args: &S3Args, dir: &Path, run: &str) -> Option<bool> {
+    let config = config_of(args)?;
+    Some(match upload(&config, dir, run) {
+        Ok(url) => {
+            eprintln!("uploaded: {url}");
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "upload failed: {e}\n  the results stay in {}; retry with: bfgg runs upload {} --s3 {}{}",
+                dir.display(),
+                dir.display(),
+                config.url,
+                config
+                    .endpoint
+                    .as_ref()
+                    .map(|e| format!(" --s3-endpoint {e}"))
+                    .unwrap_or_default()
+            );
+            false
+        }
+    })
+}
+
+/// `bfgg runs upload RUN`: exit 0 when every file is in the store, 2 when
+/// not (the results stay on disk).
+pub(crate) fn runs_upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
+    let dir = resolve_run(&args.run)?;
+    anyhow::ensure!(args.s3.s3.is_some(), "--s3 s3://bucket/prefix is required");
+    let run = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .context("a results directory has a name")?;
+    Ok(match after_run(&args.s3, &dir, &run) {
+        Some(true) => ExitCode::SUCCESS,
+        _ => ExitCode::from(2),
+    })
+}
+
+/// A results directory given as a path, or by name in the results store.
+fn resolve_run(run: &str) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(run);
+    if path.join("summary.json").is_file() {
+        return Ok(path);
+    }
+    let store = bfgg_node::results::default_dir("x", std::time::SystemTime::now())?
+        .parent()
+        .map(Path::to_path_buf)
+        .context("the results store")?;
+    let named = store.join(run);
+    anyhow::ensure!(
+        named.join("summary.json").is_file(),
+        "{run} is neither a results directory nor a run in {} (no summary.json)",
+        store.display()
+    );
+    Ok(named)
+}
+
+fn upload(config: &S3Config, dir: &Path, run: &str) -> Result<String, UploadError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} uploading {msg} {bytes}/{total_bytes} {wide_bar} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let mut shown = false;
+    let result = rt.block_on(upload::upload_results(config, dir, run, |p: &Progress| {
+        if terminal && !shown && started.elapsed() > Duration::from_secs(1) {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            shown = true;
+        }
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+        bar.set_message(p.file.clone());
+    }));
+    bar.finish_and_clear();
+    result
+}
