@@ -129,6 +129,11 @@ pub(crate) struct NodeArgs {
     /// `bin/python`.
     #[arg(long, value_name = "PATH", default_value = bfgg_node::run::DEFAULT_PYTHON)]
     pub(crate) python: String,
+    /// With --s3: the results of every run this node coordinates go to
+    /// s3://bucket/prefix/<run>/, and its own interval log of every run it
+    /// takes part in to .../<run>/agents/<name>/ (kept here until uploaded).
+    #[command(flatten)]
+    pub(crate) s3: S3Args,
     /// Most intervals in one page of an interval log this node serves to a
     /// coordinator or a client (they page through to the end whatever it
     /// is; tests lower it to cross page boundaries in short runs).

@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::{S3Args, UploadArgs};
 
 /// The upload configuration `args` ask for, if any.
-fn config_of(args: &S3Args) -> Option<S3Config> {
+pub(crate) fn config_of(args: &S3Args) -> Option<S3Config> {
     let url = args.s3.clone()?;
     let mut config = S3Config::new(url);
     config.endpoint = args.s3_endpoint.clone();

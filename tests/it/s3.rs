@@ -512,3 +512,161 @@ fn a_three_node_run_ends_with_its_merged_results_in_s3() {
         local_files(&dir, "cluster/out/")
     );
 }
+
+#[test]
+fn nodes_with_s3_upload_the_merged_results_and_each_agents_own_log() {
+    let Some(store) = s3s_fs(None, None) else {
+        return;
+    };
+    let target = Target::start(&[]);
+    let cluster = Cluster::start_with(
+        3,
+        &[],
+        &[
+            "--s3",
+            &format!("s3://{BUCKET}/nodes"),
+            "--s3-endpoint",
+            &store.endpoint,
+            "--s3-region",
+            "us-east-1",
+        ],
+    );
+    // The nodes' HOME is the workspace: credentials from the profile file,
+    // as on a machine configured with `aws configure`.
+    cluster.ws.write(
+        ".aws/credentials",
+        &format!("[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"),
+    );
+    let file = short_run(&cluster.ws, &target);
+    let mut cmd = cluster.bfgg();
+    cmd.arg("run")
+        .arg(&file)
+        .args([
+            "--cluster",
+            "--no-mdns",
+            "--json",
+            "--join",
+            &cluster.nodes[0].addr,
+        ])
+        .arg("--cluster-key-file")
+        .arg(&cluster.key)
+        .arg("--out")
+        .arg(cluster.ws.out_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (code, summary, stderr) =
+        wait_output(cmd.spawn().expect("spawn"), Duration::from_secs(120));
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary.expect("summary");
+    let run = crate::cluster::wait_for_run_id(&cluster, Duration::from_secs(5));
+    // The coordinator's merged results and each agent's log arrive shortly
+    // after the run (uploads run after the results are written).
+    let want: Vec<String> = [
+        "summary.json",
+        "intervals.log",
+        "agents/n0/intervals.log",
+        "agents/n1/intervals.log",
+        "agents/n2/intervals.log",
+    ]
+    .iter()
+    .map(|f| format!("nodes/{run}/{f}"))
+    .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let stored = objects(&store, &format!("nodes/{run}/"));
+        if want.iter().all(|k| stored.contains_key(k)) {
+            break stored;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing from the store: {want:?} vs {stored:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The stored results are the coordinator's, byte for byte.
+    let coordinator_results = cluster
+        .ws
+        .path()
+        .join(format!("node-n0/runs/{run}/results"));
+    let local = local_files(&coordinator_results, &format!("nodes/{run}/"));
+    for (key, sha) in &local {
+        assert_eq!(stored.get(key), Some(sha), "{key}");
+    }
+    let uploaded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(coordinator_results.join("summary.json")).expect("summary"),
+    )
+    .expect("json");
+    assert_eq!(uploaded["upload"]["state"], "uploaded");
+    assert_eq!(uploaded["total"]["requests"], s["total"]["requests"]);
+    // Agents delete their logs only once uploaded and confirmed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for n in ["n0", "n1", "n2"] {
+        let log = cluster.ws.path().join(format!("node-{n}/agent/{run}"));
+        while log.exists() {
+            assert!(Instant::now() < deadline, "{} still there", log.display());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn a_node_that_cannot_upload_keeps_its_log_and_says_so_in_the_results() {
+    let target = Target::start(&[]);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let cluster = Cluster::start_with(
+        2,
+        &[],
+        &[
+            "--s3",
+            &format!("s3://{BUCKET}/nodes"),
+            "--s3-endpoint",
+            &dead,
+            "--s3-region",
+            "us-east-1",
+        ],
+    );
+    cluster.ws.write(
+        ".aws/credentials",
+        &format!("[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"),
+    );
+    let file = short_run(&cluster.ws, &target);
+    let s = cluster.finished_run(&file, &[], Duration::from_secs(120));
+    let run = crate::cluster::wait_for_run_id(&cluster, Duration::from_secs(5));
+    // The coordinator's results say the upload failed, and why.
+    let summary = cluster
+        .ws
+        .path()
+        .join(format!("node-n0/runs/{run}/results/summary.json"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let upload = loop {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary).unwrap_or_default())
+                .unwrap_or_default();
+        if !v["upload"].is_null() {
+            break v["upload"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no upload state in {}",
+            summary.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(upload["state"], "failed", "{upload}");
+    assert!(
+        upload["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot reach"),
+        "{upload}"
+    );
+    // Confirmed by the coordinator, but not in S3: each agent keeps its log.
+    for n in ["n0", "n1"] {
+        let log = cluster
+            .ws
+            .path()
+            .join(format!("node-{n}/agent/{run}/intervals.log"));
+        assert!(log.is_file(), "{} deleted before S3 had it", log.display());
+    }
+    assert!(s["total"]["requests"].as_u64().unwrap_or(0) > 0);
+}

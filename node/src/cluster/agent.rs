@@ -577,13 +577,73 @@ async fn deliver(ctx: Arc<Ctx>, to: NodeId, run: RunId, snapshot: IntervalSnapsh
 }
 
 /// `ConfirmResults`: the coordinator has this node's intervals of `run`;
-/// delete the log.
+/// delete the log, unless this node uploads to S3 and its upload of the log
+/// has not succeeded yet: then the upload deletes it once done (nothing is
+/// deleted before S3 confirms it). Each side writes its marker before
+/// looking for the other's, so one of them always sees both.
 pub(crate) fn delete_log(ctx: &Ctx, run: &RunId) {
     let dir = log::dir_of(&ctx.data_dir, &run.0);
-    if let Err(e) = std::fs::remove_dir_all(&dir)
+    if ctx.s3.is_some() {
+        if let Err(e) = std::fs::write(dir.join(CONFIRMED), b"")
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("marking {} confirmed: {e}", dir.display());
+        }
+        if !dir.join(UPLOADED).exists() {
+            tracing::info!(%run, "log kept until its upload to S3 succeeds");
+            return;
+        }
+    }
+    remove_log_dir(&dir);
+}
+
+/// Marks a log confirmed by its coordinator.
+const CONFIRMED: &str = ".confirmed";
+/// Marks a log uploaded to S3.
+const UPLOADED: &str = ".uploaded";
+
+fn remove_log_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!("removing {}: {e}", dir.display());
+    }
+}
+
+/// With `--s3`: this node's raw interval log of `run` (and its engine's own
+/// output, e.g. Locust's) to `<prefix>/<run>/agents/<name>/`, so a lost
+/// coordinator loses nothing S3 would have had. Deletes the log afterwards
+/// if the coordinator already confirmed it.
+pub(crate) async fn upload_own_log(ctx: Arc<Ctx>, run: RunId) {
+    let Some(config) = ctx.s3.clone() else {
+        return;
+    };
+    let dir = log::dir_of(&ctx.data_dir, &run.0);
+    let name = crate::results::safe_name(&ctx.name);
+    let key = format!("{}/agents/{name}", run.0);
+    match crate::results::upload::upload_results(&config, &dir, &key, |_| {}).await {
+        Ok(url) => {
+            tracing::info!(%run, %url, "own interval log uploaded");
+            let engine_dir = ctx.data_dir.join("runs").join(&run.0);
+            for engine in ["locust"] {
+                let out = engine_dir.join(engine);
+                if out.is_dir() {
+                    let key = format!("{key}/{engine}");
+                    if let Err(e) =
+                        crate::results::upload::upload_results(&config, &out, &key, |_| {}).await
+                    {
+                        tracing::warn!(%run, "uploading the engine's output: {e}");
+                    }
+                }
+            }
+            let _ = std::fs::write(dir.join(UPLOADED), b"");
+            if dir.join(CONFIRMED).exists() {
+                remove_log_dir(&dir);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(%run, "uploading own interval log: {e} (kept in {})", dir.display())
+        }
     }
 }
 

@@ -528,6 +528,7 @@ mod tests {
             timeouts: Timeouts::default(),
             workers: Some(1),
             python: crate::run::DEFAULT_PYTHON.to_owned(),
+            s3: None,
             page_intervals: crate::cluster::DEFAULT_PAGE_INTERVALS,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();

@@ -307,7 +307,20 @@ pub(crate) async fn finalize(ctx: Arc<Ctx>, input: FinalizeInput) {
             false
         }
     };
-    ctx.report(Input::Finalized { run, ok }).await;
+    ctx.report(Input::Finalized {
+        run: run.clone(),
+        ok,
+    })
+    .await;
+    // With --s3, the merged results go to <prefix>/<run>/ (the outcome in
+    // their summary.json; on failure they stay here for `bfgg runs upload`).
+    if ok && let Some(config) = ctx.s3.clone() {
+        let dir = logs::results_dir(&ctx.data_dir, &run);
+        match crate::results::upload::upload_results(&config, &dir, &run.0, |_| {}).await {
+            Ok(url) => tracing::info!(%run, %url, "results uploaded"),
+            Err(e) => tracing::warn!(%run, "uploading results: {e} (kept in {})", dir.display()),
+        }
+    }
 }
 
 /// How long finalizing waits for an agent's log to be complete.

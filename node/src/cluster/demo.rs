@@ -142,6 +142,7 @@ impl Demo {
             timeouts: Timeouts::default(),
             workers: Some(1),
             python: crate::run::DEFAULT_PYTHON.to_owned(),
+            s3: None,
             page_intervals: DEFAULT_PAGE_INTERVALS,
         };
         let (addr_tx, addr_rx) = oneshot::channel();

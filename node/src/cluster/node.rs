@@ -48,6 +48,9 @@ pub struct NodeConfig {
     pub workers: Option<usize>,
     /// `--python`: the Python that runs Locust.
     pub python: String,
+    /// `--s3`: where this node uploads the results of the runs it
+    /// coordinates and its own interval log of every run it takes part in.
+    pub s3: Option<crate::results::upload::S3Config>,
     /// Most intervals in one page of a log this node serves
     /// ([`super::logs::DEFAULT_PAGE_INTERVALS`]).
     pub page_intervals: u32,
@@ -108,6 +111,7 @@ pub(crate) struct Ctx {
     pub(crate) timeouts: Timeouts,
     pub(crate) workers: Option<usize>,
     pub(crate) python: String,
+    pub(crate) s3: Option<crate::results::upload::S3Config>,
     pub(crate) page_intervals: u32,
     /// False when the last interval showed the generator behind schedule.
     pub(crate) keeping_schedule: AtomicBool,
@@ -251,6 +255,7 @@ pub async fn run_node(
         timeouts: config.timeouts,
         workers: config.workers,
         python: config.python.clone(),
+        s3: config.s3.clone(),
         page_intervals: config.page_intervals.max(1),
         keeping_schedule: AtomicBool::new(true),
         net,
@@ -610,6 +615,9 @@ impl Node {
             }
             Input::EngineDone { run, event } => {
                 self.slot.finishing(&run);
+                if self.ctx.s3.is_some() {
+                    tokio::spawn(agent::upload_own_log(self.ctx.clone(), run.clone()));
+                }
                 let me = self.ctx.me.clone();
                 self.apply(
                     &run,

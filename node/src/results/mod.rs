@@ -263,6 +263,12 @@ pub fn store_cluster_results(
     Ok(())
 }
 
+/// `name` made safe as one path segment or object-key part (letters,
+/// digits, `-` and `_`; anything else becomes `_`).
+pub fn safe_name(name: &str) -> String {
+    sanitize(name)
+}
+
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
