@@ -47,9 +47,64 @@ pub(crate) enum Command {
 /// `bfgg runs ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum RunsCommand {
+    /// The runs kept on this machine, newest first.
+    List(RunsListArgs),
+    /// One run's summary (the table printed at the end of the run).
+    Show(RunsShowArgs),
+    /// Two runs side by side: throughput, error rate and latency, the change
+    /// from A to B, regressions marked. Exit code 1 when a --fail-if rule
+    /// fails.
+    Compare(RunsCompareArgs),
+    /// Delete runs from the results store.
+    Rm(RunsRmArgs),
     /// Upload a results directory to S3 (again): after a failed upload, or a
     /// run made without --s3. Exit code 0 when every file is in the store.
     Upload(UploadArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunsListArgs {
+    /// At most this many runs.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: usize,
+    /// JSON on stdout instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunsShowArgs {
+    /// A results directory, or a run's name in the results store.
+    pub(crate) run: String,
+    /// Print summary.json instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunsCompareArgs {
+    /// The baseline run (directory or name).
+    pub(crate) a: String,
+    /// The run compared with it.
+    pub(crate) b: String,
+    /// Fail (exit 1) when B's change from A breaks this rule, e.g.
+    /// 'p99 > +10%', 'p95[login] > +20%', 'rps < -5%', 'error_rate > +0.01'
+    /// (repeatable).
+    #[arg(long = "fail-if", value_name = "RULE")]
+    pub(crate) fail_if: Vec<bfgg_node::results::compare::Rule>,
+    /// JSON on stdout instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunsRmArgs {
+    /// Runs to delete (directories in the results store, or their names).
+    #[arg(required = true)]
+    pub(crate) runs: Vec<String>,
+    /// Delete even a run whose upload to S3 failed (its only copy).
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

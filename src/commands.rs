@@ -43,7 +43,13 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status(args),
         Command::Stop(args) => stop(args),
         Command::Tui(args) => tui(args),
-        Command::Runs(crate::cli::RunsCommand::Upload(args)) => crate::upload::runs_upload(args),
+        Command::Runs(runs) => match runs {
+            crate::cli::RunsCommand::List(args) => crate::runs::list(args),
+            crate::cli::RunsCommand::Show(args) => crate::runs::show(args),
+            crate::cli::RunsCommand::Compare(args) => crate::runs::compare(args),
+            crate::cli::RunsCommand::Rm(args) => crate::runs::rm(args),
+            crate::cli::RunsCommand::Upload(args) => crate::upload::runs_upload(args),
+        },
     }
 }
 

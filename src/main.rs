@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod runs;
 mod upload;
 
 use std::process::ExitCode;

@@ -73,21 +73,8 @@ pub(crate) fn runs_upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
 
 /// A results directory given as a path, or by name in the results store.
 fn resolve_run(run: &str) -> anyhow::Result<PathBuf> {
-    let path = PathBuf::from(run);
-    if path.join("summary.json").is_file() {
-        return Ok(path);
-    }
-    let store = bfgg_node::results::default_dir("x", std::time::SystemTime::now())?
-        .parent()
-        .map(Path::to_path_buf)
-        .context("the results store")?;
-    let named = store.join(run);
-    anyhow::ensure!(
-        named.join("summary.json").is_file(),
-        "{run} is neither a results directory nor a run in {} (no summary.json)",
-        store.display()
-    );
-    Ok(named)
+    let store = bfgg_node::results::store::default_store()?;
+    Ok(bfgg_node::results::store::resolve(&store, run)?.dir)
 }
 
 fn upload(config: &S3Config, dir: &Path, run: &str) -> Result<String, UploadError> {

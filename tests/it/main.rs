@@ -15,6 +15,7 @@ mod harness;
 mod local_run;
 mod locust;
 mod netns;
+mod runs;
 mod s3;
 mod tidy;
 mod tls;

@@ -9,6 +9,7 @@
 //! health and live intervals arrive on gossip; requests go out only when the
 //! user acts (start, stop) or a run appears (subscribe).
 
+use bfgg_node::results::store;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -284,59 +285,26 @@ fn now_ms() -> u64 {
 }
 
 fn read_summary(dir: &Path) -> anyhow::Result<RunSummary> {
-    let path = dir.join("summary.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a run summary", path.display()))
+    store::read_summary(dir)
 }
 
 /// Deletes a results directory, only if it is inside the results store.
 fn delete_run(results_dir: &Path, dir: &Path) -> anyhow::Result<()> {
-    let store = results_dir
-        .canonicalize()
-        .with_context(|| format!("no results store at {}", results_dir.display()))?;
-    let target = dir
-        .canonicalize()
-        .with_context(|| format!("no run at {}", dir.display()))?;
-    if target.parent() != Some(store.as_path()) {
-        anyhow::bail!(
-            "{} is not a run of the results store {}",
-            dir.display(),
-            store.display()
-        );
-    }
-    std::fs::remove_dir_all(&target).with_context(|| format!("deleting {}", target.display()))
+    store::delete(results_dir, dir)
 }
 
-/// The runs of the local results store, newest first (names start with a
-/// UTC stamp).
+/// The runs of the local results store, newest first (the same listing as
+/// `bfgg runs list`).
 pub fn load_history(results_dir: &Path) -> Vec<HistoryEntry> {
-    let Ok(entries) = std::fs::read_dir(results_dir) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs.reverse();
-    dirs.truncate(HISTORY_LIMIT);
-    dirs.into_iter()
-        .map(|dir| {
-            let summary = read_summary(&dir).ok();
-            let scenario = Some(dir.join("scenario.toml")).filter(|p| p.is_file());
-            HistoryEntry {
-                name: dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default(),
-                requests: summary.as_ref().map(|s| s.total.requests),
-                errors: summary.as_ref().map(|s| s.total.errors),
-                p99_ms: summary.as_ref().map(|s| s.total.latency_ms.p99),
-                scenario,
-                dir,
-            }
+    store::list(results_dir, HISTORY_LIMIT)
+        .into_iter()
+        .map(|run| HistoryEntry {
+            requests: run.summary.as_ref().map(|s| s.total.requests),
+            errors: run.summary.as_ref().map(|s| s.total.errors),
+            p99_ms: run.summary.as_ref().map(|s| s.total.latency_ms.p99),
+            scenario: run.scenario,
+            name: run.name,
+            dir: run.dir,
         })
         .collect()
 }

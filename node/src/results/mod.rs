@@ -16,6 +16,8 @@
 mod hlog;
 mod text;
 mod timeseries;
+pub mod compare;
+pub mod store;
 pub mod upload;
 
 pub use text::render_summary;
