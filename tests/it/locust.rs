@@ -877,3 +877,43 @@ fn bfgg_stop_ends_a_two_agent_locust_run_keeping_every_request() {
     );
     assert_eq!(plugin_processes(), 0, "no Locust left on either agent");
 }
+
+#[test]
+fn thresholds_judge_a_locust_run_like_any_other() {
+    let Some(py) = python() else { return };
+    let target = Target::start(&["--error-rate", "0.3"]);
+    let ws = Workspace::new();
+    ws.write("locustfile.py", MIXED);
+    let file = ws.write(
+        "locust.toml",
+        &format!(
+            r#"
+[scenario]
+name = "locust-thresholds"
+engine = "locust"
+thresholds = ["error_rate < 1%", "p99 < 5s", "requests[home] > 10"]
+[target]
+base_url = "{}"
+[locust]
+file = "locustfile.py"
+processes = 1
+[load]
+model = "closed"
+users = 2
+spawn_rate = 100
+duration = "3s"
+"#,
+            target.url
+        ),
+    );
+    let (code, summary, stderr) = ws.run(&file, &["--python", py.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "a failed threshold fails the run: {stderr}");
+    let s = summary.expect("summary");
+    let passed: Vec<bool> = s["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .map(|t| t["passed"].as_bool().expect("passed"))
+        .collect();
+    assert_eq!(passed, [false, true, true], "{s:#}");
+}
