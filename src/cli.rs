@@ -57,6 +57,8 @@ pub(crate) enum RunsCommand {
     Compare(RunsCompareArgs),
     /// Delete runs from the results store.
     Rm(RunsRmArgs),
+    /// Write a run's report.html and junit.xml again (e.g. after an upgrade).
+    Report(RunsShowArgs),
     /// Upload a results directory to S3 (again): after a failed upload, or a
     /// run made without --s3. Exit code 0 when every file is in the store.
     Upload(UploadArgs),

@@ -48,6 +48,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             crate::cli::RunsCommand::Show(args) => crate::runs::show(args),
             crate::cli::RunsCommand::Compare(args) => crate::runs::compare(args),
             crate::cli::RunsCommand::Rm(args) => crate::runs::rm(args),
+            crate::cli::RunsCommand::Report(args) => crate::runs::report(args),
             crate::cli::RunsCommand::Upload(args) => crate::upload::runs_upload(args),
         },
     }

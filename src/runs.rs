@@ -122,6 +122,23 @@ pub(crate) fn compare(args: RunsCompareArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `bfgg runs report RUN`: report.html and junit.xml written again from the
+/// run's summary and interval log.
+pub(crate) fn report(args: RunsShowArgs) -> anyhow::Result<ExitCode> {
+    let run = store::resolve(&store::default_store()?, &args.run)?;
+    let summary = store::read_summary(&run.dir)?;
+    let failures = bfgg_node::results::report::write_derived(&run.dir, &summary);
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    if failures.is_empty() {
+        println!("{}", run.dir.join("report.html").display());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(2))
+    }
+}
+
 /// `bfgg runs rm RUN...`: refuses (without --force) a run whose upload
 /// failed, since the store then holds its only copy.
 pub(crate) fn rm(args: RunsRmArgs) -> anyhow::Result<ExitCode> {

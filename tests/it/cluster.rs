@@ -326,8 +326,17 @@ fn a_three_node_run_merges_exactly_what_the_agents_measured() {
         "timeseries.csv",
         "latency.hlog",
         "scenario.toml",
+        "report.html",
+        "junit.xml",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // The report has a row per agent.
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(html.contains("id=\"agents\""), "agents table");
+    for a in agents {
+        let name = a["name"].as_str().expect("name");
+        assert!(html.contains(&format!(">{name}</td>")), "row for {name}");
     }
 }
 
@@ -543,7 +552,7 @@ pub(crate) fn wait_for_run_id(cluster: &Cluster, limit: Duration) -> String {
 
 #[test]
 fn losing_an_agent_mid_run_completes_the_run_marked_partial() {
-    let (s, _) = run_losing_an_agent("open", "10s", &[]);
+    let (s, cluster) = run_losing_an_agent("open", "10s", &[]);
     let lost = lost_agent(&s);
     assert!(
         !lost["missing_intervals"]
@@ -553,6 +562,12 @@ fn losing_an_agent_mid_run_completes_the_run_marked_partial() {
         "gaps named: {s:#}"
     );
     assert!(lost["rebalanced_at_ms"].is_null(), "no --rebalance: {s:#}");
+    // No thresholds: junit.xml's one case fails, naming the lost agent.
+    let junit = std::fs::read_to_string(cluster.ws.out_dir().join("junit.xml")).expect("junit.xml");
+    assert!(
+        junit.contains("failures=\"1\"") && junit.contains("type=\"partial\""),
+        "{junit}"
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! coordinator loss, keys), `netns` (mDNS, a cluster run and a partition
 //! across network namespaces, as root), `local_run` (runs and
 //! their results), `locust` (the Locust engine with real Locust), `tls` (HTTPS against `bfgg target --tls`, self-signed
-//! and `insecure_tls`), `tidy` (architecture invariants checked by grep).
+//! and `insecure_tls`), `report` (`report.html` in headless Chromium with
+//! networking off, `junit.xml` against the JUnit schema), `tidy`
+//! (architecture invariants checked by grep).
 
 mod cli;
 mod cluster;
@@ -15,6 +17,7 @@ mod harness;
 mod local_run;
 mod locust;
 mod netns;
+mod report;
 mod runs;
 mod s3;
 mod tidy;

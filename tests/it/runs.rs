@@ -70,6 +70,12 @@ fn runs_are_listed_shown_compared_and_removed() {
     assert_eq!(code, 0);
     assert!(table.contains(&a) && table.contains(&b), "{table}");
 
+    // The report is written again on demand.
+    let report = Path::new(list[1]["dir"].as_str().expect("dir")).join("report.html");
+    std::fs::remove_file(&report).expect("the run wrote a report");
+    let (code, out, stderr) = bfgg_in(home, &["runs", "report", &a]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("report.html") && report.is_file(), "{out}");
     let (code, shown, _) = bfgg_in(home, &["runs", "show", &a]);
     assert_eq!(code, 0);
     assert!(

@@ -11,13 +11,17 @@
 //!
 //! Layout (documented in README.md, "Results"):
 //! `summary.json`, `timeseries.csv`, `latency.hlog`, `intervals.log`,
-//! `scenario.toml`.
+//! `scenario.toml`, and, derived after `summary.json` (a failure there is a
+//! warning, never a lost run), `report.html` ([`report`]) and `junit.xml`
+//! ([`junit`]).
 
+pub mod compare;
 mod hlog;
+pub mod junit;
+pub mod report;
+pub mod store;
 mod text;
 mod timeseries;
-pub mod compare;
-pub mod store;
 pub mod upload;
 
 pub use text::render_summary;
@@ -160,6 +164,7 @@ impl ResultsWriter {
             .collect();
         let dir = self.close()?;
         write_summary(&dir, &summary)?;
+        report::write_derived(&dir, &summary);
         Ok((summary, dir))
     }
 
@@ -168,6 +173,7 @@ impl ResultsWriter {
     pub fn store(self, summary: &RunSummary) -> anyhow::Result<PathBuf> {
         let dir = self.close()?;
         write_summary(&dir, summary)?;
+        report::write_derived(&dir, summary);
         Ok(dir)
     }
 
