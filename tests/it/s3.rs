@@ -467,10 +467,22 @@ fn wrong_credentials_and_a_missing_bucket_are_named_and_nothing_is_lost() {
 }
 
 #[test]
-fn a_three_node_run_ends_with_its_merged_results_in_s3() {
+fn a_three_node_run_ends_with_its_merged_results_in_s3s_fs() {
     let Some(store) = s3s_fs(None, None) else {
         return;
     };
+    three_node_run_to(store);
+}
+
+#[test]
+fn a_three_node_run_ends_with_its_merged_results_in_moto() {
+    let Some(store) = moto() else {
+        return;
+    };
+    three_node_run_to(store);
+}
+
+fn three_node_run_to(store: Store) {
     let target = Target::start(&[]);
     let cluster = Cluster::start(3, &[]);
     let file = short_run(&cluster.ws, &target);
