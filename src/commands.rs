@@ -574,7 +574,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         },
         workers: args.workers,
         python: args.python.clone(),
-        s3: crate::upload::config_of(&args.s3),
+        s3: crate::upload::config_of(&args.s3)?,
         page_intervals: args.page_intervals,
     };
     let rt = multi_thread_runtime(2).context("starting the node's runtime")?;

@@ -15,25 +15,43 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{S3Args, UploadArgs};
 
-/// The upload configuration `args` ask for, if any.
-pub(crate) fn config_of(args: &S3Args) -> Option<S3Config> {
-    let url = args.s3.clone()?;
-    let mut config = S3Config::new(url);
-    config.endpoint = args.s3_endpoint.clone();
-    config.region = args.s3_region.clone();
+/// The upload configuration `args` ask for, else the config file's `[s3]`,
+/// if any.
+pub(crate) fn config_of(args: &S3Args) -> anyhow::Result<Option<S3Config>> {
+    let mut config = match args.s3.clone() {
+        Some(url) => {
+            let mut c = S3Config::new(url);
+            c.endpoint = args.s3_endpoint.clone();
+            c.region = args.s3_region.clone();
+            c
+        }
+        None => match crate::config::load()?.s3 {
+            Some(section) => section.to_config()?,
+            None => return Ok(None),
+        },
+    };
     if let Ok(part) = std::env::var("BFGG_S3_PART_SIZE")
         && let Ok(n) = part.parse::<usize>()
     {
         // Tests cross the multipart boundary with small files.
         config.part_size = n;
     }
-    Some(config)
+    Ok(Some(config))
 }
 
 /// Uploads `dir` as `run` and prints the outcome on stderr. `None` without
 /// `--s3`; else whether everything is in the store.
 pub(crate) fn after_run(args: &S3Args, dir: &Path, run: &str) -> Option<bool> {
-    let config = config_of(args)?;
+    let config = match config_of(args) {
+        Ok(c) => c?,
+        Err(e) => {
+            eprintln!(
+                "upload failed: {e:#}\n  the results stay in {}",
+                dir.display()
+            );
+            return Some(false);
+        }
+    };
     Some(match upload(&config, dir, run) {
         Ok(url) => {
             eprintln!("uploaded: {url}");
@@ -60,7 +78,13 @@ pub(crate) fn after_run(args: &S3Args, dir: &Path, run: &str) -> Option<bool> {
 /// not (the results stay on disk).
 pub(crate) fn runs_upload(args: UploadArgs) -> anyhow::Result<ExitCode> {
     let dir = resolve_run(&args.run)?;
-    anyhow::ensure!(args.s3.s3.is_some(), "--s3 s3://bucket/prefix is required");
+    anyhow::ensure!(
+        config_of(&args.s3)?.is_some(),
+        "--s3 s3://bucket/prefix is required (or [s3] url in {})",
+        crate::config::path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "config.toml".into())
+    );
     let run = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

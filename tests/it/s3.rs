@@ -682,3 +682,59 @@ fn a_node_that_cannot_upload_keeps_its_log_and_says_so_in_the_results() {
     }
     assert!(s["total"]["requests"].as_u64().unwrap_or(0) > 0);
 }
+
+#[test]
+fn the_config_file_sets_s3_and_names_a_mistake() {
+    let Some(store) = s3s_fs(None, None) else {
+        return;
+    };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = short_run(&ws, &target);
+    // XDG_CONFIG_HOME is <ws>/config for bfgg (harness).
+    let config = ws.write(
+        "config/bfgg/config.toml",
+        &format!(
+            "[s3]\nurl = \"s3://{BUCKET}/from-config\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n",
+            store.endpoint
+        ),
+    );
+    let mut cmd = bfgg_s3(&ws);
+    cmd.arg("run").arg(&file).arg("--out").arg(ws.out_dir());
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("uploaded: s3://{BUCKET}/from-config/out/")),
+        "{stderr}"
+    );
+    assert_eq!(
+        objects(&store, "from-config/out/"),
+        local_files(&ws.out_dir(), "from-config/out/")
+    );
+    // A key that does not exist: the run still runs, the upload says why not.
+    std::fs::write(
+        &config,
+        "[s3]\nurl = \"s3://x-bucket/p\"\nbucket = \"oops\"\n",
+    )
+    .expect("write");
+    let mut cmd = bfgg_s3(&ws);
+    cmd.arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(ws.path().join("out2"));
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("config.toml") && stderr.contains("unknown field `bucket`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 3"), "{stderr}");
+    // A node refuses to start with it.
+    let mut cmd = bfgg_s3(&ws);
+    cmd.args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `bucket`"));
+}
