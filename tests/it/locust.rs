@@ -142,9 +142,25 @@ fn a_locust_run_counts_exactly_what_locust_counted_with_its_failures() {
         "{:?}",
         groups("checked")
     );
-    // `active` (users running) is checked user for user in the step-load
-    // test, with one Locust process: with several, Locust itself moves users
-    // between workers when one is slow to report.
+    // Four users in the two worker processes from the first second (both
+    // workers are connected before time zero).
+    let ts = std::fs::read_to_string(ws.out_dir().join("timeseries.csv")).expect("timeseries");
+    let active: Vec<u64> = ts
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("*"))
+        .map(|l| {
+            l.split(',')
+                .nth(11)
+                .expect("active")
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    assert!(
+        active[1..4].iter().all(|&a| a == 4),
+        "active users: {active:?}"
+    );
 }
 
 #[test]

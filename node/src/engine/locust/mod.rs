@@ -466,6 +466,8 @@ pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> Result<Prepare
     let (conns_tx, mut conns) = mpsc::channel(256);
     let mut next_conn = 0;
     let mut early = Vec::new();
+    let workers = if processes > 1 { processes } else { 0 };
+    let (mut driver_up, mut workers_up) = (false, 0usize);
     let deadline = tokio::time::sleep(READY_LIMIT);
     tokio::pin!(deadline);
     loop {
@@ -476,9 +478,18 @@ pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> Result<Prepare
                 next_conn += 1;
             }
             Some(ev) = conns.recv() => {
-                let driver = matches!(&ev, ConnEvent::Hello { hello, .. } if hello.role != "worker");
+                if let ConnEvent::Hello { hello, .. } = &ev {
+                    if hello.role == "worker" {
+                        workers_up += 1;
+                    } else {
+                        driver_up = true;
+                    }
+                }
                 early.push(ev);
-                if driver {
+                // Ready when the runner that starts users and every worker
+                // are connected: the load then starts at t0, not when a
+                // late worker shows up.
+                if driver_up && workers_up >= workers {
                     break;
                 }
             }
