@@ -28,7 +28,8 @@ ci:
 # nginx; headline = generator CPU per request as a paired ratio to wrk.
 # First use installs nginx/wrk/nghttp2-client/strace (apt, as root) and builds
 # oha and k6 into target/tools/ (several minutes each, cached).
-# Also: the snapshot micro-benchmark and the bytes each agent sends on the mesh (docs/MESH.md).
+# Also: the snapshot micro-benchmark, the bytes each agent sends on the mesh (docs/MESH.md)
+# and Locust with and without bfgg (bench-locust, default arguments).
 # e.g. `just bench --rounds 5`, `just bench --only wrk,bfgg`, `just bench --write`
 bench *ARGS:
     cargo bench -p bfgg-protocol
@@ -36,11 +37,20 @@ bench *ARGS:
     cargo build --release --bin bfgg
     python3 tests/bench/agent_bytes.py
     python3 tests/bench/compare.py {{ARGS}}
+    python3 tests/bench/locust_overhead.py
 
 # Smoke check of the harness itself: 1 round, 3 s per tool, no strace, no open model.
 bench-quick *ARGS:
     cargo build --release --bin bfgg
     python3 tests/bench/compare.py --quick {{ARGS}}
+
+# Plain Locust against Locust under bfgg: same locustfile, same nginx, interleaved
+# rounds; Locust's CPU per request and req/s as paired ratios (target: at most 5 % loss),
+# and bfgg's p50/p99 against Locust's own for the same runs. Creates target/py-venv
+# with locust==2.47.0 on first use. e.g. `just bench-locust --rounds 5 --write`
+bench-locust *ARGS:
+    cargo build --release --bin bfgg
+    python3 tests/bench/locust_overhead.py {{ARGS}}
 
 # Soak: 3 nodes, one 1,000 req/s cluster run (default 30 min); RSS curve to soak.csv,
 # fails if a node's RSS grows > 10 % after warm-up. e.g. `just soak --minutes 1`

@@ -902,12 +902,15 @@ def report(args, tools: dict[str, Tool], samples: list[Sample], strace: dict, op
     return "\n".join(L) + "\n"
 
 
-def write_doc(text: str) -> None:
+def write_doc(text: str, begin: str = RESULTS_BEGIN, end: str = RESULTS_END) -> None:
+    """Replaces what is between the `begin` and `end` markers of DOC with
+    `text` (appends the block if the markers are missing). Other harnesses
+    (locust_overhead.py) pass markers of their own."""
     body = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n## Results\n\n"
-    block = f"{RESULTS_BEGIN}\n{text}{RESULTS_END}"
-    if RESULTS_BEGIN in body and RESULTS_END in body:
-        pre = body.split(RESULTS_BEGIN)[0]
-        post = body.split(RESULTS_END, 1)[1]
+    block = f"{begin}\n{text}{end}"
+    if begin in body and end in body:
+        pre = body.split(begin)[0]
+        post = body.split(end, 1)[1]
         body = pre + block + post
     else:
         body = body.rstrip("\n") + "\n\n" + block + "\n"

@@ -201,6 +201,13 @@ impl UserSchedule {
         }
     }
 
+    /// The profile's target at `t` in whole users, before the spawn-rate
+    /// limit: while [`UserSchedule::users_at`] is below it, users are
+    /// still being spawned toward it.
+    pub fn want_at(&self, t: Duration) -> u64 {
+        self.profile.at(t).floor().max(0.0) as u64
+    }
+
     /// Users that should be running at `t`; call with non-decreasing `t`.
     pub fn users_at(&mut self, t: Duration) -> u64 {
         let target_t = t.as_secs_f64();

@@ -659,7 +659,15 @@ impl Share {
     /// Users this agent should run `elapsed` after t0, and the spawn rate
     /// of its share.
     fn at(&mut self, elapsed: Duration) -> (u64, f64) {
-        let global = self.schedule.users_at(elapsed);
+        let mut global = self.schedule.users_at(elapsed);
+        if global < self.schedule.want_at(elapsed) {
+            // Spawning toward the target at the spawn rate: Locust takes a
+            // new count once a second and spawns at the share's rate, so it
+            // gets where the schedule will be a second from now and follows
+            // the ramp (rather than a second behind it).
+            let mut ahead = self.schedule.clone();
+            global = ahead.users_at(elapsed + Duration::from_secs(1));
+        }
         let mut users = 0;
         let mut fraction = 0.0;
         for s in self.shares.iter().filter(|s| elapsed >= s.from) {

@@ -26,9 +26,9 @@ local runner or master waits for before Locust starts its users;
 {"users": n, "spawn_rate": r}, this agent's share of the schedule, which
 `BfggShape` (defined only when the node sets BFGG_SHAPE=1, i.e. when the
 locustfile brings no LoadTestShape of its own) hands to Locust every tick;
-and {"stop": true}: the local runner or master quits the test at once (its
-users get Locust's --stop-timeout), and Locust shuts down as after a shape
-ends: final statistics, the quit event (the last flush), exit. (SIGTERM is
+and {"stop": true}: the local runner or master ends the load shape at once,
+and Locust shuts down as after a shape ends (its users get Locust's
+--stop-timeout): final statistics, the quit event (the last flush), exit. (SIGTERM is
 no substitute: a headless shape test installs its handler only after the
 shape ends, so until then SIGTERM kills Locust outright.)
 
@@ -167,8 +167,16 @@ class Link:
                         gevent.spawn(self._quit)
 
     def _quit(self):
+        # Ending the shape is Locust's own way out of a headless shape test:
+        # its main loop then quits the runner once (quitting it here as well
+        # made Locust stop each user twice, with a traceback per user).
         runner = self.environment.runner
-        if runner is not None:
+        if runner is None:
+            return
+        shape = getattr(runner, "shape_greenlet", None)
+        if shape is not None:
+            shape.kill(block=False)
+        else:
             runner.quit()
 
 

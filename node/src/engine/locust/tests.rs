@@ -77,3 +77,17 @@ fn unix_time_of_an_instant_is_consistent_with_the_clock() {
     );
     assert!(earlier.abs_diff(now_us - 2_000_000) < 50_000);
 }
+
+#[test]
+fn while_spawning_the_share_is_where_the_schedule_will_be_a_second_later() {
+    // 50 users at 50/s: plain `locust -u 50 -r 50` has them all after 1 s;
+    // so does the share Locust is given at its first tick.
+    let mut a = share(Profile::constant(50.0), 50.0, Segment::WHOLE);
+    assert_eq!(a.at(secs(0.1)), (50, 50.0));
+    assert_eq!(a.at(secs(2.0)), (50, 50.0));
+    // A slow ramp (1 user/s): one second ahead, at the share's rate.
+    let mut b = share(Profile::constant(10.0), 1.0, Segment::WHOLE.split(0, 2));
+    let (users, rate) = b.at(secs(3.0));
+    assert_eq!(rate, 0.5);
+    assert_eq!(users, Segment::WHOLE.split(0, 2).count_below(4));
+}
