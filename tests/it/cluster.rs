@@ -338,6 +338,45 @@ fn a_three_node_run_merges_exactly_what_the_agents_measured() {
         let name = a["name"].as_str().expect("name");
         assert!(html.contains(&format!(">{name}</td>")), "row for {name}");
     }
+    // The coordinator's results have each agent's curve: agents.csv, whose
+    // rows add up to each agent's count and, per second, to the merged one.
+    let run = wait_for_run_id(&cluster, Duration::from_secs(5));
+    let results = cluster
+        .ws
+        .path()
+        .join(format!("node-n0/runs/{run}/results"));
+    let csv = std::fs::read_to_string(results.join("agents.csv")).expect("agents.csv");
+    let mut per_agent: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut per_second: std::collections::BTreeMap<u64, u64> = Default::default();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let n: u64 = f[2].parse().expect("requests");
+        *per_agent.entry(f[1].to_owned()).or_default() += n;
+        *per_second.entry(f[0].parse().expect("second")).or_default() += n;
+    }
+    for a in agents {
+        assert_eq!(
+            per_agent.get(a["name"].as_str().expect("name")).copied(),
+            a["requests"].as_u64(),
+            "{csv}"
+        );
+    }
+    let merged = std::fs::read_to_string(results.join("timeseries.csv")).expect("timeseries");
+    for line in merged
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("*"))
+    {
+        let f: Vec<&str> = line.split(',').collect();
+        let second: u64 = f[0].parse().expect("second");
+        assert_eq!(
+            per_second.get(&second).copied().unwrap_or(0),
+            f[2].parse::<u64>().expect("requests"),
+            "second {second}"
+        );
+    }
+    let report = std::fs::read_to_string(results.join("report.html")).expect("report");
+    assert!(report.contains("By agent"), "per-agent curves");
 }
 
 /// A 12 s open-model run at 40/s on nodes serving at most 3 intervals per

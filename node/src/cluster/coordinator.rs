@@ -329,6 +329,8 @@ const FETCH_LIMIT: Duration = Duration::from_secs(60);
 /// One agent's intervals as finalize reads them, in order.
 struct Source {
     node: NodeId,
+    /// The agent's name (its row of `agents.csv`).
+    name: String,
     snapshots: Box<dyn Iterator<Item = anyhow::Result<IntervalSnapshot>> + Send>,
     head: Option<IntervalSnapshot>,
     status: &'static str,
@@ -403,6 +405,7 @@ async fn finalize_inner(ctx: &Arc<Ctx>, input: FinalizeInput) -> anyhow::Result<
         };
         let mut source = Source {
             node: p.node.clone(),
+            name: p.name.clone(),
             snapshots,
             head: None,
             status,
@@ -431,6 +434,7 @@ async fn finalize_inner(ctx: &Arc<Ctx>, input: FinalizeInput) -> anyhow::Result<
         let Some(snap) = source.head.take() else {
             break;
         };
+        writer.add_agent_interval(&source.name, &snap)?;
         let mut released = merger.add(&source.node, snap);
         source.advance()?;
         if source.head.is_none() {

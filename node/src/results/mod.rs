@@ -62,6 +62,20 @@ pub struct ResultsWriter {
     log: IntervalLog,
     totals: RunTotals,
     busy_intervals: u32,
+    /// `agents.csv`, once a cluster run's coordinator adds an agent's interval.
+    agents: Option<BufWriter<File>>,
+}
+
+/// A cluster run's per-agent curves (written by its coordinator).
+pub const AGENTS_FILE: &str = "agents.csv";
+
+/// A CSV field, quoted when it must be.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
 }
 
 impl ResultsWriter {
@@ -92,6 +106,7 @@ impl ResultsWriter {
             log: IntervalLog::create(dir)?,
             totals: RunTotals::default(),
             busy_intervals: 0,
+            agents: None,
         })
     }
 
@@ -108,6 +123,37 @@ impl ResultsWriter {
         self.totals.add(snap);
         if snap.generator.cpu_busy_permille > BUSY_PERMILLE {
             self.busy_intervals += 1;
+        }
+        Ok(())
+    }
+
+    /// Adds one agent's interval to `agents.csv` (a cluster run's per-agent
+    /// curves: `second,agent,requests,errors,active`), created on first use.
+    /// Call before the merged interval it is part of.
+    pub fn add_agent_interval(
+        &mut self,
+        agent: &str,
+        snap: &IntervalSnapshot,
+    ) -> anyhow::Result<()> {
+        if self.agents.is_none() {
+            let path = self.dir.join(AGENTS_FILE);
+            let mut f = BufWriter::new(
+                File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+            );
+            writeln!(f, "second,agent,requests,errors,active")?;
+            self.agents = Some(f);
+        }
+        if let Some(f) = self.agents.as_mut() {
+            let total = snap.total();
+            writeln!(
+                f,
+                "{},{},{},{},{}",
+                snap.index,
+                csv_field(agent),
+                total.requests,
+                total.error_count(),
+                snap.generator.active
+            )?;
         }
         Ok(())
     }
@@ -180,6 +226,9 @@ impl ResultsWriter {
     fn close(mut self) -> anyhow::Result<PathBuf> {
         self.hlog.flush()?;
         self.timeseries.flush()?;
+        if let Some(f) = self.agents.as_mut() {
+            f.flush()?;
+        }
         Ok(self.dir)
     }
 

@@ -35,7 +35,12 @@ pub const REPORT_FILE: &str = "report.html";
 pub fn write_report(dir: &Path, summary: &RunSummary) -> anyhow::Result<()> {
     let log = dir.join(LOG_FILE);
     let series = if log.exists() {
-        Some(Series::read(&log)?)
+        let mut series = Series::read(&log)?;
+        let agents = dir.join(super::AGENTS_FILE);
+        if agents.exists() {
+            series.read_agents(&agents);
+        }
+        Some(series)
     } else {
         None
     };
@@ -108,6 +113,10 @@ pub(crate) struct Series {
     pub(crate) latency: LatencyHistogram,
     /// Why the log could not be read to its end, if it could not.
     pub(crate) read_error: Option<String>,
+    /// A cluster run's requests per second of each agent (from its
+    /// coordinator's `agents.csv`), aligned with `seconds`; a second an
+    /// agent has no interval for is a gap.
+    pub(crate) agents: Vec<(String, Vec<Option<f64>>)>,
 }
 
 impl Series {
@@ -148,6 +157,45 @@ impl Series {
         self.p90.push(q(0.90));
         self.p99.push(q(0.99));
         self.latency.add(&merged);
+    }
+
+    /// Reads `agents.csv` (`second,agent,requests,...`) into
+    /// [`Series::agents`], in the order agents first appear. Unreadable
+    /// lines are skipped: the per-agent chart is an addition, never a reason
+    /// for no report.
+    pub(crate) fn read_agents(&mut self, path: &Path) {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let position: std::collections::HashMap<u32, usize> = self
+            .seconds
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, i))
+            .collect();
+        for line in text.lines().skip(1) {
+            let mut fields = csv_fields(line).into_iter();
+            let (Some(second), Some(agent), Some(requests)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let (Ok(second), Ok(requests)) = (second.parse::<u32>(), requests.parse::<u64>())
+            else {
+                continue;
+            };
+            let Some(&at) = position.get(&second) else {
+                continue;
+            };
+            let slot = match self.agents.iter().position(|(name, _)| *name == agent) {
+                Some(i) => i,
+                None => {
+                    self.agents.push((agent, vec![None; self.seconds.len()]));
+                    self.agents.len() - 1
+                }
+            };
+            self.agents[slot].1[at] = Some(requests as f64);
+        }
     }
 
     /// Number of seconds read.
@@ -522,6 +570,9 @@ fn charts(out: &mut String, s: &RunSummary, series: Option<&Series>) {
             svg::PLOT_COLUMNS
         );
     }
+    if !series.agents.is_empty() {
+        agent_curves(out, series);
+    }
     out.push_str("<h2 id=\"latency\">Latency over time</h2>\n");
     out.push_str(&svg::line_chart(&svg::LineChart {
         title: "response time percentiles per second",
@@ -571,6 +622,70 @@ fn charts(out: &mut String, s: &RunSummary, series: Option<&Series>) {
         ));
         out.push('\n');
     }
+}
+
+/// Agents drawn one line each in the per-agent chart (the busiest ones).
+const MAX_AGENT_LINES: usize = 12;
+const AGENT_COLORS: [&str; MAX_AGENT_LINES] = [
+    "#2563eb", "#16a34a", "#ea580c", "#7c3aed", "#dc2626", "#0891b2", "#ca8a04", "#db2777",
+    "#4b5563", "#65a30d", "#9333ea", "#0d9488",
+];
+
+/// Requests per second of each agent of a cluster run, the busiest
+/// [`MAX_AGENT_LINES`] drawn.
+fn agent_curves(out: &mut String, series: &Series) {
+    let mut order: Vec<usize> = (0..series.agents.len()).collect();
+    let total = |i: usize| -> f64 { series.agents[i].1.iter().flatten().sum() };
+    order.sort_by(|&a, &b| total(b).total_cmp(&total(a)));
+    let lines: Vec<svg::Line<'_>> = order
+        .iter()
+        .take(MAX_AGENT_LINES)
+        .enumerate()
+        .map(|(k, &i)| svg::Line {
+            name: &series.agents[i].0,
+            color: AGENT_COLORS[k],
+            dashed: false,
+            axis: svg::Axis::Left,
+            ys: series.agents[i].1.clone(),
+        })
+        .collect();
+    out.push_str("<h3>By agent</h3>\n");
+    out.push_str(&svg::line_chart(&svg::LineChart {
+        title: "requests per second of each agent",
+        xs: &series.seconds,
+        left_label: "per second",
+        right_label: None,
+        lines,
+    }));
+    out.push('\n');
+    if series.agents.len() > MAX_AGENT_LINES {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">The {MAX_AGENT_LINES} busiest of {} agents are drawn; agents.csv has every agent's curve.</p>",
+            series.agents.len()
+        );
+    }
+}
+
+/// The fields of one CSV line (quoted fields with `""` inside allowed).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
 }
 
 /// Buckets per decade of the distribution chart.

@@ -335,3 +335,29 @@ fn a_report_that_cannot_be_written_is_a_warning_not_a_lost_run() {
     );
     assert!(write_derived(tempfile::tempdir().expect("tempdir").path(), &summary()).is_empty());
 }
+
+#[test]
+fn agents_csv_becomes_one_curve_per_agent_with_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("agents.csv");
+    std::fs::write(
+        &csv,
+        "second,agent,requests,errors,active\n0,a,10,0,1\n0,\"b,2\",20,0,1\n1,a,11,0,1\n2,\"b,2\",22,0,1\nnot,a,line\n",
+    )
+    .unwrap();
+    let mut series = Series {
+        seconds: vec![0, 1, 2],
+        ..Series::default()
+    };
+    series.read_agents(&csv);
+    assert_eq!(
+        series.agents,
+        vec![
+            ("a".to_string(), vec![Some(10.0), Some(11.0), None]),
+            ("b,2".to_string(), vec![Some(20.0), None, Some(22.0)]),
+        ]
+    );
+    let mut html = String::new();
+    agent_curves(&mut html, &series);
+    assert!(html.contains("By agent") && html.contains("b,2"), "{html}");
+}
