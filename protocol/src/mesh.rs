@@ -272,6 +272,9 @@ pub enum LogKind {
     /// The coordinator's merged intervals of a finished run (part of its
     /// results).
     Merged,
+    /// The coordinator's `agents.csv` of a finished run (each agent's
+    /// per-second curve); its pages hold whole lines, not frames.
+    Agents,
 }
 
 /// Point-to-point asks. Each gets exactly one [`ControlResponse`].
@@ -397,7 +400,7 @@ pub enum ControlResponse {
     /// `u32 big-endian length ++ encode(IntervalSnapshot)` each, in interval
     /// order. The receiver decodes them like any network input.
     LogPage {
-        /// Whole frames.
+        /// Whole frames (whole lines for [`LogKind::Agents`]).
         frames: Vec<u8>,
         /// Offset of the next page.
         next_offset: u64,

@@ -377,6 +377,15 @@ fn a_three_node_run_merges_exactly_what_the_agents_measured() {
     }
     let report = std::fs::read_to_string(results.join("report.html")).expect("report");
     assert!(report.contains("By agent"), "per-agent curves");
+    // The client fetched the same curves with the results.
+    assert_eq!(
+        std::fs::read_to_string(out.join("agents.csv")).expect("client's agents.csv"),
+        csv
+    );
+    assert!(
+        html.contains("By agent"),
+        "the client's report has them too"
+    );
 }
 
 /// A 12 s open-model run at 40/s on nodes serving at most 3 intervals per

@@ -490,6 +490,22 @@ async fn store(
     copy_log(net, coordinator, run, LogKind::Merged, &fetched, give_up)
         .await
         .with_context(|| format!("fetching the results of {run} from {}", coordinator.short()))?;
+    // Each agent's curve, for the report (a coordinator without one, e.g.
+    // an older node, just leaves it out).
+    if summary.agents.len() > 1
+        && let Err(e) = copy_log(
+            net,
+            coordinator,
+            run,
+            LogKind::Agents,
+            &dir.join(crate::results::AGENTS_FILE),
+            give_up,
+        )
+        .await
+    {
+        tracing::debug!("no per-agent curves of {run}: {e:#}");
+        let _ = std::fs::remove_file(dir.join(crate::results::AGENTS_FILE));
+    }
     let started_at =
         std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(summary.started_at_ms);
     let stored = LogReader::open(&fetched).and_then(|reader| {

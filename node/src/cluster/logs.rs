@@ -44,9 +44,13 @@ pub(crate) fn serve(
 ) -> ControlResponse {
     let (path, done) = match log {
         LogKind::Own => (own_log(&ctx.data_dir, run), !writing),
-        LogKind::Merged => {
+        LogKind::Merged | LogKind::Agents => {
             let dir = results_dir(&ctx.data_dir, run);
-            (dir.join(LOG_FILE), dir.join("summary.json").is_file())
+            let file = match log {
+                LogKind::Agents => crate::results::AGENTS_FILE,
+                _ => LOG_FILE,
+            };
+            (dir.join(file), dir.join("summary.json").is_file())
         }
     };
     if !path.is_file() {
@@ -54,6 +58,19 @@ pub(crate) fn serve(
             reason: match log {
                 LogKind::Own => format!("no measurements of run {run} here"),
                 LogKind::Merged => format!("run {run} has no results here (yet)"),
+                LogKind::Agents => format!("run {run} has no per-agent curves here"),
+            },
+        };
+    }
+    if log == LogKind::Agents {
+        return match read_lines_page(&path, offset, MAX_PAGE_BYTES) {
+            Ok((bytes, at_end)) => ControlResponse::LogPage {
+                next_offset: offset + bytes.len() as u64,
+                frames: bytes,
+                complete: done && at_end,
+            },
+            Err(e) => ControlResponse::Rejected {
+                reason: format!("{e:#}"),
             },
         };
     }
@@ -67,6 +84,26 @@ pub(crate) fn serve(
             reason: format!("{e:#}"),
         },
     }
+}
+
+/// Whole lines of the text file `path` from byte `offset`, at most
+/// `max_bytes` (a longer first line is returned whole), and whether they
+/// reach its end.
+fn read_lines_page(path: &Path, offset: u64, max_bytes: usize) -> anyhow::Result<(Vec<u8>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(offset.min(len)))?;
+    let mut buf = Vec::new();
+    f.take(max_bytes as u64).read_to_end(&mut buf)?;
+    let at_end = offset + buf.len() as u64 >= len;
+    if !at_end {
+        match buf.iter().rposition(|&b| b == b'\n') {
+            Some(i) => buf.truncate(i + 1),
+            None => anyhow::bail!("a line of {} longer than {max_bytes} bytes", path.display()),
+        }
+    }
+    Ok((buf, at_end))
 }
 
 /// Copies `node`'s `log` of `run` into the file `dest` (created or
@@ -107,7 +144,11 @@ pub(crate) async fn copy_log(
                 next_offset,
                 complete,
             } => {
-                let count = interval_log::split_frames(&frames)?.len() as u64;
+                let count = if log == LogKind::Agents {
+                    frames.iter().filter(|&&b| b == b'\n').count() as u64
+                } else {
+                    interval_log::split_frames(&frames)?.len() as u64
+                };
                 anyhow::ensure!(
                     next_offset == offset + frames.len() as u64,
                     "a page from {offset} with {} bytes says the next starts at {next_offset}",
@@ -133,5 +174,41 @@ pub(crate) async fn copy_log(
             ControlResponse::Rejected { reason } => anyhow::bail!("{reason}"),
             other => anyhow::bail!("unexpected answer {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_file_pages_in_whole_lines_and_reassembles_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agents.csv");
+        let text: String = (0..5_000)
+            .map(|i| format!("{i},agent-{},{},0,{}\n", i % 7, i * 3, i % 11))
+            .collect();
+        std::fs::write(&path, &text).unwrap();
+        // Pages of at most 1 KiB over a ~100 KiB file: many pages, each of
+        // whole lines, together the file.
+        let mut offset = 0u64;
+        let mut copy = Vec::new();
+        let mut pages = 0;
+        loop {
+            let (bytes, at_end) = read_lines_page(&path, offset, 1024).unwrap();
+            assert!(bytes.len() <= 1024);
+            assert!(at_end || bytes.ends_with(b"\n"), "whole lines");
+            offset += bytes.len() as u64;
+            copy.extend(bytes);
+            pages += 1;
+            if at_end {
+                break;
+            }
+        }
+        assert!(pages > 50, "{pages}");
+        assert_eq!(copy, text.as_bytes());
+        // A line longer than a page is an error, not a cut line.
+        std::fs::write(&path, format!("{}\nx\n", "y".repeat(2048))).unwrap();
+        assert!(read_lines_page(&path, 0, 1024).is_err());
     }
 }
