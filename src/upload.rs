@@ -115,9 +115,14 @@ fn upload(config: &S3Config, dir: &Path, run: &str) -> Result<String, UploadErro
     );
     let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
+    // Shown once an upload has taken this long (tests lower it).
+    let after = std::env::var("BFGG_PROGRESS_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(1), Duration::from_millis);
     let mut shown = false;
     let result = rt.block_on(upload::upload_results(config, dir, run, |p: &Progress| {
-        if terminal && !shown && started.elapsed() > Duration::from_secs(1) {
+        if terminal && !shown && started.elapsed() >= after {
             bar.set_draw_target(ProgressDrawTarget::stderr());
             shown = true;
         }
@@ -125,6 +130,9 @@ fn upload(config: &S3Config, dir: &Path, run: &str) -> Result<String, UploadErro
         bar.set_position(p.done);
         bar.set_message(p.file.clone());
     }));
-    bar.finish_and_clear();
+    // A bar that was shown stays, complete, above the outcome line.
+    if shown {
+        bar.finish();
+    }
     result
 }

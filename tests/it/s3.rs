@@ -738,3 +738,49 @@ fn the_config_file_sets_s3_and_names_a_mistake() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `bucket`"));
 }
+
+#[test]
+fn an_upload_on_a_terminal_shows_its_progress() {
+    let Some(store) = s3s_fs(None, None) else {
+        return;
+    };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = short_run(&ws, &target);
+    let (code, stderr, dir) = run_with_s3(&ws, &file, "s3://no-such-bucket/x", &store.endpoint);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(dir.join("big.bin"), vec![7u8; 24 << 20]).expect("write");
+    let Some(tmux) = crate::tui::Tmux::start(ws.path(), "upload", 120, 20) else {
+        return;
+    };
+    tmux.line(&format!(
+        "AWS_ACCESS_KEY_ID={KEY} AWS_SECRET_ACCESS_KEY={SECRET} AWS_REGION=us-east-1 \
+         AWS_EC2_METADATA_DISABLED=true BFGG_PROGRESS_AFTER_MS=0 BFGG_S3_PART_SIZE={} \
+         {} runs upload {} --s3 s3://{BUCKET}/tty --s3-endpoint {}; echo EXIT=$?",
+        5 << 20,
+        crate::harness::bfgg_bin(),
+        dir.display(),
+        store.endpoint
+    ));
+    let screen = tmux.wait_for("the upload to end", Duration::from_secs(120), |s| {
+        s.lines().any(|l| l.starts_with("EXIT="))
+    });
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    // The bar stays, complete: "uploading  24.02 MiB/24.02 MiB ████ 0s".
+    let bar = screen
+        .lines()
+        .find(|l| l.trim_start().starts_with("uploading"))
+        .unwrap_or_else(|| panic!("a progress bar: {screen}"));
+    let after = bar.trim_start().trim_start_matches("uploading").trim();
+    let (done, rest) = after.split_once('/').unwrap_or_default();
+    let total: Vec<&str> = rest.split_whitespace().take(2).collect();
+    assert!(
+        !done.is_empty() && done == total.join(" "),
+        "complete: {bar}"
+    );
+    assert!(bar.contains("MiB"), "{bar}");
+    assert!(
+        screen.contains(&format!("uploaded: s3://{BUCKET}/tty/out/")),
+        "{screen}"
+    );
+}

@@ -12,12 +12,12 @@ use crate::harness::{Target, bfgg_bin, run_with_timeout, skip};
 
 /// A tmux server of its own (socket `<name>.sock` in the test's
 /// workspace) with one window running a bare shell.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: PathBuf,
 }
 
 impl Tmux {
-    fn start(dir: &Path, name: &str, width: u16, height: u16) -> Option<Tmux> {
+    pub(crate) fn start(dir: &Path, name: &str, width: u16, height: u16) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
             return skip("tmux is not installed (apt-get install tmux)");
         }
@@ -54,7 +54,7 @@ impl Tmux {
     }
 
     /// Types a shell line.
-    fn line(&self, text: &str) {
+    pub(crate) fn line(&self, text: &str) {
         let out = self.run(&["send-keys", "-t", "cockpit", "-l", text]);
         assert!(out.status.success(), "send-keys: {out:?}");
         self.keys(&["Enter"]);
@@ -71,7 +71,12 @@ impl Tmux {
     }
 
     /// Waits until `pred` holds for the screen; returns that screen.
-    fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let screen = self.screen();
