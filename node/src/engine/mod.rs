@@ -16,6 +16,7 @@
 //! 4. add an integration test in `tests/it/` with the real tool.
 
 pub mod external;
+pub mod gatling;
 pub mod locust;
 pub mod native;
 pub mod schedule;
