@@ -67,7 +67,8 @@ const CLOSE_SLACK: Duration = Duration::from_secs(2);
 /// sends the share this far ahead, so a step due at a whole second is taken
 /// at that tick, not a second later.
 const LOOKAHEAD: Duration = Duration::from_millis(200);
-/// Tells the local runner or master to quit the test (see plugin.py).
+/// Tells the local runner or master to end the test: its load shape ends
+/// and Locust shuts down its own way (see plugin.py).
 const STOP_LINE: &str = "{\"stop\": true}\n";
 /// Linux reports process CPU time in 1/100 s.
 const CLOCK_TICKS_PER_S: u64 = 100;
