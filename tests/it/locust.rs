@@ -65,6 +65,23 @@ fn locust_counts(out: &Path) -> Vec<(String, u64, u64)> {
     rows
 }
 
+/// The `active` column (users running) of the `*` rows of a results
+/// directory's `timeseries.csv`, second by second.
+fn active_per_second(dir: &Path) -> Vec<u64> {
+    let ts = std::fs::read_to_string(dir.join("timeseries.csv")).expect("timeseries");
+    ts.lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("*"))
+        .map(|l| {
+            l.split(',')
+                .nth(11)
+                .expect("active")
+                .parse()
+                .expect("number")
+        })
+        .collect()
+}
+
 /// bfgg's summary by request name: (requests, errors).
 fn bfgg_counts(s: &serde_json::Value) -> Vec<(String, u64, u64)> {
     let mut rows: Vec<(String, u64, u64)> = s["by_name"]
@@ -144,19 +161,7 @@ fn a_locust_run_counts_exactly_what_locust_counted_with_its_failures() {
     );
     // Four users in the two worker processes from the first second (both
     // workers are connected before time zero).
-    let ts = std::fs::read_to_string(ws.out_dir().join("timeseries.csv")).expect("timeseries");
-    let active: Vec<u64> = ts
-        .lines()
-        .skip(1)
-        .filter(|l| l.split(',').nth(1) == Some("*"))
-        .map(|l| {
-            l.split(',')
-                .nth(11)
-                .expect("active")
-                .parse()
-                .expect("number")
-        })
-        .collect();
+    let active = active_per_second(&ws.out_dir());
     assert!(
         active[1..4].iter().all(|&a| a == 4),
         "active users: {active:?}"
@@ -190,19 +195,7 @@ class Steady(HttpUser):
     let (code, summary, stderr) = ws.run(&file, &["--python", py.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{stderr}");
     let s = summary.expect("summary");
-    let ts = std::fs::read_to_string(ws.out_dir().join("timeseries.csv")).expect("timeseries");
-    let active: Vec<u64> = ts
-        .lines()
-        .skip(1)
-        .filter(|l| l.split(',').nth(1) == Some("*"))
-        .map(|l| {
-            l.split(',')
-                .nth(11)
-                .expect("active")
-                .parse()
-                .expect("number")
-        })
-        .collect();
+    let active = active_per_second(&ws.out_dir());
     // Steps of 2 users every 3 s up to 5: 2, 4, 5 (Locust takes each at its
     // shape tick, once a second, on the step's second).
     assert_eq!(
@@ -812,19 +805,7 @@ class TwoThenThree(LoadTestShape):
         "the shape ended the run"
     );
     assert_eq!(s["stop_reason"], serde_json::Value::Null, "{s:#}");
-    let ts = std::fs::read_to_string(ws.out_dir().join("timeseries.csv")).expect("timeseries");
-    let active: Vec<u64> = ts
-        .lines()
-        .skip(1)
-        .filter(|l| l.split(',').nth(1) == Some("*"))
-        .map(|l| {
-            l.split(',')
-                .nth(11)
-                .expect("active")
-                .parse()
-                .expect("number")
-        })
-        .collect();
+    let active = active_per_second(&ws.out_dir());
     // The shape's users, not [load]'s 10, counted from time zero.
     assert_eq!(&active[0..4], &[2, 2, 3, 3], "{active:?}");
     assert_eq!(bfgg_counts(&s), locust_counts(&ws.out_dir()));

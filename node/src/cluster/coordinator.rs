@@ -106,16 +106,20 @@ fn plan_inner(
         ..probe_plan
     };
 
+    // Nodes the selection takes (the submitter aside), engine apart.
+    let selected = |p: &&crate::cluster::view::PeerView| {
+        &p.health.node != from
+            && match &req.selection {
+                AgentSelection::Labels(want) => {
+                    want.iter().all(|(k, v)| p.health.labels.get(k) == Some(v))
+                }
+                _ => true,
+            }
+    };
     let mut agents: Vec<(NodeId, String)> = view
         .idle_agents(scenario.engine.as_str(), Instant::now(), &ctx.timeouts)
         .into_iter()
-        .filter(|p| &p.health.node != from)
-        .filter(|p| match &req.selection {
-            AgentSelection::Labels(want) => {
-                want.iter().all(|(k, v)| p.health.labels.get(k) == Some(v))
-            }
-            _ => true,
-        })
+        .filter(selected)
         .map(|p| (p.health.node.clone(), p.health.name.clone()))
         .collect();
     agents.sort();
@@ -125,13 +129,7 @@ fn plan_inner(
     let mut lacking: Vec<&str> = view
         .idle_without(engine, Instant::now(), &ctx.timeouts)
         .into_iter()
-        .filter(|p| &p.health.node != from)
-        .filter(|p| match &req.selection {
-            AgentSelection::Labels(want) => {
-                want.iter().all(|(k, v)| p.health.labels.get(k) == Some(v))
-            }
-            _ => true,
-        })
+        .filter(selected)
         .map(|p| p.health.name.as_str())
         .collect();
     lacking.sort();

@@ -168,37 +168,9 @@ pub async fn dry_run(scenario: Arc<Scenario>, python: &str) -> anyhow::Result<Ve
     let plugin = dir.path.join("bfgg_dry_run.py");
     std::fs::write(&plugin, DRY_RUN).context("writing the dry-run plugin")?;
     let run_for = DRY_RUN_FOR.min(scenario.load.duration).as_secs().max(1);
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.arg("-m")
-        .arg("locust")
-        .arg("-f")
-        .arg(format!(
-            "{},{}",
-            plugin.display(),
-            std::path::absolute(&spec.file)
-                .unwrap_or_else(|_| spec.file.clone())
-                .display()
-        ))
-        .args(["--headless", "--only-summary", "--loglevel", "WARNING"])
-        .args(["-u", "1", "-r", "1", "-t"])
-        .arg(format!("{run_for}s"))
-        .args(["--exit-code-on-error", "0"])
-        .arg("--host")
-        .arg(format!(
-            "{}{}",
-            scenario.target.origin, scenario.target.base_path
-        ));
-    if !spec.tags.is_empty() {
-        cmd.arg("--tags").args(&spec.tags);
-    }
-    if !spec.exclude_tags.is_empty() {
-        cmd.arg("--exclude-tags").args(&spec.exclude_tags);
-    }
-    cmd.args(&spec.user_classes)
-        .current_dir(&scenario.base_dir)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .kill_on_drop(true);
+    let mut cmd = locust_command(&python, &plugin, &spec, &scenario);
+    cmd.args(["--loglevel", "WARNING", "-u", "1", "-r", "1", "-t"])
+        .arg(format!("{run_for}s"));
     let limit = Duration::from_secs(run_for) + READY_LIMIT;
     let out = tokio::time::timeout(limit, cmd.output())
         .await
@@ -238,6 +210,44 @@ struct DryLine {
     status: Option<u16>,
     ms: f64,
     error: Option<String>,
+}
+
+/// `python -m locust` headless with `plugin` loaded ahead of the
+/// scenario's locustfile, its host, tags and User classes, in the
+/// scenario's directory; each caller adds its load and output options.
+fn locust_command(
+    python: &str,
+    plugin: &Path,
+    spec: &LocustSpec,
+    scenario: &Scenario,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.args(["-m", "locust", "-f"])
+        .arg(format!(
+            "{},{}",
+            plugin.display(),
+            std::path::absolute(&spec.file)
+                .unwrap_or_else(|_| spec.file.clone())
+                .display()
+        ))
+        .args(["--headless", "--only-summary", "--exit-code-on-error", "0"])
+        .arg("--host")
+        .arg(format!(
+            "{}{}",
+            scenario.target.origin, scenario.target.base_path
+        ));
+    if !spec.tags.is_empty() {
+        cmd.arg("--tags").args(&spec.tags);
+    }
+    if !spec.exclude_tags.is_empty() {
+        cmd.arg("--exclude-tags").args(&spec.exclude_tags);
+    }
+    cmd.args(&spec.user_classes)
+        .current_dir(&scenario.base_dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .kill_on_drop(true);
+    cmd
 }
 
 /// `python` as given, or made absolute when it is a relative path (Locust
@@ -395,32 +405,14 @@ pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> Result<Prepare
         .with_context(|| format!("creating {}", env.work_dir.display()))?;
     let token = format!("{:032x}", rand::random::<u128>());
     let processes = spec.processes.unwrap_or(env.workers).max(1);
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.arg("-m")
-        .arg("locust")
-        .arg("-f")
-        .arg(format!(
-            "{},{}",
-            plugin.display(),
-            std::path::absolute(&spec.file)
-                .unwrap_or_else(|_| spec.file.clone())
-                .display()
-        ))
-        .arg("--headless")
-        .arg("--only-summary")
-        .args(["--exit-code-on-error", "0"])
-        .arg("--stop-timeout")
+    let mut cmd = locust_command(&python, &plugin, &spec, &scenario);
+    cmd.arg("--stop-timeout")
         .arg(format!(
             "{}",
             scenario.load.graceful_stop.as_secs_f64().ceil() as u64
         ))
         .arg("--json-file")
-        .arg(env.work_dir.join("locust-stats"))
-        .arg("--host")
-        .arg(format!(
-            "{}{}",
-            scenario.target.origin, scenario.target.base_path
-        ));
+        .arg(env.work_dir.join("locust-stats"));
     if processes > 1 {
         // The master and its workers talk over loopback on a port of their
         // own (Locust's default, 5557 on every interface, would collide
@@ -440,15 +432,7 @@ pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> Result<Prepare
             ])
             .args(["--master-bind-port", &port, "--master-port", &port]);
     }
-    if !spec.tags.is_empty() {
-        cmd.arg("--tags").args(&spec.tags);
-    }
-    if !spec.exclude_tags.is_empty() {
-        cmd.arg("--exclude-tags").args(&spec.exclude_tags);
-    }
-    cmd.args(&spec.user_classes)
-        .current_dir(&scenario.base_dir)
-        .env("BFGG_SOCKET", &socket)
+    cmd.env("BFGG_SOCKET", &socket)
         .env("BFGG_TOKEN", &token)
         .env(
             "BFGG_SHAPE",
@@ -457,9 +441,7 @@ pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> Result<Prepare
             } else {
                 "0"
             },
-        )
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1");
+        );
     let mut child = Supervised::spawn(cmd, &env.work_dir).map_err(|e| LocustError::NoPython {
         python: python.clone(),
         error: format!("{e:#}"),
