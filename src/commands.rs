@@ -296,10 +296,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         args.file.display(),
         scenario.name,
         scenario.engine.as_str(),
-        match scenario.load.model {
-            scenario::LoadModel::Open { .. } => "open",
-            scenario::LoadModel::Closed { .. } => "closed",
-        },
+        scenario.load.model.as_str(),
         scenario.load.duration.as_secs_f64(),
         scenario.target.origin,
         scenario.target.base_path,

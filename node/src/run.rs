@@ -243,6 +243,7 @@ pub async fn run_local(
             .unwrap_or_else(|| DEFAULT_PYTHON.to_owned()),
         work_dir: dir.join(scenario.engine.as_str()),
         workers,
+        cache_dir: crate::engine::default_cache_dir(),
     };
     // Everything that can fail before the start fails here, before a
     // results directory is written (an engine's own log may be there).

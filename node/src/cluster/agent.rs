@@ -369,6 +369,7 @@ async fn prepare_inner(ctx: &Ctx, plan: &RunPlan) -> anyhow::Result<Ready> {
             .join(&plan.run.0)
             .join(scenario.engine.as_str()),
         workers: ctx.workers.unwrap_or_else(crate::run::default_workers),
+        cache_dir: ctx.data_dir.join("cache"),
     };
     let engine = crate::engine::prepare(scenario.clone(), &env).await?;
     Ok(Ready {

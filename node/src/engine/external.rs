@@ -170,6 +170,11 @@ impl Supervised {
         exit
     }
 
+    /// The group leader's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pgid.as_raw() as u32
+    }
+
     /// Whether the child has been reaped.
     #[cfg(test)]
     pub(crate) fn is_done(&self) -> bool {
@@ -195,6 +200,9 @@ pub(crate) struct Intervals {
     /// the last one before them.
     gauges: BTreeMap<u32, u64>,
     last_gauge: u64,
+    /// CPU noted while each interval lasted, for engines whose intervals
+    /// ship long after they end (Gatling's buffered log).
+    cpu: BTreeMap<u32, u32>,
     /// Records that arrived after their interval was shipped (counted in the
     /// next one instead).
     pub(crate) late: u64,
@@ -207,8 +215,9 @@ pub(crate) struct Request<'a> {
     pub(crate) name: &'a str,
     /// When it ended, Unix µs.
     pub(crate) end_us: u64,
-    /// Response time as the engine measured it, µs.
-    pub(crate) response_time_us: u64,
+    /// Response time as the engine measured it, µs; `None` for a request
+    /// that was never sent (counted, with its error, without a time).
+    pub(crate) response_time_us: Option<u64>,
     /// Response bytes.
     pub(crate) bytes_in: u64,
     /// Why it failed, if it did.
@@ -224,6 +233,7 @@ impl Intervals {
             open: BTreeMap::new(),
             gauges: BTreeMap::new(),
             last_gauge: 0,
+            cpu: BTreeMap::new(),
             late: 0,
         }
     }
@@ -251,8 +261,10 @@ impl Intervals {
         stats.requests += 1;
         stats.bytes_in += r.bytes_in;
         // Closed model: the time from send to end is the response time.
-        stats.response_time.record(r.response_time_us);
-        stats.service_time.record(r.response_time_us);
+        if let Some(rt) = r.response_time_us {
+            stats.response_time.record(rt);
+            stats.service_time.record(rt);
+        }
         if let Some(message) = r.error {
             *stats
                 .errors
@@ -273,8 +285,18 @@ impl Intervals {
         self.gauges.insert(index, active);
     }
 
+    /// Notes the CPU use (per mille) measured at `now_us`: the interval it
+    /// falls in reports it instead of the value given when it ships.
+    pub(crate) fn note_cpu(&mut self, now_us: u64, permille: u32) {
+        if now_us >= self.t0_us {
+            let index = self.index_of(now_us).max(self.next);
+            self.cpu.insert(index, permille);
+        }
+    }
+
     /// The intervals that ended at least [`SETTLE_US`] before `now_us`, in
-    /// order, each once (empty ones too), with the busiest process's CPU.
+    /// order, each once (empty ones too), with the busiest process's CPU
+    /// (or the one noted while the interval lasted).
     pub(crate) fn due(&mut self, now_us: u64, cpu_permille: u32) -> Vec<IntervalSnapshot> {
         let settled = now_us.saturating_sub(self.t0_us + SETTLE_US) / 1_000_000;
         self.ship_before(settled.min(u32::MAX as u64) as u32, cpu_permille)
@@ -299,7 +321,7 @@ impl Intervals {
                 self.last_gauge = active;
             }
             snap.generator.active = self.last_gauge;
-            snap.generator.cpu_busy_permille = cpu_permille;
+            snap.generator.cpu_busy_permille = self.cpu.remove(&self.next).unwrap_or(cpu_permille);
             out.push(snap);
             self.next += 1;
         }
@@ -317,6 +339,21 @@ pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Unix µs of the monotonic instant `t`, through the wall clock now: the
+/// time base external engines' logs and the interval grid share.
+pub(crate) fn unix_us(t: std::time::Instant) -> u64 {
+    let now = std::time::Instant::now();
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i128);
+    let delta = if t >= now {
+        (t - now).as_micros() as i128
+    } else {
+        -((now - t).as_micros() as i128)
+    };
+    (unix_now + delta).max(0) as u64
 }
 
 #[cfg(test)]

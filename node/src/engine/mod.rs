@@ -175,21 +175,37 @@ pub struct EngineEnv {
     pub work_dir: PathBuf,
     /// Cores to use (one worker or process each).
     pub workers: usize,
+    /// Where builds are kept across runs (Gatling projects compiled per
+    /// content).
+    pub cache_dir: PathBuf,
+}
+
+/// The default [`EngineEnv::cache_dir`] of local runs: the user's cache
+/// directory (`~/.cache/bfgg`), or the temporary directory without a home.
+pub fn default_cache_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "bfgg").map_or_else(
+        || std::env::temp_dir().join("bfgg-cache"),
+        |d| d.cache_dir().to_path_buf(),
+    )
 }
 
 /// The engines this host can run, with their versions: the native engine
-/// always, Locust when `env.python` has it.
+/// always, Locust when `env.python` has it, Gatling when Java and Maven are
+/// here.
 pub async fn probe(python: &str) -> Vec<bfgg_protocol::mesh::EngineInfo> {
     use bfgg_protocol::mesh::EngineInfo;
     let mut engines = vec![EngineInfo {
         name: EngineKind::Native.as_str().into(),
         version: env!("CARGO_PKG_VERSION").into(),
     }];
-    if let Some(version) = locust::probe(python).await {
-        engines.push(EngineInfo {
-            name: EngineKind::Locust.as_str().into(),
-            version,
-        });
+    let (l, g) = tokio::join!(locust::probe(python), gatling::probe());
+    for (kind, version) in [(EngineKind::Locust, l), (EngineKind::Gatling, g)] {
+        if let Some(version) = version {
+            engines.push(EngineInfo {
+                name: kind.as_str().into(),
+                version,
+            });
+        }
     }
     engines
 }
@@ -204,6 +220,9 @@ pub async fn dry_run(
     match scenario.engine {
         EngineKind::Native => native::dry_run(scenario).await,
         EngineKind::Locust => locust::dry_run(scenario, python).await,
+        EngineKind::Gatling => anyhow::bail!(
+            "--dry-run is not available for Gatling: run the simulation with small numbers instead (e.g. bfgg run with split values of 1)"
+        ),
     }
 }
 
@@ -214,6 +233,8 @@ pub enum Prepared {
     Native(Arc<Scenario>),
     /// Locust, started and waiting for time zero.
     Locust(Box<locust::Prepared>),
+    /// Gatling, built; its JVM starts at time zero.
+    Gatling(Box<gatling::Prepared>),
 }
 
 /// Gets the scenario's engine ready: everything that can fail before the
@@ -224,6 +245,9 @@ pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> anyhow::Result
         EngineKind::Locust => Ok(Prepared::Locust(Box::new(
             locust::prepare(scenario, env).await?,
         ))),
+        EngineKind::Gatling => Ok(Prepared::Gatling(Box::new(
+            gatling::prepare(scenario, env).await?,
+        ))),
     }
 }
 
@@ -233,6 +257,7 @@ impl Prepared {
         match self {
             Prepared::Native(scenario) => native::start(scenario, config),
             Prepared::Locust(p) => locust::start(*p, config),
+            Prepared::Gatling(p) => gatling::start(*p, config),
         }
     }
 }

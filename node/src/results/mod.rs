@@ -183,10 +183,7 @@ impl ResultsWriter {
         let mut summary = RunSummary {
             scenario: scenario.name.clone(),
             engine: scenario.engine.as_str().to_string(),
-            model: match scenario.load.model {
-                crate::scenario::LoadModel::Open { .. } => "open".into(),
-                crate::scenario::LoadModel::Closed { .. } => "closed".into(),
-            },
+            model: scenario.load.model.as_str().into(),
             target: format!("{}{}", scenario.target.origin, scenario.target.base_path),
             started_at_ms: facts
                 .started_at

@@ -472,7 +472,16 @@ fn describe_expected(key: &str, serde_expected: &str) -> (String, Option<String>
         "request" => ("[[request]] tables", None),
         "journey" => ("[[journey]] tables", None),
         "step" => ("[[journey.step]] tables", None),
-        "scenario" | "load" | "data" | "locust" => ("a table", None),
+        "scenario" | "load" | "data" | "locust" | "gatling" => ("a table", None),
+        "java_opts" => ("an array of JVM options", Some("java_opts = [\"-Xmx2g\"]")),
+        "properties" => (
+            "a table of system properties",
+            Some("properties = { baseUrl = \"http://127.0.0.1:8080\" }"),
+        ),
+        "split" => (
+            "a table of numbers to split across agents",
+            Some("split = { users = 300, rate = 90 }"),
+        ),
         "include" => (
             "an array of paths",
             Some("include = [\"helpers/\", \"data/users.csv\"]"),

@@ -39,6 +39,9 @@ pub struct Scenario {
     /// What Locust runs: `Some` exactly when `engine` is
     /// [`EngineKind::Locust`].
     pub locust: Option<LocustSpec>,
+    /// What Gatling runs: `Some` exactly when `engine` is
+    /// [`EngineKind::Gatling`].
+    pub gatling: Option<GatlingSpec>,
 }
 
 /// The engines a scenario can name.
@@ -48,6 +51,9 @@ pub enum EngineKind {
     Native,
     /// Locust, running the scenario's locustfile ([`Scenario::locust`]).
     Locust,
+    /// Gatling, running a simulation of a Maven project
+    /// ([`Scenario::gatling`]).
+    Gatling,
 }
 
 impl EngineKind {
@@ -56,6 +62,7 @@ impl EngineKind {
         match self {
             EngineKind::Native => "native",
             EngineKind::Locust => "locust",
+            EngineKind::Gatling => "gatling",
         }
     }
 }
@@ -75,6 +82,55 @@ pub struct LocustSpec {
     pub exclude_tags: Vec<String>,
     /// Locust processes on each agent; `None`: one per core.
     pub processes: Option<usize>,
+}
+
+/// `[gatling]`: what Gatling runs (engine = "gatling").
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatlingSpec {
+    /// The Maven project's directory (holds `pom.xml`), resolved against the
+    /// scenario's directory.
+    pub project: PathBuf,
+    /// The simulation class, fully qualified (`example.DemoSimulation`).
+    pub simulation: String,
+    /// Options for the JVM, after bfgg's defaults (a later `-Xmx` wins).
+    pub java_opts: Vec<String>,
+    /// System properties (`-Dkey=value`), in file order.
+    pub properties: Vec<(String, String)>,
+    /// Numbers each agent gets its share of, as system properties, in file
+    /// order (see [`GatlingSpec::share`]).
+    pub split: Vec<(String, f64)>,
+    /// Also generate Gatling's own HTML report on each agent.
+    pub keep_native_report: bool,
+}
+
+impl GatlingSpec {
+    /// Agent `index`'s share of `total` among `count` agents, written as a
+    /// system property value: whole numbers split as whole numbers (`10`
+    /// over 3 agents: 4, 3, 3, the k6 execution-segment rule), others in
+    /// equal parts; either way the shares add up to `total`.
+    pub fn share(total: f64, index: u64, count: u64) -> String {
+        let count = count.max(1);
+        if total.fract() == 0.0 && (0.0..9.0e15).contains(&total) {
+            let n = total as u64;
+            let segment =
+                crate::engine::schedule::Segment::WHOLE.split(index.min(count - 1), count);
+            segment.count_below(n).to_string()
+        } else {
+            format_number(total / count as f64)
+        }
+    }
+}
+
+/// A number as Java's `Double.parseDouble` and a person read it: no
+/// exponent for everyday values, no trailing zeros.
+fn format_number(v: f64) -> String {
+    let text = format!("{v:.9}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text.is_empty() || text == "-" {
+        "0".to_owned()
+    } else {
+        text.to_owned()
+    }
 }
 
 /// The system under test. Locust uses only the base URL (its `--host`); the
@@ -141,6 +197,20 @@ pub enum LoadModel {
         /// Users started per second at most when the target rises.
         spawn_rate: f64,
     },
+    /// The engine's own code sets the load (a Gatling simulation's injection
+    /// profile); `[load]` gives only the longest the run may last.
+    Scripted,
+}
+
+impl LoadModel {
+    /// `open`, `closed` or `scripted`, as reports name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LoadModel::Open { .. } => "open",
+            LoadModel::Closed { .. } => "closed",
+            LoadModel::Scripted => "scripted",
+        }
+    }
 }
 
 /// A piecewise-linear function of time: `start` at t = 0, then each stage moves
@@ -338,6 +408,30 @@ mod tests {
         assert_eq!(p.at(secs(5)), 20.0);
         assert_eq!(p.at(secs(9)), 20.0);
         assert_eq!(p.at(secs(100)), 20.0);
+    }
+
+    #[test]
+    fn gatling_shares_add_up_to_the_whole() {
+        let shares = |total: f64, count: u64| -> Vec<String> {
+            (0..count)
+                .map(|i| GatlingSpec::share(total, i, count))
+                .collect()
+        };
+        assert_eq!(shares(10.0, 3), ["4", "3", "3"]);
+        assert_eq!(shares(2.0, 3), ["1", "1", "0"]);
+        assert_eq!(shares(300.0, 1), ["300"]);
+        assert_eq!(shares(0.0, 2), ["0", "0"]);
+        assert_eq!(shares(2.5, 2), ["1.25", "1.25"]);
+        assert_eq!(shares(1.0 / 3.0, 1), ["0.333333333"]);
+        for count in 1..=7u64 {
+            for total in [0u64, 1, 5, 90, 299, 300, 1001] {
+                let sum: u64 = shares(total as f64, count)
+                    .iter()
+                    .map(|s| s.parse::<u64>().expect("whole"))
+                    .sum();
+                assert_eq!(sum, total, "{total} over {count}");
+            }
+        }
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub(crate) struct RawScenario {
     pub(crate) thresholds: Option<Spanned<Vec<Spanned<String>>>>,
     /// `[locust]`: the locustfile and its options (engine = "locust").
     pub(crate) locust: Option<Spanned<RawLocust>>,
+    /// `[gatling]`: the Maven project and simulation (engine = "gatling").
+    pub(crate) gatling: Option<Spanned<RawGatling>>,
 }
 
 /// `[scenario]`.
@@ -99,6 +101,18 @@ pub(crate) struct RawLocust {
     pub(crate) tags: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) exclude_tags: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) processes: Option<Spanned<f64>>,
+}
+
+/// `[gatling]`. `project` is relative to the scenario file's directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGatling {
+    pub(crate) project: Option<Spanned<String>>,
+    pub(crate) simulation: Option<Spanned<String>>,
+    pub(crate) java_opts: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) properties: Option<Spanned<OrderedMap<Spanned<RawValue>>>>,
+    pub(crate) split: Option<Spanned<OrderedMap<Spanned<f64>>>>,
+    pub(crate) keep_native_report: Option<Spanned<bool>>,
 }
 
 /// `[data.<name>]`.
@@ -286,7 +300,7 @@ pub(crate) fn check_shape(root: &DeTable<'_>, sink: &mut Sink<'_>) -> bool {
         let name = key.get_ref().as_ref();
         let found = kind(value.get_ref());
         match name {
-            "scenario" | "target" | "load" | "locust" if found != "a table" => {
+            "scenario" | "target" | "load" | "locust" | "gatling" if found != "a table" => {
                 let help = if found == "an array" {
                     format!("write [{name}] (one table), not [[{name}]] (an array of tables)")
                 } else {
@@ -364,6 +378,7 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
             "journey",
             "thresholds",
             "locust",
+            "gatling",
         ],
     ),
     ("scenario", &["name", "engine", "thresholds"]),
@@ -405,6 +420,17 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
             "tags",
             "exclude_tags",
             "processes",
+        ],
+    ),
+    (
+        "gatling",
+        &[
+            "project",
+            "simulation",
+            "java_opts",
+            "properties",
+            "split",
+            "keep_native_report",
         ],
     ),
     (
@@ -497,6 +523,14 @@ mod tests {
         }
         for key in keys("locust") {
             let text = format!("[locust]\n{key} = 1\n");
+            let err = toml::from_str::<RawScenario>(&text)
+                .err()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default();
+            assert!(!err.contains("unknown field"), "{key}: {err}");
+        }
+        for key in keys("gatling") {
+            let text = format!("[gatling]\n{key} = 1\n");
             let err = toml::from_str::<RawScenario>(&text)
                 .err()
                 .map(|e| e.message().to_owned())

@@ -82,7 +82,7 @@ fn every_example_scenario_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut names = Vec::new();
     // Examples with files of their own (a locustfile) have a directory.
-    for dir in [dir.clone(), dir.join("locust")] {
+    for dir in [dir.clone(), dir.join("locust"), dir.join("gatling")] {
         for entry in std::fs::read_dir(&dir).expect("scenarios/ exists") {
             let path = entry.expect("readable").path();
             if path.extension().is_some_and(|e| e == "toml") {
@@ -90,6 +90,7 @@ fn every_example_scenario_loads() {
                 match scenario.engine {
                     EngineKind::Native => assert!(!scenario.journeys.is_empty()),
                     EngineKind::Locust => assert!(scenario.locust.is_some()),
+                    EngineKind::Gatling => assert!(scenario.gatling.is_some()),
                 }
                 assert!(
                     scenario.load.duration <= Duration::from_secs(40),
@@ -104,7 +105,14 @@ fn every_example_scenario_loads() {
     names.sort();
     assert_eq!(
         names,
-        ["closed-model", "demo", "locust", "open-model", "step-load"]
+        [
+            "closed-model",
+            "demo",
+            "gatling",
+            "locust",
+            "open-model",
+            "step-load"
+        ]
     );
 }
 
@@ -130,6 +138,7 @@ fn peak(model: &LoadModel) -> f64 {
     match model {
         LoadModel::Open { rate, .. } => rate.peak(),
         LoadModel::Closed { users, .. } => users.peak(),
+        LoadModel::Scripted => 0.0,
     }
 }
 
@@ -609,7 +618,7 @@ fn broken_fixture_reports_every_problem_in_file_order() {
     assert_eq!(
         got,
         [
-            "4:10 scenario.engine: unknown engine `gatling`",
+            "4:10 scenario.engine: unknown engine `gatlinq`",
             "7:12 target.base_url: unsupported scheme `ftp`: expected http or https",
             "11:8 load.rate: the rate must be above 0, found -5",
             "12:9 load.users: `users` only applies to the closed model, but this load has model = \"open\"",
@@ -628,7 +637,10 @@ fn broken_fixture_reports_every_problem_in_file_order() {
         ]
     );
     let help = |i: usize| diagnostics[i].help.as_deref().unwrap_or("");
-    assert_eq!(help(0), "the engines that exist are: native, locust");
+    assert_eq!(
+        help(0),
+        "the engines that exist are: native, locust, gatling"
+    );
     assert_eq!(help(4), "write e.g. 500ms, 10s, 2m, 1h");
     assert_eq!(help(6), "did you mean \"GET\"?");
     assert_eq!(help(7), "write path = \"/home\"");

@@ -21,6 +21,7 @@ use crate::scenario::raw::{OrderedMap, RawMeta, RawPool, RawScenario, RawTarget}
 use crate::scenario::template::{Template, VarRef};
 use crate::scenario::threshold::Threshold;
 
+mod gatling;
 mod journey;
 mod load;
 mod locust;
@@ -43,30 +44,40 @@ pub(crate) fn validate(
         pools: Vec::new(),
     };
     let (name, engine, thresholds) = v.meta(raw.scenario.as_ref(), raw.thresholds.as_ref(), source);
-    // An unknown engine was reported; judge the rest as Locust when there is
-    // a [locust] table, else as native.
+    // An unknown engine was reported; judge the rest as Locust or Gatling
+    // when there is a [locust] or [gatling] table, else as native.
     let engine_known = engine.is_some();
     let engine = engine.unwrap_or(if raw.locust.is_some() {
         EngineKind::Locust
+    } else if raw.gatling.is_some() {
+        EngineKind::Gatling
     } else {
         EngineKind::Native
     });
+    let engine_at = raw
+        .scenario
+        .as_ref()
+        .and_then(|m| m.get_ref().engine.as_ref())
+        .map(Spanned::span);
     let locust = match (engine, &raw.locust) {
-        (EngineKind::Locust, table) => {
-            let at = raw
-                .scenario
-                .as_ref()
-                .and_then(|m| m.get_ref().engine.as_ref())
-                .map(Spanned::span);
-            v.locust(table.as_ref(), at)
-        }
-        (EngineKind::Native, Some(table)) => {
+        (EngineKind::Locust, table) => v.locust(table.as_ref(), engine_at.clone()),
+        (_, Some(table)) => {
             if engine_known {
-                v.locust_without_engine(table);
+                v.locust_without_engine(table, engine.as_str());
             }
             None
         }
-        (EngineKind::Native, None) => None,
+        (_, None) => None,
+    };
+    let gatling = match (engine, &raw.gatling) {
+        (EngineKind::Gatling, table) => v.gatling(table.as_ref(), engine_at),
+        (_, Some(table)) => {
+            if engine_known {
+                v.gatling_without_engine(table, engine.as_str());
+            }
+            None
+        }
+        (_, None) => None,
     };
     // Pools first: templates anywhere (target headers included) refer to them.
     if let Some(data) = &raw.data {
@@ -77,6 +88,7 @@ pub(crate) fn validate(
                 }
             }
             EngineKind::Locust => v.locust_pools(data),
+            EngineKind::Gatling => v.gatling_pools(data),
         }
     }
     let target = v.target(raw.target.as_ref(), engine);
@@ -85,6 +97,7 @@ pub(crate) fn validate(
     match engine {
         EngineKind::Native => v.native_journeys(&raw, target.as_ref(), &mut journeys),
         EngineKind::Locust => v.locust_steps(&raw.request, &raw.journey),
+        EngineKind::Gatling => v.gatling_steps(&raw.request, &raw.journey),
     }
     let step_names: Vec<&str> = {
         let mut seen = HashSet::new();
@@ -96,8 +109,8 @@ pub(crate) fn validate(
     };
     let mut parsed_thresholds = Vec::new();
     for (threshold, span, field) in thresholds {
-        // Without journeys (Locust, or none valid) request names are not
-        // known here: a Locust scenario's come from its locustfile.
+        // Without journeys (Locust, Gatling, or none valid) request names are
+        // not known here: they come from the locustfile or the simulation.
         if let Some(scope) = &threshold.scope
             && !step_names.contains(&scope.as_str())
             && !journeys.is_empty()
@@ -127,8 +140,12 @@ pub(crate) fn validate(
         pools: v.pools.into_iter().filter_map(|(_, pool)| pool).collect(),
         thresholds: parsed_thresholds,
         locust: match engine {
-            EngineKind::Native => None,
             EngineKind::Locust => Some(locust?),
+            _ => None,
+        },
+        gatling: match engine {
+            EngineKind::Gatling => Some(gatling?),
+            _ => None,
         },
     })
 }
@@ -261,6 +278,7 @@ impl Validator<'_, '_> {
             None => Some(EngineKind::Native),
             Some(e) if e.get_ref() == "native" => Some(EngineKind::Native),
             Some(e) if e.get_ref() == "locust" => Some(EngineKind::Locust),
+            Some(e) if e.get_ref() == "gatling" => Some(EngineKind::Gatling),
             Some(e) => {
                 self.sink
                     .error(
@@ -268,7 +286,7 @@ impl Validator<'_, '_> {
                         "scenario.engine",
                         format!("unknown engine `{}`", e.get_ref()),
                     )
-                    .help("the engines that exist are: native, locust");
+                    .help("the engines that exist are: native, locust, gatling");
                 None
             }
         };
@@ -309,7 +327,8 @@ impl Validator<'_, '_> {
 
     // ---- [target] ---------------------------------------------------------
 
-    /// `[target]`; for Locust only `base_url` (its `--host`), the other keys
+    /// `[target]`; for Locust only `base_url` (its `--host`; Gatling's
+    /// simulation gets it as `baseUrl`), the other keys
     /// are reported and their defaults kept.
     fn target(
         &mut self,
@@ -340,8 +359,11 @@ impl Validator<'_, '_> {
                 }
             },
         };
-        if engine == EngineKind::Locust {
-            self.locust_target_keys(raw);
+        if engine != EngineKind::Native {
+            match engine {
+                EngineKind::Gatling => self.gatling_target_keys(raw),
+                _ => self.locust_target_keys(raw),
+            }
             let (scheme, host, port, base_path) = url?;
             return Some(Target {
                 origin: origin(scheme, &host, port),

@@ -9,7 +9,7 @@ fn req(name: &str, end_after_t0_ms: u64, error: Option<&'static str>) -> Request
     Request {
         name: Box::leak(name.to_owned().into_boxed_str()),
         end_us: T0 + end_after_t0_ms * 1000,
-        response_time_us: 1500,
+        response_time_us: Some(1500),
         bytes_in: 10,
         error,
     }
@@ -47,6 +47,28 @@ fn records_land_in_the_interval_they_ended_in_and_ship_once_settled() {
     assert_eq!(shipped[0].by_name["b"].requests, 1);
     assert_eq!(shipped[1].by_name["a"].requests, 1);
     assert!(iv.due(T0 + 3_500_000, 0).is_empty());
+}
+
+#[test]
+fn noted_cpu_and_untimed_requests_keep_to_their_interval() {
+    let mut iv = Intervals::new(T0);
+    iv.note_cpu(T0 + 500_000, 250);
+    iv.note_cpu(T0 + 2_200_000, 700);
+    let mut never_sent = req("a", 1_200, Some("no attribute `token`"));
+    never_sent.response_time_us = None;
+    iv.record(&never_sent);
+    // Shipped together much later, each with the CPU of its own second;
+    // the second without a note takes the value given at shipping.
+    let shipped = iv.due(T0 + 9_000_000, 50);
+    let cpu: Vec<u32> = shipped
+        .iter()
+        .map(|s| s.generator.cpu_busy_permille)
+        .collect();
+    assert_eq!(&cpu[..4], &[250, 50, 700, 50]);
+    let a = &shipped[1].by_name["a"];
+    assert_eq!(a.requests, 1);
+    assert_eq!(a.error_count(), 1);
+    assert_eq!(a.response_time.len(), 0, "no time for a request never sent");
 }
 
 #[test]

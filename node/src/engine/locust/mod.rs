@@ -29,7 +29,7 @@ pub(crate) mod wire;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nix::sys::signal::Signal;
@@ -37,7 +37,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
-use super::external::{Exit, Intervals, Request, Supervised, cpu_ticks};
+use super::external::{Exit, Intervals, Request, Supervised, cpu_ticks, unix_us};
 use super::native::DryRunStep;
 use super::schedule::{Segment, UserSchedule};
 use super::{EngineConfig, EngineEnv, EngineEvent, EngineHandle, MovedShare, Phase};
@@ -602,20 +602,6 @@ impl Conn {
     }
 }
 
-/// Unix µs of `t`.
-fn unix_us(t: Instant) -> u64 {
-    let now = Instant::now();
-    let unix_now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i128);
-    let delta = if t >= now {
-        (t - now).as_micros() as i128
-    } else {
-        -((now - t).as_micros() as i128)
-    };
-    (unix_now + delta).max(0) as u64
-}
-
 /// This agent's share of the closed-model schedule: its own segment from
 /// t0, and each moved share from when it moved.
 struct Share {
@@ -635,7 +621,7 @@ impl Share {
                     from: Duration::ZERO,
                 }],
             }),
-            LoadModel::Open { .. } => None,
+            LoadModel::Open { .. } | LoadModel::Scripted => None,
         }
     }
 
@@ -855,7 +841,7 @@ fn on_conn(
                             intervals.record(&Request {
                                 name,
                                 end_us: r.end_us,
-                                response_time_us: r.response_time_us as u64,
+                                response_time_us: Some(r.response_time_us as u64),
                                 bytes_in: r.length as u64,
                                 error,
                             });

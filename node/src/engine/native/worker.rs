@@ -156,6 +156,9 @@ async fn run_worker(setup: Setup) {
             closed::run(&w, UserSchedule::new(&users, spawn_rate), moved).await;
             0
         }
+        // Only Gatling scenarios have a scripted load (validation), and
+        // they never reach this engine.
+        LoadModel::Scripted => 0,
     };
     ticker.abort();
 

@@ -1,5 +1,6 @@
 //! `[load]`: the open and closed models, stages and step load, checked
-//! into a [`Load`] (Locust scenarios: the closed model only).
+//! into a [`Load`] (Locust scenarios: the closed model only; Gatling
+//! scenarios: only the longest duration, their load is code).
 
 use std::ops::Range;
 use std::time::Duration;
@@ -29,6 +30,8 @@ impl Validator<'_, '_> {
         let Some(load) = load else {
             let help = if locust {
                 "add [load] with model = \"closed\", users = 10, spawn_rate = 5, duration = \"30s\""
+            } else if engine == EngineKind::Gatling {
+                "add [load] with duration = \"5m\": the longest the simulation may run"
             } else {
                 "add [load] with model = \"open\", rate = 10, duration = \"30s\""
             };
@@ -37,6 +40,9 @@ impl Validator<'_, '_> {
         };
         let span = load.span();
         let raw = load.get_ref();
+        if engine == EngineKind::Gatling {
+            return self.scripted(raw, span);
+        }
         let duration = self.opt_positive_duration(raw.duration.as_ref(), "load.duration");
         let graceful_stop = match &raw.graceful_stop {
             Some(g) => self.duration(g, "load.graceful_stop"),
@@ -99,6 +105,54 @@ impl Validator<'_, '_> {
         Some(Load {
             model,
             duration,
+            graceful_stop: graceful_stop?,
+        })
+    }
+
+    /// `[load]` of a Gatling scenario: the simulation's injection profile is
+    /// its code, so only `duration` (the longest the run may last) and
+    /// `graceful_stop` apply.
+    fn scripted(&mut self, raw: &RawLoad, span: Range<usize>) -> Option<Load> {
+        let of_f64 = |v: &Option<Spanned<f64>>| v.as_ref().map(Spanned::span);
+        let foreign = [
+            ("model", raw.model.as_ref().map(Spanned::span)),
+            ("stages", raw.stages.as_ref().map(Spanned::span)),
+            ("rate", of_f64(&raw.rate)),
+            ("start_rate", of_f64(&raw.start_rate)),
+            ("max_in_flight", of_f64(&raw.max_in_flight)),
+            ("users", of_f64(&raw.users)),
+            ("spawn_rate", of_f64(&raw.spawn_rate)),
+            ("step_users", of_f64(&raw.step_users)),
+            (
+                "step_duration",
+                raw.step_duration.as_ref().map(Spanned::span),
+            ),
+        ];
+        for (key, at) in foreign {
+            if let Some(at) = at {
+                self.sink
+                    .error(
+                        Some(at),
+                        &format!("load.{key}"),
+                        format!("`{key}` does not apply to engine = \"gatling\": the simulation's setUp(...) sets its load"),
+                    )
+                    .help("pass numbers to the simulation with [gatling] split = { users = 300, rate = 90 } (each agent gets its share) or properties = { ... }");
+            }
+        }
+        let graceful_stop = match &raw.graceful_stop {
+            Some(g) => self.duration(g, "load.graceful_stop"),
+            None => Some(GRACEFUL_STOP),
+        };
+        let Some(duration) = &raw.duration else {
+            self.sink
+                .error(Some(span), "load", "missing `duration`")
+                .help("add e.g. duration = \"5m\": the longest the simulation may run (it ends earlier when its injection and users are done)");
+            return None;
+        };
+        let duration = self.positive_duration(duration, "load.duration");
+        Some(Load {
+            model: LoadModel::Scripted,
+            duration: duration?,
             graceful_stop: graceful_stop?,
         })
     }

@@ -191,12 +191,12 @@ impl Validator<'_, '_> {
     }
 
     /// `[locust]` in a scenario whose engine is not Locust.
-    pub(super) fn locust_without_engine(&mut self, table: &Spanned<RawLocust>) {
+    pub(super) fn locust_without_engine(&mut self, table: &Spanned<RawLocust>, engine: &str) {
         self.sink
             .error(
                 Some(table.span()),
                 "locust",
-                "[locust] only applies to engine = \"locust\", and this scenario runs the native engine",
+                format!("[locust] only applies to engine = \"locust\", and this scenario runs the {engine} engine"),
             )
             .help("add engine = \"locust\" to [scenario]");
     }

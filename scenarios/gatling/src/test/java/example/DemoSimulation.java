@@ -4,6 +4,7 @@ import static io.gatling.javaapi.core.CoreDsl.*;
 import static io.gatling.javaapi.http.HttpDsl.*;
 
 import io.gatling.javaapi.core.*;
+import java.time.Duration;
 import io.gatling.javaapi.http.*;
 
 /**
@@ -39,6 +40,7 @@ public class DemoSimulation extends Simulation {
   static final String MAX_FAILED_PERCENT = System.getProperty("maxFailedPercent");
   static final String AGENT_INDEX = System.getProperty("bfgg.agent.index", "0");
   static final String AGENT_COUNT = System.getProperty("bfgg.agent.count", "1");
+  // (and bfgg.duration, the run's longest duration in seconds: see setUp)
 
   HttpProtocolBuilder httpProtocol =
       http.baseUrl(BASE_URL).acceptHeader("application/json, text/plain").userAgentHeader("bfgg-gatling-demo");
@@ -87,7 +89,10 @@ public class DemoSimulation extends Simulation {
         setUp(
                 journey.injectOpen(
                     atOnceUsers(USERS), constantUsersPerSec(RATE).during(DURATION)))
-            .protocols(httpProtocol);
+            .protocols(httpProtocol)
+            // bfgg's [load] duration, so the run ends the Gatling way (its
+            // log flushed) rather than by bfgg stopping the JVM.
+            .maxDuration(Duration.ofSeconds(Long.getLong("bfgg.duration", 3600)));
     if (MAX_FAILED_PERCENT != null) {
       setUp.assertions(
           global().failedRequests().percent().lt(Double.parseDouble(MAX_FAILED_PERCENT)));

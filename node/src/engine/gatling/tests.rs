@@ -1,0 +1,2 @@
+//! Unit tests of the Gatling engine's pure parts: request names, records
+//! into intervals, system properties.
