@@ -287,9 +287,10 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let steps: usize = scenario.journeys.iter().map(|j| j.steps.len()).sum();
-    let what = match &scenario.locust {
-        Some(l) => format!("locustfile {}", l.file.display()),
-        None => format!("{} journeys, {} requests", scenario.journeys.len(), steps),
+    let what = match (&scenario.locust, &scenario.gatling) {
+        (Some(l), _) => format!("locustfile {}", l.file.display()),
+        (_, Some(g)) => format!("simulation {} of {}", g.simulation, g.project.display()),
+        _ => format!("{} journeys, {} requests", scenario.journeys.len(), steps),
     };
     println!(
         "ok: {}: scenario {:?}, engine {}, {what}, {} model, {} s, target {}{}",
@@ -339,6 +340,11 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if let Some(spec) = &scenario.gatling
+        && let Some(code) = check_gatling(&rt, &scenario, spec, args.dry_run)?
+    {
+        return Ok(code);
+    }
     if !args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
@@ -370,6 +376,59 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `bfgg check` of a Gatling scenario: how the split divides over two
+/// agents, then the project built and the simulation found as agents will
+/// before a run (cached per content), when Java and Maven are here. `Some`
+/// exit code when the check ends here.
+fn check_gatling(
+    rt: &tokio::runtime::Runtime,
+    scenario: &Scenario,
+    spec: &bfgg_node::scenario::GatlingSpec,
+    dry_run: bool,
+) -> anyhow::Result<Option<ExitCode>> {
+    use bfgg_node::engine::gatling::{GatlingError, prepare, split_plan};
+    if dry_run {
+        eprintln!(
+            "error: --dry-run sends requests with the native engine; a Gatling simulation's requests \
+             are its own code (run it briefly with [load] duration instead)"
+        );
+        return Ok(Some(ExitCode::from(2)));
+    }
+    println!("over two agents:");
+    for line in split_plan(spec, &["agent 1", "agent 2"]) {
+        println!("  {line}");
+    }
+    let work = tempfile::tempdir().context("creating a temporary directory")?;
+    let env = bfgg_node::engine::EngineEnv {
+        python: String::new(),
+        work_dir: work.path().to_path_buf(),
+        workers: 1,
+        cache_dir: bfgg_node::engine::default_cache_dir(),
+    };
+    eprintln!(
+        "building {} with Maven (cached per content)...",
+        spec.project.display()
+    );
+    match rt.block_on(prepare(std::sync::Arc::new(scenario.clone()), &env)) {
+        Ok(prepared) => {
+            println!(
+                "gatling {}: {} compiles and has {}",
+                prepared.versions(),
+                spec.project.display(),
+                spec.simulation
+            );
+        }
+        Err(e @ (GatlingError::NoJava { .. } | GatlingError::NoMaven { .. })) => {
+            println!("note: the project was not built here ({e}); agents build it before a run");
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Some(ExitCode::from(1)));
+        }
+    }
+    Ok(None)
 }
 
 fn target_config(args: &TargetArgs) -> anyhow::Result<TargetConfig> {
@@ -734,6 +793,12 @@ fn run_cluster(
             .join(", "),
         plan.coordinator.short()
     );
+    if let Some(gatling) = &scenario.gatling {
+        let names: Vec<&str> = plan.participants.iter().map(|p| p.name.as_str()).collect();
+        for line in bfgg_node::engine::gatling::split_plan(gatling, &names) {
+            eprintln!("{line}");
+        }
+    }
     let live = std::io::stderr().is_terminal();
     let duration = scenario.load.duration;
     let mut total_requests = 0u64;

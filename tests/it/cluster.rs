@@ -39,6 +39,18 @@ impl Node {
         join: &[&str],
         extra: &[&str],
     ) -> Node {
+        Self::start_env(ws, name, key, join, extra, &[])
+    }
+
+    /// The same, with environment variables `env` set for the node.
+    pub(crate) fn start_env(
+        ws: &Path,
+        name: &str,
+        key: Option<&Path>,
+        join: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Node {
         let data = ws.join(format!("node-{name}"));
         let mut cmd = Command::new(bfgg_bin());
         cmd.args([
@@ -71,6 +83,7 @@ impl Node {
         for j in join {
             cmd.args(["--join", j]);
         }
+        cmd.envs(env.iter().copied());
         if let Some(key) = key {
             cmd.arg("--cluster-key-file").arg(key);
         }
@@ -186,6 +199,20 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+
+    /// `bfgg stop RUN` through the second node; asserts it succeeded.
+    pub(crate) fn stop_run(&self, run_id: &str) {
+        let mut cmd = self.bfgg();
+        cmd.args(["stop", run_id, "--no-mdns", "--join", &self.nodes[1].addr])
+            .arg("--cluster-key-file")
+            .arg(&self.key);
+        let out = run_with_timeout(cmd, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `bfgg run --cluster` as a child (not waited for).
@@ -497,22 +524,7 @@ fn a_run_is_stopped_from_a_fourth_process() {
     let run_id = wait_for_run_id(&cluster, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
-    let mut cmd = cluster.bfgg();
-    cmd.args([
-        "stop",
-        &run_id,
-        "--no-mdns",
-        "--join",
-        &cluster.nodes[1].addr,
-    ])
-    .arg("--cluster-key-file")
-    .arg(&cluster.key);
-    let out = run_with_timeout(cmd, Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "stop: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cluster.stop_run(&run_id);
     let stopped_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

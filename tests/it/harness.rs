@@ -262,3 +262,19 @@ pub(crate) fn python_venv(packages: &[&str]) -> Option<PathBuf> {
     }
     Some(python)
 }
+
+/// Processes whose command line mentions `needle`.
+pub(crate) fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd).contains(needle)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}

@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cluster::{Cluster, Node, agents_sum, wait_for_run_id, wait_output};
-use crate::harness::{Target, Workspace, bfgg, python_venv, run_with_timeout};
+use crate::harness::{
+    Target, Workspace, bfgg, processes_mentioning, python_venv, run_with_timeout,
+};
 
 const LOCUST: &str = "locust==2.47.0";
 
@@ -257,22 +259,6 @@ fn a_python_without_locust_is_refused_naming_what_is_missing() {
         stderr.contains("cannot run /nonexistent/python3"),
         "{stderr}"
     );
-}
-
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline"))
-            && String::from_utf8_lossy(&cmd).contains(needle)
-        {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 #[test]
@@ -844,22 +830,7 @@ fn bfgg_stop_ends_a_two_agent_locust_run_keeping_every_request() {
         6,
         "a master and 2 workers on each agent"
     );
-    let mut cmd = cluster.bfgg();
-    cmd.args([
-        "stop",
-        &run_id,
-        "--no-mdns",
-        "--join",
-        &cluster.nodes[1].addr,
-    ])
-    .arg("--cluster-key-file")
-    .arg(&cluster.key);
-    let out = run_with_timeout(cmd, Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "stop: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cluster.stop_run(&run_id);
     let (code, summary, stderr) = wait_output(child, Duration::from_secs(60));
     assert_eq!(code, 0, "{stderr}");
     let s = summary.expect("summary");

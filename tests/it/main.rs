@@ -6,13 +6,15 @@
 //! processes joined on 127.0.0.1: distributed runs, stop, agent and
 //! coordinator loss, keys), `netns` (mDNS, a cluster run and a partition
 //! across network namespaces, as root), `local_run` (runs and
-//! their results), `locust` (the Locust engine with real Locust), `tls` (HTTPS against `bfgg target --tls`, self-signed
+//! their results), `locust` (the Locust engine with real Locust), `gatling` (the Gatling
+//! engine with real Gatling through Maven), `tls` (HTTPS against `bfgg target --tls`, self-signed
 //! and `insecure_tls`), `report` (`report.html` in headless Chromium with
 //! networking off, `junit.xml` against the JUnit schema), `tidy`
 //! (architecture invariants checked by grep).
 
 mod cli;
 mod cluster;
+mod gatling;
 mod harness;
 mod local_run;
 mod locust;

@@ -1,5 +1,6 @@
 //! Scenario bundles: the scenario file and every file it references (data
-//! pools, body files; for Locust the locustfile and its `include`s), shipped
+//! pools, body files; for Locust the locustfile and its `include`s; for
+//! Gatling the Maven project's sources), shipped
 //! content-addressed (SHA-256) and verified on arrival.
 //!
 //! The client builds a bundle from a loaded scenario ([`build`]); nodes keep
@@ -29,8 +30,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The files of a scenario: the scenario file first, then data pools and body
 /// files, or the locustfile and every file of its `include`s (directories
-/// walked, see [`walk`]), relative to the scenario's directory, with their
-/// contents. A path listed twice is shipped once.
+/// walked, see [`walk`]), or the Gatling project's files (its top `target/`
+/// and dot names left out: agents build it themselves), relative to the
+/// scenario's directory, with their contents. A path listed twice is shipped
+/// once.
 ///
 /// Fails when a file is outside the scenario's directory or unreadable, or an
 /// included directory holds nothing to ship.
@@ -60,6 +63,11 @@ pub fn build(scenario: &Scenario) -> anyhow::Result<(Vec<BundleFile>, Vec<Vec<u8
                 paths.push(include.clone());
             }
         }
+    }
+    if let Some(gatling) = &scenario.gatling {
+        paths.extend(crate::engine::gatling::build::project_files(
+            &gatling.project,
+        )?);
     }
     let mut files = Vec::new();
     let mut contents = Vec::new();
@@ -203,6 +211,20 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// A node's store holding `files`, materialized: the node's directory
+    /// (kept alive by the caller) and the run's.
+    fn ship(files: &[BundleFile], contents: &[Vec<u8>]) -> (tempfile::TempDir, PathBuf) {
+        let node = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(node.path());
+        for (f, c) in files.iter().zip(contents) {
+            store.put(&f.sha256, c).expect("put");
+        }
+        let out = node.path().join("run");
+        let first = store.materialize(files, &out).expect("materialize");
+        assert_eq!(first, out.join(&files[0].path), "the scenario file first");
+        (node, out)
+    }
+
     #[test]
     fn bundles_carry_the_scenario_and_its_files_and_load_back() {
         let src = tempfile::tempdir().expect("tempdir");
@@ -295,13 +317,8 @@ duration = "1s"
             ]
         );
 
-        let node = tempfile::tempdir().expect("tempdir");
-        let store = Store::new(node.path());
-        for (f, c) in files.iter().zip(&contents) {
-            store.put(&f.sha256, c).expect("put");
-        }
-        let out = node.path().join("run");
-        let scenario_path = store.materialize(&files, &out).expect("materialize");
+        let (_node, out) = ship(&files, &contents);
+        let scenario_path = out.join(&files[0].path);
         let again = crate::scenario::load(&scenario_path).expect("loads from the bundle");
         let spec = again.locust.as_ref().expect("[locust]");
         assert_eq!(spec.file, out.join("locustfile.py"));
@@ -335,6 +352,61 @@ duration = "1s"
         let scenario = crate::scenario::load(&dir.join("s.toml")).expect("loads");
         let err = format!("{:#}", build(&scenario).expect_err("outside"));
         assert!(err.contains("is outside the scenario's directory"), "{err}");
+    }
+
+    #[test]
+    fn gatling_bundles_carry_the_project_sources_and_not_its_build_output() {
+        let src = tempfile::tempdir().expect("tempdir");
+        let root = src.path();
+        let write = |rel: &str, text: &str| {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        };
+        write("sim/pom.xml", "<project/>\n");
+        write("sim/src/test/java/example/Sim.java", "class Sim {}\n");
+        write("sim/src/test/resources/users.csv", "user\nada\n");
+        write("sim/target/classes/Sim.class", "built here");
+        write("sim/.mvn/jvm.config", "-Xmx1g");
+        write(
+            "sim/src/target/Kept.java",
+            "only the top target/ is build output",
+        );
+        let toml = r#"
+[scenario]
+engine = "gatling"
+[target]
+base_url = "http://127.0.0.1:1"
+[gatling]
+project = "sim"
+simulation = "example.Sim"
+[load]
+duration = "1s"
+"#;
+        write("s.toml", toml);
+        let scenario = crate::scenario::load(&root.join("s.toml")).expect("loads");
+        let (files, contents) = build(&scenario).expect("bundle");
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "s.toml",
+                "sim/pom.xml",
+                "sim/src/target/Kept.java",
+                "sim/src/test/java/example/Sim.java",
+                "sim/src/test/resources/users.csv",
+            ]
+        );
+        let (_node, out) = ship(&files, &contents);
+        let scenario_path = out.join(&files[0].path);
+        let again = crate::scenario::load(&scenario_path).expect("loads from the bundle");
+        let spec = again.gatling.as_ref().expect("[gatling]");
+        assert_eq!(spec.project, out.join("sim"));
+        // The agent builds the same project the client holds: same hash.
+        assert_eq!(
+            crate::engine::gatling::build::project_hash(&spec.project).expect("hash"),
+            crate::engine::gatling::build::project_hash(&root.join("sim")).expect("hash"),
+        );
     }
 
     #[test]

@@ -186,7 +186,13 @@ pub(crate) async fn build(
         .await;
         if let Err(e) = built {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
+            // The compiler names files in the copy: name them in the project.
+            return Err(match e {
+                GatlingError::Build { detail } => GatlingError::Build {
+                    detail: detail.replace(&format!("{}/", tmp.display()), ""),
+                },
+                e => e,
+            });
         }
         // Another run may have finished the same build meanwhile: keep one.
         if std::fs::rename(&tmp, &dir).is_err() {

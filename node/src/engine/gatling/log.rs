@@ -56,6 +56,52 @@ pub(crate) struct Run {
     pub(crate) assertions: usize,
 }
 
+/// What a whole `simulation.log` holds, decoded as a run decodes it: for
+/// tools and tests that hold a run's counts against Gatling's own file.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LogCounts {
+    /// Request records.
+    pub requests: u64,
+    /// Of those, KO.
+    pub ko: u64,
+    /// Requests Gatling could not build (`ERROR` records): bfgg counts each
+    /// as a failed request without a time.
+    pub errors: u64,
+    /// Virtual users started.
+    pub users: u64,
+}
+
+/// Counts the records of the `simulation.log` at `path` (either layout);
+/// fails on a malformed or cut file.
+pub fn count_file(path: &std::path::Path) -> anyhow::Result<LogCounts> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let mut decoder = Decoder::new();
+    let mut records = Vec::new();
+    decoder
+        .feed(&bytes, &mut records)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    anyhow::ensure!(
+        decoder.pending() == 0,
+        "{} ends in the middle of a record ({} bytes)",
+        path.display(),
+        decoder.pending()
+    );
+    let mut counts = LogCounts::default();
+    for record in records {
+        match record {
+            Record::Request(r) => {
+                counts.requests += 1;
+                counts.ko += u64::from(!r.ok);
+            }
+            Record::Error { .. } => counts.errors += 1,
+            Record::User { start: true, .. } => counts.users += 1,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
 /// One request (or a check-only pseudo-request) as Gatling logged it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Request {

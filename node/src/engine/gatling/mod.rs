@@ -33,7 +33,7 @@
 //!    own HTML report is generated from the log afterwards.
 
 pub(crate) mod build;
-pub(crate) mod log;
+pub mod log;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -109,7 +109,7 @@ pub enum GatlingError {
         error: String,
     },
     /// The project does not build.
-    #[error("the Gatling project does not build with Maven:\n{detail}")]
+    #[error("the Gatling project does not build with Maven (paths are in the project):\n{detail}")]
     Build {
         /// Maven's errors (the compiler's among them).
         detail: String,
@@ -232,6 +232,41 @@ pub fn unread_split(spec: &GatlingSpec) -> Vec<String> {
         .collect()
 }
 
+/// What each of `agents` (their names, in plan order) gets of the split,
+/// one line per number, for `bfgg check` and the run plan: `users = 10:
+/// a 5, b 5`, or that without a split every agent runs the whole
+/// simulation; then a warning per split name the sources never mention.
+pub fn split_plan(spec: &GatlingSpec, agents: &[&str]) -> Vec<String> {
+    let count = agents.len().max(1) as u64;
+    let mut lines = Vec::new();
+    if spec.split.is_empty() {
+        lines.push(
+            "no split: every agent runs the whole simulation as written (its setUp's numbers are not \
+             divided; name them in [gatling] split and read them as system properties)"
+                .to_owned(),
+        );
+    }
+    for (name, total) in &spec.split {
+        let shares: Vec<String> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, agent)| format!("{agent} {}", GatlingSpec::share(*total, i as u64, count)))
+            .collect();
+        lines.push(format!(
+            "split {name} = {}: {}",
+            GatlingSpec::share(*total, 0, 1),
+            shares.join(", ")
+        ));
+    }
+    for name in unread_split(spec) {
+        lines.push(format!(
+            "warning: the simulation's sources never mention \"{name}\": if it does not read \
+             System.getProperty(\"{name}\"), every agent runs the whole of it"
+        ));
+    }
+    lines
+}
+
 /// A Gatling run ready to start: the project built, Java there.
 #[derive(Debug)]
 pub struct Prepared {
@@ -270,8 +305,11 @@ pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> Result<Prepare
     let versions = format!("via maven {maven_v}, java {java_v}");
     let launcher = build::launcher(&env.cache_dir, &jdk_tool("javac"), &java_v).await?;
     let build = build::build(&spec.project, &spec.simulation, &env.cache_dir, &maven).await?;
-    std::fs::create_dir_all(&env.work_dir)
-        .with_context(|| format!("creating {}", env.work_dir.display()))?;
+    // The JVM runs in the build's directory: its paths must not be relative.
+    let work_dir = std::path::absolute(&env.work_dir)
+        .with_context(|| format!("resolving {}", env.work_dir.display()))?;
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating {}", work_dir.display()))?;
     for name in unread_split(&spec) {
         tracing::warn!(
             "the simulation's sources never mention \"{name}\": if it does not read it, every agent runs the whole of it"
@@ -283,7 +321,7 @@ pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> Result<Prepare
         java,
         build,
         launcher,
-        work_dir: env.work_dir.clone(),
+        work_dir,
         versions,
     })
 }

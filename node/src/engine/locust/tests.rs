@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::scenario::{Profile, Stage};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 fn share(users: Profile, spawn_rate: f64, own: Segment) -> Share {
     Share {

@@ -882,3 +882,18 @@ fn past_its_cap_the_interner_still_returns_every_string() {
         format!("name-{}", n - 1)
     );
 }
+
+#[test]
+fn count_file_counts_whole_files_and_refuses_cut_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("simulation.log");
+    std::fs::write(&path, BINARY_3_15).expect("write");
+    let counts = count_file(&path).expect("counts");
+    // Gatling's own console: 593 requests, 79 KO (testdata/README.txt).
+    assert_eq!((counts.requests, counts.ko), (593, 79));
+    std::fs::write(&path, TEXT_3_12).expect("write");
+    assert!(count_file(&path).expect("counts").requests > 0);
+    std::fs::write(&path, &BINARY_3_15[..BINARY_3_15.len() - 3]).expect("write");
+    let err = count_file(&path).expect_err("cut").to_string();
+    assert!(err.contains("ends in the middle of a record"), "{err}");
+}
