@@ -29,7 +29,7 @@ ci:
 # First use installs nginx/wrk/nghttp2-client/strace (apt, as root) and builds
 # oha and k6 into target/tools/ (several minutes each, cached).
 # Also: the snapshot micro-benchmark, the bytes each agent sends on the mesh (docs/MESH.md)
-# and Locust with and without bfgg (bench-locust, default arguments).
+# and Locust and Gatling with and without bfgg (bench-locust, bench-gatling, default arguments).
 # e.g. `just bench --rounds 5`, `just bench --only wrk,bfgg`, `just bench --write`
 bench *ARGS:
     cargo bench -p bfgg-protocol
@@ -38,6 +38,7 @@ bench *ARGS:
     python3 tests/bench/agent_bytes.py
     python3 tests/bench/compare.py {{ARGS}}
     python3 tests/bench/locust_overhead.py
+    python3 tests/bench/gatling_overhead.py
 
 # Smoke check of the harness itself: 1 round, 3 s per tool, no strace, no open model.
 bench-quick *ARGS:
@@ -51,6 +52,15 @@ bench-quick *ARGS:
 bench-locust *ARGS:
     cargo build --release --bin bfgg
     python3 tests/bench/locust_overhead.py {{ARGS}}
+
+# Plain Gatling (the JVM launched directly) against Gatling under bfgg: same simulation,
+# class path and JVM options, same nginx, interleaved rounds; the JVM's CPU per request
+# and req/s as paired ratios (target: tailing simulation.log costs at most 5 %). Needs a
+# JDK and Maven (Gatling 3.15.1 from ~/.m2 or Maven Central, once).
+# e.g. `just bench-gatling --rounds 5 --write`
+bench-gatling *ARGS:
+    cargo build --release --bin bfgg
+    python3 tests/bench/gatling_overhead.py {{ARGS}}
 
 # Soak: 3 nodes, one 1,000 req/s cluster run (default 30 min); RSS curve to soak.csv,
 # fails if a node's RSS grows > 10 % after warm-up. e.g. `just soak --minutes 1`

@@ -100,8 +100,16 @@ fn cockpit(
 }
 
 /// Exit code for a scenario that could not be loaded: 2, after printing the
-/// diagnostics (which carry file:line:column).
-fn load(path: &Path, target: Option<&str>, duration: Option<&str>) -> Result<Scenario, ExitCode> {
+/// diagnostics (which carry file:line:column). A scenario with a `[source]`
+/// is checked out here (its revision resolved now, cached by commit) when
+/// `checkout` is set: runs on this machine and `bfgg check`; a cluster run
+/// leaves that to the coordinator and the agents.
+fn load(
+    path: &Path,
+    target: Option<&str>,
+    duration: Option<&str>,
+    checkout: bool,
+) -> Result<Scenario, ExitCode> {
     let mut scenario = match scenario::load(path) {
         Ok(s) => s,
         Err(e) => {
@@ -109,6 +117,29 @@ fn load(path: &Path, target: Option<&str>, duration: Option<&str>) -> Result<Sce
             return Err(ExitCode::from(2));
         }
     };
+    if let (Some(source), true) = (scenario.git.clone(), checkout) {
+        let cache = bfgg_node::engine::default_cache_dir();
+        let checked_out = runtime().map_err(|_| ExitCode::from(1)).and_then(|rt| {
+            rt.block_on(async {
+                let commit = bfgg_node::source::resolve(&source, &cache).await?;
+                let dir = bfgg_node::source::checkout(&source, &commit, &cache).await?;
+                Ok::<_, bfgg_node::source::SourceError>((commit, dir))
+            })
+            .map_err(|e| {
+                eprintln!("error: {}: [source]: {e}", path.display());
+                ExitCode::from(1)
+            })
+        })?;
+        let (commit, dir) = checked_out;
+        eprintln!("source: {} {} at {commit}", source.url, source.rev);
+        scenario = match scenario::load_in(path, &dir) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return Err(ExitCode::from(2));
+            }
+        };
+    }
     if let Some(url) = target {
         scenario = match scenario.with_target(url) {
             Ok(s) => s,
@@ -253,7 +284,12 @@ fn report(
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let scenario = match load(&args.file, args.target.as_deref(), args.duration.as_deref()) {
+    let scenario = match load(
+        &args.file,
+        args.target.as_deref(),
+        args.duration.as_deref(),
+        !args.cluster,
+    ) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -282,7 +318,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let scenario = match load(&args.file, args.target.as_deref(), None) {
+    let scenario = match load(&args.file, args.target.as_deref(), None, true) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -516,7 +552,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 /// The demo scenario across the demo's nodes, as `bfgg run --cluster` would
 /// run it.
 fn demo_headless(demo: &Demo, mesh: &MeshArgs, args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    let scenario = match load(&demo.scenario, None, args.duration.as_deref()) {
+    let scenario = match load(&demo.scenario, None, args.duration.as_deref(), true) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -793,6 +829,9 @@ fn run_cluster(
             .join(", "),
         plan.coordinator.short()
     );
+    if let (Some(source), Some(commit)) = (&scenario.git, &plan.source_commit) {
+        eprintln!("source: {} {} at {commit}", source.url, source.rev);
+    }
     if let Some(gatling) = &scenario.gatling {
         let names: Vec<&str> = plan.participants.iter().map(|p| p.name.as_str()).collect();
         for line in bfgg_node::engine::gatling::split_plan(gatling, &names) {

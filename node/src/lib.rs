@@ -11,6 +11,8 @@
 //!   (across time).
 //! * [`interval_log`]: interval snapshots on disk (agents' logs, merged logs,
 //!   gossip copies), read by offset.
+//! * [`source`]: test code from git (`[source]`): a revision resolved once,
+//!   commits checked out per node, cached.
 //! * [`target`]: the built-in HTTP test server (`bfgg target`).
 //! * [`net`]: the libp2p swarm actor of the mesh (the only module importing libp2p).
 //! * [`cluster`]: `bfgg node` (agent, coordinator, takeover) and the light
@@ -24,4 +26,5 @@ pub mod net;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod source;
 pub mod target;

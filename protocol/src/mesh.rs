@@ -22,11 +22,11 @@ use crate::stats::IntervalSnapshot;
 use crate::summary::RunSummary;
 
 /// libp2p request-response protocol id of control requests.
-pub const CONTROL_PROTOCOL: &str = "/bfgg/control/2";
+pub const CONTROL_PROTOCOL: &str = "/bfgg/control/3";
 /// Gossipsub topic of node health (one message per node per second).
-pub const HEALTH_TOPIC: &str = "bfgg/2/health";
+pub const HEALTH_TOPIC: &str = "bfgg/3/health";
 /// Gossipsub topic of runs: interval snapshots and run events.
-pub const RUN_TOPIC: &str = "bfgg/2/runs";
+pub const RUN_TOPIC: &str = "bfgg/3/runs";
 /// Largest gossip message (gossipsub's default transmit limit, 64 KiB).
 pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
 /// Largest control request or response.
@@ -261,6 +261,9 @@ pub struct RunPlan {
     /// The scenario's duration plus its graceful stop, ms: every agent is
     /// done by `start_at_ms + load_ms` unless it is lost.
     pub load_ms: u64,
+    /// The commit the coordinator resolved the scenario's `[source] rev`
+    /// to: every agent checks out this one.
+    pub source_commit: Option<String>,
 }
 
 /// Which interval log of a run a [`ControlRequest::FetchLog`] reads.

@@ -307,6 +307,7 @@ fn plan() -> impl Strategy<Value = RunPlan> {
             prop::option::of(any::<u64>()),
             any::<bool>(),
             any::<u64>(),
+            prop::option::of(text()),
         ),
     )
         .prop_map(
@@ -315,7 +316,7 @@ fn plan() -> impl Strategy<Value = RunPlan> {
                 participants,
                 start_at_ms,
                 files,
-                (target, duration_ms, rebalance, load_ms),
+                (target, duration_ms, rebalance, load_ms, source_commit),
             )| RunPlan {
                 run,
                 coordinator,
@@ -326,6 +327,7 @@ fn plan() -> impl Strategy<Value = RunPlan> {
                 duration_ms,
                 rebalance,
                 load_ms,
+                source_commit,
             },
         )
 }
@@ -963,7 +965,7 @@ fn corpus_dir() -> PathBuf {
 /// A corpus entry: a valid message (`ok-<kind>-<name>.bin`) or bytes every
 /// decoder must refuse (`err-...`) or merely survive (`any-...`).
 enum Entry {
-    Ok(Msg),
+    Ok(Box<Msg>),
     Bytes(Vec<u8>),
 }
 
@@ -1022,6 +1024,7 @@ fn sample_plan() -> RunPlan {
         duration_ms: Some(30_000),
         rebalance: true,
         load_ms: 32_000,
+        source_commit: Some("cd".repeat(20)),
     }
 }
 
@@ -1368,7 +1371,7 @@ fn generated_corpus() -> Vec<(String, Entry)> {
     ];
 
     ok.into_iter()
-        .map(|(name, msg)| (format!("ok-{name}"), Entry::Ok(msg)))
+        .map(|(name, msg)| (format!("ok-{name}"), Entry::Ok(Box::new(msg))))
         .chain(
             bytes
                 .into_iter()
@@ -1429,7 +1432,7 @@ fn corpus_replays() {
                     panic!("{stem}: no longer decodes as {kind} (wire change? see the module doc)")
                 });
                 if let Some(Entry::Ok(want)) = generated.get(&stem) {
-                    assert_eq!(&msg, want, "{stem}: decodes to another value");
+                    assert_eq!(&msg, &**want, "{stem}: decodes to another value");
                 }
                 assert_eq!(
                     Msg::decode(kind, &msg.encode()),

@@ -9,8 +9,8 @@
 //! their results), `locust` (the Locust engine with real Locust), `gatling` (the Gatling
 //! engine with real Gatling through Maven), `tls` (HTTPS against `bfgg target --tls`, self-signed
 //! and `insecure_tls`), `report` (`report.html` in headless Chromium with
-//! networking off, `junit.xml` against the JUnit schema), `tidy`
-//! (architecture invariants checked by grep).
+//! networking off, `junit.xml` against the JUnit schema), `source` (test code from a
+//! git repository), `tidy` (architecture invariants checked by grep).
 
 mod cli;
 mod cluster;
@@ -22,6 +22,7 @@ mod netns;
 mod report;
 mod runs;
 mod s3;
+mod source;
 mod tidy;
 mod tls;
 mod tui;

@@ -107,6 +107,7 @@ fn main() {
         duration_ms: Some(3_600_000),
         rebalance: false,
         load_ms: 3_600_000,
+        source_commit: None,
     };
     app.update(Msg::Run {
         run: run.clone(),

@@ -158,6 +158,7 @@ pub(crate) fn plan() -> RunPlan {
         duration_ms: Some(60_000),
         rebalance: false,
         load_ms: 65_000,
+        source_commit: None,
     }
 }
 

@@ -354,7 +354,14 @@ async fn prepare_inner(ctx: &Ctx, plan: &RunPlan) -> anyhow::Result<Ready> {
     }
     let dir = ctx.data_dir.join("runs").join(&plan.run.0).join("bundle");
     let path = ctx.store.materialize(&plan.files, &dir)?;
-    let scenario = load_for_plan(&path, plan, me.index)?;
+    let mut scenario = load_for_plan(&path, plan, me.index, None)?;
+    // Code from git: the plan's commit, checked out here (cached).
+    if let (Some(source), Some(commit)) = (scenario.git.clone(), &plan.source_commit) {
+        let checkout = crate::source::checkout(&source, commit, &ctx.data_dir.join("cache"))
+            .await
+            .map_err(|e| anyhow::anyhow!("[source]: {e}"))?;
+        scenario = load_for_plan(&path, plan, me.index, Some(&checkout))?;
+    }
     let offset_us = if plan.coordinator == ctx.me {
         0
     } else {
@@ -380,13 +387,19 @@ async fn prepare_inner(ctx: &Ctx, plan: &RunPlan) -> anyhow::Result<Ready> {
 }
 
 /// Loads the bundle's scenario with the plan's overrides, unique data pools
-/// partitioned to this agent's share.
+/// partitioned to this agent's share; its files from `checkout` (the
+/// `[source]` commit checked out) when given.
 pub(crate) fn load_for_plan(
     path: &std::path::Path,
     plan: &RunPlan,
     index: u32,
+    checkout: Option<&std::path::Path>,
 ) -> anyhow::Result<Scenario> {
-    let mut s = scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut s = match checkout {
+        Some(dir) => scenario::load_in(path, dir),
+        None => scenario::load(path),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(url) = &plan.target {
         s = s
             .with_target(url)

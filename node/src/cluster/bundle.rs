@@ -40,6 +40,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn build(scenario: &Scenario) -> anyhow::Result<(Vec<BundleFile>, Vec<Vec<u8>>)> {
     let base = &scenario.base_dir;
     let mut paths: Vec<PathBuf> = vec![scenario.source.clone()];
+    if scenario.git.is_some() {
+        // Its files come from the repository: each agent checks it out.
+        let bytes = std::fs::read(&scenario.source)
+            .with_context(|| format!("reading {}", scenario.source.display()))?;
+        let name = scenario.source.file_name().map_or_else(
+            || "scenario.toml".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let file = BundleFile {
+            path: name,
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+        };
+        return Ok((vec![file], vec![bytes]));
+    }
     paths.extend(scenario.pools.iter().map(|p| p.path.clone()));
     for journey in &scenario.journeys {
         for step in &journey.steps {
@@ -407,6 +422,20 @@ duration = "1s"
             crate::engine::gatling::build::project_hash(&spec.project).expect("hash"),
             crate::engine::gatling::build::project_hash(&root.join("sim")).expect("hash"),
         );
+    }
+
+    #[test]
+    fn a_scenario_with_a_git_source_ships_alone() {
+        let src = tempfile::tempdir().expect("tempdir");
+        let toml = "[source]\ngit = \"file:///srv/perf.git\"\n[target]\nbase_url = \"http://127.0.0.1:1\"\n\
+                    [load]\nmodel = \"closed\"\nusers = 1\nduration = \"1s\"\n\
+                    [data.users]\nfile = \"data/users.csv\"\n[[request]]\npath = \"/{{users.name}}\"\n";
+        std::fs::write(src.path().join("s.toml"), toml).expect("toml");
+        let scenario = crate::scenario::load(&src.path().join("s.toml")).expect("loads");
+        let (files, contents) = build(&scenario).expect("bundle");
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["s.toml"], "the pool comes from the repository");
+        assert_eq!(contents[0], toml.as_bytes());
     }
 
     #[test]

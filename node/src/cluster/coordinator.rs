@@ -48,7 +48,20 @@ pub(crate) async fn plan(
     view: ClusterView,
     reply: Reply,
 ) {
-    match plan_inner(&ctx, &from, req, &view) {
+    let planned = async {
+        let (mut plan, git) = plan_inner(&ctx, &from, req, &view)?;
+        // The scenario's code from git: its revision resolved once, here,
+        // so every agent checks out the same commit.
+        if let Some(source) = git {
+            let commit = crate::source::resolve(&source, &ctx.data_dir.join("cache"))
+                .await
+                .map_err(|e| anyhow::anyhow!("[source] on {}: {e}", ctx.name))?;
+            tracing::info!(run = %plan.run, url = %source.url, rev = %source.rev, %commit, "source resolved");
+            plan.source_commit = Some(commit);
+        }
+        anyhow::Ok(plan)
+    };
+    match planned.await {
         Ok(plan) => ctx.report(Input::Planned { plan, reply }).await,
         Err(e) => reply.send(ControlResponse::Rejected {
             reason: format!("{e:#}"),
@@ -56,12 +69,13 @@ pub(crate) async fn plan(
     }
 }
 
+/// The plan, and the scenario's `[source]` (its commit not resolved yet).
 fn plan_inner(
     ctx: &Ctx,
     from: &NodeId,
     req: RunRequest,
     view: &ClusterView,
-) -> anyhow::Result<RunPlan> {
+) -> anyhow::Result<(RunPlan, Option<crate::scenario::GitSource>)> {
     anyhow::ensure!(
         !req.files.is_empty() && req.files.len() == req.contents.len(),
         "the bundle is empty or inconsistent"
@@ -97,10 +111,11 @@ fn plan_inner(
         duration_ms: req.duration_ms,
         rebalance: req.rebalance,
         load_ms: 0,
+        source_commit: None,
     };
     let dir = ctx.data_dir.join("runs").join(&run.0).join("bundle");
     let path = ctx.store.materialize(&req.files, &dir)?;
-    let scenario = agent::load_for_plan(&path, &probe_plan, 0)?;
+    let scenario = agent::load_for_plan(&path, &probe_plan, 0, None)?;
     let probe_plan = RunPlan {
         load_ms: (scenario.load.duration + scenario.load.graceful_stop).as_millis() as u64,
         ..probe_plan
@@ -164,7 +179,7 @@ fn plan_inner(
         "no idle agent with {engine} matches (selection {:?}){without}; see `bfgg status`",
         req.selection
     );
-    Ok(RunPlan {
+    let plan = RunPlan {
         participants: agents
             .iter()
             .enumerate()
@@ -175,7 +190,8 @@ fn plan_inner(
             })
             .collect(),
         ..probe_plan
-    })
+    };
+    Ok((plan, scenario.git))
 }
 
 fn name_of(plan: &RunPlan, node: &NodeId) -> String {
@@ -374,7 +390,7 @@ async fn finalize_inner(ctx: &Arc<Ctx>, input: FinalizeInput) -> anyhow::Result<
     let scenario_path = ctx
         .store
         .materialize(&plan.files, &run_dir.join("bundle"))?;
-    let scenario = agent::load_for_plan(&scenario_path, &plan, 0)?;
+    let scenario = agent::load_for_plan(&scenario_path, &plan, 0, None)?;
 
     let give_up = Instant::now() + FETCH_LIMIT;
     let mut sources = Vec::with_capacity(plan.participants.len());

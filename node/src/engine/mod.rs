@@ -240,6 +240,10 @@ pub enum Prepared {
 /// Gets the scenario's engine ready: everything that can fail before the
 /// start instant fails here.
 pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> anyhow::Result<Prepared> {
+    anyhow::ensure!(
+        !scenario.files_deferred,
+        "the scenario's files are in its [source] repository, which was not checked out here"
+    );
     match scenario.engine {
         EngineKind::Native => Ok(Prepared::Native(scenario)),
         EngineKind::Locust => Ok(Prepared::Locust(Box::new(

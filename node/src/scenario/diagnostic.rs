@@ -472,7 +472,12 @@ fn describe_expected(key: &str, serde_expected: &str) -> (String, Option<String>
         "request" => ("[[request]] tables", None),
         "journey" => ("[[journey]] tables", None),
         "step" => ("[[journey.step]] tables", None),
-        "scenario" | "load" | "data" | "locust" | "gatling" => ("a table", None),
+        "scenario" | "load" | "data" | "locust" | "gatling" | "source" => ("a table", None),
+        "git" => (
+            "a repository URL",
+            Some("git = \"https://github.com/team/perf-tests.git\""),
+        ),
+        "rev" => ("a branch, tag or commit", Some("rev = \"main\"")),
         "java_opts" => ("an array of JVM options", Some("java_opts = [\"-Xmx2g\"]")),
         "properties" => (
             "a table of system properties",

@@ -77,7 +77,8 @@ impl fmt::Display for Rendered<'_> {
 
 /// Reads and validates the scenario at `path`. Relative paths inside it (data
 /// files, body files, a locustfile and its includes) resolve against the
-/// file's directory.
+/// file's directory; with a `[source]`, they are in a repository and are
+/// not read ([`Scenario::files_deferred`]: see [`load_in`]).
 ///
 /// Fails with [`ScenarioError::Io`] when the file cannot be read and
 /// [`ScenarioError::Invalid`] when it is not a valid scenario.
@@ -93,12 +94,32 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     parse(&text, path, base_dir)
 }
 
+/// Loads the scenario at `path` whose `[source]` commit is checked out in
+/// `checkout`: its relative paths start from the `[source] path` directory
+/// there.
+pub fn load_in(path: &Path, checkout: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_with(&text, path, checkout, Some(checkout))
+}
+
 /// Validates scenario `text`. `source` names the file in diagnostics and
 /// provides the default scenario name (its stem); `base_dir` is where
 /// relative data and body files are looked up (and must exist).
 ///
 /// Fails with [`ScenarioError::Invalid`] listing every problem found.
 pub fn parse(text: &str, source: &Path, base_dir: &Path) -> Result<Scenario, ScenarioError> {
+    parse_with(text, source, base_dir, None)
+}
+
+fn parse_with(
+    text: &str,
+    source: &Path,
+    base_dir: &Path,
+    checkout: Option<&Path>,
+) -> Result<Scenario, ScenarioError> {
     let mut sink = Sink::new(text, source);
     let invalid = |sink: Sink<'_>| ScenarioError::Invalid {
         diagnostics: sink.diagnostics,
@@ -121,7 +142,7 @@ pub fn parse(text: &str, source: &Path, base_dir: &Path) -> Result<Scenario, Sce
             return Err(invalid(sink));
         }
     };
-    let scenario = validate::validate(raw, &mut sink, source, base_dir);
+    let scenario = validate::validate(raw, &mut sink, source, base_dir, checkout);
     // Validation goes section by section; report in file order.
     sink.diagnostics.sort_by_key(|d| (d.line, d.column));
     match scenario {

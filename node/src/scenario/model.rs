@@ -42,6 +42,25 @@ pub struct Scenario {
     /// What Gatling runs: `Some` exactly when `engine` is
     /// [`EngineKind::Gatling`].
     pub gatling: Option<GatlingSpec>,
+    /// `[source]`: the repository the scenario's files come from.
+    pub git: Option<GitSource>,
+    /// The files the scenario references were not read: it has a
+    /// `[source]` and was loaded without a checkout (a client handing the
+    /// run to agents, which check the commit out). Such a scenario cannot
+    /// run; its paths point nowhere.
+    pub files_deferred: bool,
+}
+
+/// `[source]`: where a scenario's files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitSource {
+    /// What `git clone` takes: a URL (`https://`, `ssh://`, `file://`) or
+    /// `user@host:path`.
+    pub url: String,
+    /// A branch, tag or commit (`HEAD` when not given).
+    pub rev: String,
+    /// The repository directory relative paths start from (`""`: its root).
+    pub path: String,
 }
 
 /// The engines a scenario can name.

@@ -41,6 +41,18 @@ pub(crate) struct RawScenario {
     pub(crate) locust: Option<Spanned<RawLocust>>,
     /// `[gatling]`: the Maven project and simulation (engine = "gatling").
     pub(crate) gatling: Option<Spanned<RawGatling>>,
+    /// `[source]`: the git repository the scenario's files are read from.
+    pub(crate) source: Option<Spanned<RawSource>>,
+}
+
+/// `[source]`: `git` (a URL git can clone), `rev` (branch, tag or commit),
+/// `path` (a directory of the repository that relative paths start from).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSource {
+    pub(crate) git: Option<Spanned<String>>,
+    pub(crate) rev: Option<Spanned<String>>,
+    pub(crate) path: Option<Spanned<String>>,
 }
 
 /// `[scenario]`.
@@ -300,7 +312,9 @@ pub(crate) fn check_shape(root: &DeTable<'_>, sink: &mut Sink<'_>) -> bool {
         let name = key.get_ref().as_ref();
         let found = kind(value.get_ref());
         match name {
-            "scenario" | "target" | "load" | "locust" | "gatling" if found != "a table" => {
+            "scenario" | "target" | "load" | "locust" | "gatling" | "source"
+                if found != "a table" =>
+            {
                 let help = if found == "an array" {
                     format!("write [{name}] (one table), not [[{name}]] (an array of tables)")
                 } else {

@@ -10,6 +10,7 @@ use crate::scenario::data::{OnExhausted, Strategy};
 use crate::scenario::threshold::{Metric, Op, Percentile};
 
 mod locust;
+mod source;
 
 /// `node/src/scenario/testdata`, where fixture files live.
 fn testdata() -> PathBuf {

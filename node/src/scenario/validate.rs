@@ -25,6 +25,7 @@ mod gatling;
 mod journey;
 mod load;
 mod locust;
+mod source;
 
 /// Default `target.connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,15 +33,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Checks `raw` and builds the scenario; `None` when anything was reported.
+/// `checkout`: where the commit of the scenario's `[source]` is checked
+/// out; without it a scenario with a `[source]` is checked without its files
+/// ([`Scenario::files_deferred`]).
 pub(crate) fn validate(
     raw: RawScenario,
     sink: &mut Sink<'_>,
     source: &Path,
     base_dir: &Path,
+    checkout: Option<&Path>,
 ) -> Option<Scenario> {
+    let git = source::source(raw.source.as_ref(), sink);
+    let source_ok = raw.source.is_none() || git.is_some();
+    let base_dir = match (&git, checkout) {
+        (Some(g), Some(dir)) => dir.join(&g.path),
+        _ => base_dir.to_owned(),
+    };
+    let files_deferred = raw.source.is_some() && checkout.is_none();
     let mut v = Validator {
         sink,
-        base_dir,
+        base_dir: &base_dir,
+        deferred: files_deferred,
         pools: Vec::new(),
     };
     let (name, engine, thresholds) = v.meta(raw.scenario.as_ref(), raw.thresholds.as_ref(), source);
@@ -126,13 +139,13 @@ pub(crate) fn validate(
         }
         parsed_thresholds.push(threshold);
     }
-    if v.sink.has_errors() {
+    if v.sink.has_errors() || !source_ok {
         return None;
     }
     Some(Scenario {
         name,
         source: source.to_owned(),
-        base_dir: base_dir.to_owned(),
+        base_dir: base_dir.clone(),
         engine,
         target: target?,
         load: load?,
@@ -147,6 +160,8 @@ pub(crate) fn validate(
             EngineKind::Gatling => Some(gatling?),
             _ => None,
         },
+        git,
+        files_deferred,
     })
 }
 
@@ -199,6 +214,9 @@ enum Vars<'a> {
 struct Validator<'s, 'a> {
     sink: &'s mut Sink<'a>,
     base_dir: &'s Path,
+    /// The files are in a repository not checked out here: paths are taken
+    /// as written, nothing is read.
+    deferred: bool,
     /// Declared pools by name; `None` when the pool itself had errors (its
     /// columns are then not checked).
     pools: Vec<(String, Option<PoolSpec>)>,
@@ -509,6 +527,11 @@ impl Validator<'_, '_> {
         };
         let path = self.base_dir.join(file.get_ref());
         let file_field = format!("{field}.file");
+        if self.deferred {
+            // Read on the agents, from the checkout; columns unchecked here.
+            self.pools.push((name.get_ref().clone(), None));
+            return;
+        }
         if !path.is_file() {
             self.sink
                 .error(

@@ -22,6 +22,7 @@ fn plan() -> RunPlan {
         duration_ms: None,
         rebalance: true,
         load_ms: 20_000,
+        source_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
     }
 }
 

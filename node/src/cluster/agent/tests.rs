@@ -20,6 +20,7 @@ fn plan(run: &str) -> RunPlan {
         duration_ms: None,
         rebalance: false,
         load_ms: 1_000,
+        source_commit: None,
     }
 }
 

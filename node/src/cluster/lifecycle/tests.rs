@@ -35,6 +35,7 @@ fn plan(agents: &[u8], rebalance: bool) -> RunPlan {
         duration_ms: None,
         rebalance,
         load_ms: 10_000,
+        source_commit: None,
     }
 }
 

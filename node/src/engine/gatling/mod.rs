@@ -214,14 +214,16 @@ async fn output(cmd: &mut tokio::process::Command) -> Result<String, String> {
 /// every agent. A heuristic for `bfgg check` and the agents' log.
 pub fn unread_split(spec: &GatlingSpec) -> Vec<String> {
     let mut sources = String::new();
-    if let Ok(files) = build::project_files(&spec.project) {
-        for f in files {
-            let code = f
-                .extension()
-                .is_some_and(|e| e == "java" || e == "kt" || e == "scala");
-            if code && let Ok(text) = std::fs::read_to_string(&f) {
-                sources.push_str(&text);
-            }
+    // Not here (a cluster client of a [source] scenario): nothing to say.
+    let Ok(files) = build::project_files(&spec.project) else {
+        return Vec::new();
+    };
+    for f in files {
+        let code = f
+            .extension()
+            .is_some_and(|e| e == "java" || e == "kt" || e == "scala");
+        if code && let Ok(text) = std::fs::read_to_string(&f) {
+            sources.push_str(&text);
         }
     }
     spec.split

@@ -107,7 +107,9 @@ impl Validator<'_, '_> {
             return None;
         }
         let path = self.base_dir.join(written);
-        let problem = if !path.exists() {
+        let problem = if self.deferred {
+            return Some(path);
+        } else if !path.exists() {
             format!(
                 "project directory not found: `{written}` (looked for {})",
                 path.display()

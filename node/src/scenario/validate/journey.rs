@@ -317,6 +317,12 @@ impl Validator<'_, '_> {
         }
         if let Some(file) = &raw.body_file {
             let path: PathBuf = self.base_dir.join(file.get_ref());
+            if self.deferred {
+                return Some(Some(Body::File {
+                    path,
+                    bytes: Vec::new().into(),
+                }));
+            }
             return match std::fs::read(&path) {
                 Ok(bytes) => Some(Some(Body::File {
                     path,

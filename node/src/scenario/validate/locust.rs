@@ -135,7 +135,7 @@ impl Validator<'_, '_> {
             return None;
         }
         let path = self.base_dir.join(written);
-        if path.is_file() || path.is_dir() {
+        if path.is_file() || path.is_dir() || self.deferred {
             return Some(path);
         }
         let message = if path.exists() {
