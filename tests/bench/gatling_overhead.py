@@ -59,11 +59,16 @@ B, against bfgg's summary.json. req/s = OK count over the span from the
 first request's start to the last request's end in simulation.log (ms;
 Gatling's console "Ns elapsed" if the log cannot be read). JVM start to
 first request: from just before the JVM is spawned (A: by the harness, B:
-by the wrapper) to the first request's start in simulation.log.
+by the wrapper) to the first request's start in simulation.log. The JVM's
+start-up (class loading, JIT: seconds of CPU on one core) is a large part of
+a short run's CPU, the same in A and B; so the JVM's CPU from its first
+request on is reported too: the wait4 total less its CPU when the first
+request started, interpolated from a /proc/PID/stat sample every 0.2 s (A:
+the process whose command line names the run's results directory).
 
 Reported: per variant the medians over rounds of req/s, JVM CPU µs/request
-(user + sys), JVM + bfgg's own process µs/request and total CPU µs/request
-(B: + the probes); the paired ratios B/A per round and their median (the
+(user + sys; whole life, and from the first request on), JVM + bfgg's own
+process µs/request and total CPU µs/request (B: + the probes); the paired ratios B/A per round and their median (the
 issue's target: tailing simulation.log costs at most 5 %, i.e. JVM
 CPU/request ratio <= 1.05 and req/s ratio >= 0.95); nginx µs/request and
 foreign CPU (busy CPU of the machine that was neither the generator tree nor
@@ -395,7 +400,8 @@ class Run:
     total_cpu_s: float = float("nan")  # A: = the JVM; B: bfgg's rusage incl. its children
     prepare_cpu_s: float = 0.0  # B: java -version, mvn -v (all but the Gatling JVM)
     wrapper_cpu_s: float = 0.0  # B: the Gatling JVM's wrapper itself
-    sampled_jvm_cpu_s: float = float("nan")  # B: last /proc sample, cross-check
+    sampled_jvm_cpu_s: float = float("nan")  # last /proc sample, cross-check
+    startup_cpu_s: float | None = None  # the JVM's CPU when its first request started (/proc trace)
     wall_s: float = 0.0
     nginx_cpu_s: float = float("nan")
     foreign_cpu_s: float = float("nan")
@@ -414,6 +420,11 @@ class Run:
     @property
     def jvm_cpu_s(self) -> float:
         return self.jvm_user_s + self.jvm_sys_s
+
+    @property
+    def load_cpu_s(self) -> float:
+        """The JVM's CPU from its first request on (the load and the shutdown)."""
+        return self.jvm_cpu_s - self.startup_cpu_s if self.startup_cpu_s is not None else float("nan")
 
     @property
     def bfgg_cpu_s(self) -> float:
@@ -437,7 +448,8 @@ class Run:
         return self.wall_s > 0 and self.foreign_cpu_s / self.wall_s < C.QUIET_FOREIGN
 
 
-def gatling_results(run: Run, console: str, results: Path, spawned_at: float, cmd_at: float) -> None:
+def gatling_results(run: Run, console: str, results: Path, spawned_at: float, cmd_at: float,
+                    sampler: JvmSampler, pid: int | None) -> None:
     """Counts, span and first request of a finished run (sets run.error)."""
     try:
         cc = console_counts(console)
@@ -458,6 +470,8 @@ def gatling_results(run: Run, console: str, results: Path, spawned_at: float, cm
         run.span_s = (lg["last_ms"] - lg["first_ms"]) / 1000
         run.first_request_s = lg["first_ms"] / 1000 - spawned_at
         run.cmd_first_request_s = lg["first_ms"] / 1000 - cmd_at
+        if pid is not None:
+            run.startup_cpu_s = sampler.cpu_at(pid, lg["first_ms"] / 1000)
         if lg["truncated"]:
             C.log(f"  note: {log} ends in the middle of a record")
     elif cc["elapsed_s"]:
@@ -512,9 +526,14 @@ def run_plain(java: Path, jvm: dict, nginx: C.Nginx, args, rnd: int, attempt: in
     argv = plain_argv(jvm["argv"], results, args.duration)
     cmd = ["taskset", "-c", C.GEN_CORE, str(java), *argv]
     env = {k: v for k, v in os.environ.items() if k not in ("BENCH_RUSAGE_LOG",)}
+    sampler = JvmSampler(cmdline_pids(str(results)))
     ng0, sys0 = nginx.worker_cpu_s(), C.system_busy_s()
+    sampler.start()
     at = time.time()
-    r = C.run_measured(cmd, timeout=args.duration + C.GRACE_S + STARTUP_S, env=env, cwd=Path(jvm["cwd"]))
+    try:
+        r = C.run_measured(cmd, timeout=args.duration + C.GRACE_S + STARTUP_S, env=env, cwd=Path(jvm["cwd"]))
+    finally:
+        sampler.stop()
     (d / "stdout.log").write_text(r.stdout)
     (d / "stderr.log").write_text(r.stderr)
     run.jvm_user_s, run.jvm_sys_s, run.wall_s = r.user_s, r.sys_s, r.wall_s
@@ -523,38 +542,86 @@ def run_plain(java: Path, jvm: dict, nginx: C.Nginx, args, rnd: int, attempt: in
     if r.timed_out:
         run.error = f"killed after {args.duration + C.GRACE_S + STARTUP_S} s"
         return run
-    gatling_results(run, r.stdout, results, at, at)
+    pid = next(iter(sampler.trace), None)
+    run.sampled_jvm_cpu_s = sampler.last(pid) if pid is not None else float("nan")
+    gatling_results(run, r.stdout, results, at, at, sampler, pid)
     if r.rc != 0 and not run.error:
         run.error = f"exit {r.rc}: {(r.stderr.strip() or r.stdout.strip())[-300:]}"
     return run
 
 
 class JvmSampler(threading.Thread):
-    """Reads utime + stime of the Gatling JVMs the wrapper started (pids from
-    its log) every SAMPLE_S s; keeps the last value per pid."""
+    """Reads utime + stime of the Gatling JVM every SAMPLE_S s and keeps
+    (time, CPU s) per pid: the JVM's CPU when its first request started is
+    interpolated from it. The JVM is found by `find()` (B: the pids the
+    wrapper logged; A: the process whose command line names the run's own
+    results directory)."""
 
-    def __init__(self, log_path: Path):
+    def __init__(self, find):
         super().__init__(daemon=True)
-        self.log_path = log_path
+        self.find = find
         self.stop_ev = threading.Event()
-        self.last: dict[int, float] = {}
+        self.trace: dict[int, list[tuple[float, float]]] = {}
 
     def run(self) -> None:
         while not self.stop_ev.wait(SAMPLE_S):
             self.poll()
 
     def poll(self) -> None:
-        for rec in wrapper_log(self.log_path):
-            if rec.get("kind") == "gatling" and "started" in rec:
-                _jvm_groups.add(rec["wrapper"])
-                v = C.proc_cpu_s(rec["started"])
-                if v == v:
-                    self.last[rec["started"]] = v
+        for pid in self.find():
+            t, v = time.time(), C.proc_cpu_s(pid)
+            if v == v:
+                self.trace.setdefault(pid, []).append((t, v))
 
     def stop(self) -> None:
         self.stop_ev.set()
         self.join(timeout=5)
-        self.poll()  # the groups of JVMs too short-lived to be seen yet
+        self.find()  # B: the groups of JVMs too short-lived to be seen yet
+
+    def last(self, pid: int) -> float:
+        tr = self.trace.get(pid)
+        return tr[-1][1] if tr else float("nan")
+
+    def cpu_at(self, pid: int, t: float) -> float | None:
+        """The JVM's CPU s at time t, linear between the samples around it."""
+        tr = self.trace.get(pid) or []
+        for (t0, c0), (t1, c1) in zip(tr, tr[1:]):
+            if t0 <= t <= t1:
+                return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c0
+        return None
+
+
+def wrapper_pids(log_path: Path):
+    """For JvmSampler in B: the Gatling JVMs the wrapper started (and their
+    process groups noted for kill_leftover_jvms)."""
+    def find() -> list[int]:
+        pids = []
+        for rec in wrapper_log(log_path):
+            if rec.get("kind") == "gatling" and "started" in rec:
+                _jvm_groups.add(rec["wrapper"])
+                pids.append(rec["started"])
+        return pids
+    return find
+
+
+def cmdline_pids(marker: str):
+    """For JvmSampler in A: the process whose command line holds `marker`
+    (found once; taskset execs java, so it keeps its pid)."""
+    found: list[int] = []
+    needle = marker.encode()
+
+    def find() -> list[int]:
+        if not found:
+            for d in Path("/proc").iterdir():
+                if d.name.isdigit():
+                    try:
+                        if needle in (d / "cmdline").read_bytes():
+                            found.append(int(d.name))
+                            break
+                    except OSError:
+                        pass
+        return found
+    return find
 
 
 def wrapper_log(path: Path) -> list[dict]:
@@ -595,7 +662,7 @@ def run_bfgg(bfgg: str, java_home: Path, scen: Path, nginx: C.Nginx | None, args
     rlog = d / "rusage.jsonl"
     cmd = ["taskset", "-c", C.GEN_CORE, bfgg, "run", str(scen), "--json", "--out", str(out)]
     env = dict(os.environ, JAVA_HOME=str(java_home), BENCH_RUSAGE_LOG=str(rlog))
-    sampler = JvmSampler(rlog)
+    sampler = JvmSampler(wrapper_pids(rlog))
     ng0, sys0 = (nginx.worker_cpu_s(), C.system_busy_s()) if nginx else (0.0, C.system_busy_s())
     limit = secs + LOAD_SLACK_S + C.GRACE_S + STARTUP_S
     sampler.start()
@@ -613,7 +680,8 @@ def run_bfgg(bfgg: str, java_home: Path, scen: Path, nginx: C.Nginx | None, args
     # Every wrapper is a child bfgg reaped (Maven's script execs it): its own
     # CPU and all its children's are in bfgg's rusage.
     run.prepare_cpu_s = sum(x["self_s"] + x["children_s"] for x in done if x["kind"] != "gatling")
-    run.sampled_jvm_cpu_s = sum(sampler.last.get(x["started"], 0.0) for x in started) if started else float("nan")
+    run.sampled_jvm_cpu_s = (sum(sampler.last(x["started"]) for x in started if x["started"] in sampler.trace)
+                             if started else float("nan"))
     if jvm:
         run.jvm_user_s = sum(x["user_s"] for x in jvm)
         run.jvm_sys_s = sum(x["sys_s"] for x in jvm)
@@ -640,7 +708,7 @@ def run_bfgg(bfgg: str, java_home: Path, scen: Path, nginx: C.Nginx | None, args
         run.error = f"exit {r.rc}; no Gatling output ({e}): {r.stderr.strip()[-300:]}"
         return run
     spawned = started[-1]["at"]
-    gatling_results(run, console, out / "gatling" / "results", spawned, at)
+    gatling_results(run, console, out / "gatling" / "results", spawned, at, sampler, started[-1]["started"])
     try:
         summ = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
@@ -661,11 +729,12 @@ def describe(run: Run) -> str:
     s = (f"{run.requests} requests ({run.failures} KO), {fmt(run.rps)} req/s over {fmt(run.span_s, 3)} s "
          f"({run.span_how}), JVM {run.us(run.jvm_cpu_s):.1f} µs/request "
          f"({run.us(run.jvm_user_s):.1f} user + {run.us(run.jvm_sys_s):.1f} sys), "
-         f"first request {fmt(run.first_request_s, 2)} s after the JVM's start")
+         f"first request {fmt(run.first_request_s, 2)} s after the JVM's start "
+         f"(JVM CPU then {fmt(run.startup_cpu_s, 2)} s; from then on {run.us(run.load_cpu_s):.1f} µs/request; "
+         f"by /proc sample {run.sampled_jvm_cpu_s:.2f} s in all vs wait4 {run.jvm_cpu_s:.2f} s)")
     if run.variant == "B":
         s += (f", total {run.us(run.total_cpu_s):.1f} µs/request (bfgg {run.bfgg_cpu_s:.3f} s, "
               f"probes {run.prepare_cpu_s:.2f} s, wrapper {run.wrapper_cpu_s:.3f} s; "
-              f"JVM by /proc sample {run.sampled_jvm_cpu_s:.2f} s vs wait4 {run.jvm_cpu_s:.2f} s; "
               f"first request {fmt(run.cmd_first_request_s, 2)} s after `bfgg run`)")
         total = run.requests + run.failures
         if run.bfgg_requests is not None and run.bfgg_requests != total:
@@ -695,15 +764,15 @@ def report(args, runs: list[Run], started: dt.datetime, cmdline: str, versions: 
     out.append("")
     out.append("Versions: " + "; ".join(f"{k}: {v}" for k, v in versions.items()) + ".")
     out.append("")
-    out.append("| variant | req/s | JVM CPU µs/request (user + sys) | JVM + bfgg µs/request "
-               "| total CPU µs/request | of which bfgg | JVM start → first request | nginx µs/request "
-               "| foreign CPU |")
-    out.append("|---|---|---|---|---|---|---|---|---|")
+    out.append("| variant | req/s | JVM CPU µs/request (user + sys) | JVM from the first request on "
+               "| JVM + bfgg µs/request | total CPU µs/request | of which bfgg | JVM start → first request "
+               "(JVM CPU by then) | nginx µs/request | foreign CPU |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
     for v, label, rs in (("A", "A: plain Gatling", list(A.values())),
                          ("B", "B: Gatling under bfgg", list(B.values()))):
         if not rs:
             errs = [r.error for r in runs if r.variant == v and r.error]
-            out.append(f"| {label} | failed: {errs[0][:150] if errs else '?'} | | | | | | | |")
+            out.append(f"| {label} | failed: {errs[0][:150] if errs else '?'} | | | | | | | | |")
             continue
         side = (f"{fmt(median([r.us(r.bfgg_cpu_s) for r in rs]), 2)} bfgg + "
                 f"{fmt(median([r.us(r.prepare_cpu_s) for r in rs]))} probes") if v == "B" else "–"
@@ -713,10 +782,12 @@ def report(args, runs: list[Run], started: dt.datetime, cmdline: str, versions: 
                    f"| {fmt(median([r.us(r.jvm_cpu_s) for r in rs]))} "
                    f"({fmt(median([r.us(r.jvm_user_s) for r in rs]))} + "
                    f"{fmt(median([r.us(r.jvm_sys_s) for r in rs]))}) "
+                   f"| {fmt(median([r.us(r.load_cpu_s) for r in rs]))} "
                    f"| {fmt(median([r.us(r.run_cpu_s) for r in rs]))} "
                    f"| {fmt(median([r.us(r.total_cpu_s) for r in rs]))} | {side} "
                    f"| {fmt(first, 2) + ' s' if first is not None else '–'}"
                    f"{f' (from `bfgg run`: {fmt(cmd_first, 2)} s)' if cmd_first is not None else ''} "
+                   f"({fmt(median([r.startup_cpu_s for r in rs]), 2)} CPU-s) "
                    f"| {fmt(median([r.us(r.nginx_cpu_s) for r in rs]))} "
                    f"| {fmt(median([r.foreign_pct for r in rs]), 0)} % |")
     out.append("")
@@ -735,6 +806,8 @@ def report(args, runs: list[Run], started: dt.datetime, cmdline: str, versions: 
                        f"| {100 * loss:+.1f} % {'✓' if loss <= 0.05 else '✗'} |")
 
         row("JVM CPU per request", lambda a, b: b.us(b.jvm_cpu_s) / a.us(a.jvm_cpu_s), True)
+        row("JVM CPU per request from the first request on", lambda a, b: b.us(b.load_cpu_s) / a.us(a.load_cpu_s),
+            True)
         row("req/s", lambda a, b: b.rps / a.rps, False)
         row("JVM + bfgg's process CPU per request", lambda a, b: b.us(b.run_cpu_s) / a.us(a.run_cpu_s), True)
         row("total CPU per request (B incl. probes)", lambda a, b: b.us(b.total_cpu_s) / a.us(a.total_cpu_s),
@@ -742,7 +815,9 @@ def report(args, runs: list[Run], started: dt.datetime, cmdline: str, versions: 
         out.append("")
     out.append("*JVM CPU*: user + system time of Gatling's JVM, from `os.wait4` (in B through a wrapper bfgg "
                "runs as `$JAVA_HOME/bin/java`), over its whole life (start-up, the run, shutdown) per OK "
-               "\"home\" request Gatling counted (its final console table). *JVM + bfgg*: in B also bfgg's own "
+               "\"home\" request Gatling counted (its final console table); *from the first request on*: the same "
+               "less the JVM's CPU when its first request started (start-up: class loading, JIT), interpolated "
+               "from a /proc/PID/stat sample every 0.2 s. *JVM + bfgg*: in B also bfgg's own "
                "process (tailing simulation.log every 100 ms, recording, results), what the tailing costs in "
                "all. *Total*: in B bfgg's rusage, which also includes its probes before the start "
                "(`java -version`, `mvn -B -v`: *probes*, a fixed cost per run). *req/s*: OK requests over the "
@@ -757,17 +832,19 @@ def report(args, runs: list[Run], started: dt.datetime, cmdline: str, versions: 
     out.append("")
     out.append("Per round (the runs used; ✗ = not quiet):")
     out.append("")
-    out.append("| round | variant | requests (Gatling / bfgg) | req/s | span s | JVM CPU s | bfgg CPU s "
-               "| probes CPU s | JVM µs/request | total µs/request | first request s | foreign CPU |")
+    out.append("| round | variant | requests (Gatling / bfgg) | req/s | span s | JVM CPU s (to first request) "
+               "| bfgg CPU s | probes CPU s | JVM µs/request (from first request) | total µs/request "
+               "| first request s | foreign CPU |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(kept, key=lambda r: (r.round, r.variant)):
         b = r.variant == "B"
         counts = f"{r.requests:,}" + (f" / {r.bfgg_requests:,}" if b and r.bfgg_requests is not None else "")
         out.append(f"| {r.round} | {r.variant} | {counts} | {fmt(r.rps)} | {fmt(r.span_s, 3)}"
                    f"{'' if r.span_how == 'log' else ' (' + r.span_how + ')'} | {r.jvm_cpu_s:.2f}"
-                   f"{' (' + r.jvm_cpu_how + ')' if r.jvm_cpu_how != 'wait4' else ''} "
+                   f"{' [' + r.jvm_cpu_how + ']' if r.jvm_cpu_how != 'wait4' else ''} ({fmt(r.startup_cpu_s, 2)}) "
                    f"| {f'{r.bfgg_cpu_s:.3f}' if b else '–'} | {f'{r.prepare_cpu_s:.2f}' if b else '–'} "
-                   f"| {fmt(r.us(r.jvm_cpu_s))} | {fmt(r.us(r.total_cpu_s))} | {fmt(r.first_request_s, 2)} "
+                   f"| {fmt(r.us(r.jvm_cpu_s))} ({fmt(r.us(r.load_cpu_s))}) | {fmt(r.us(r.total_cpu_s))} "
+                   f"| {fmt(r.first_request_s, 2)} "
                    f"| {fmt(r.foreign_pct, 0)} %{'' if r.quiet else ' ✗'} |")
     dropped = [r for r in runs if r not in kept]
     if dropped:

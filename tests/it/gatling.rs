@@ -181,15 +181,18 @@ fn error_messages(s: &serde_json::Value) -> Vec<String> {
 #[test]
 fn a_local_gatling_run_counts_what_gatling_counted_and_keeps_its_report() {
     let Some(()) = gatling_tools() else { return };
-    let target = Target::start(&["--error-rate", "0.1"]);
+    let target = Target::start(&["--error-rate", "0.3"]);
     let ws = Workspace::new();
     scenario(
         &ws,
         &target.url,
-        "properties = { duration = 3, anonymousPercent = 20 }\n\
-         split = { users = 4, rate = 5 }\nkeep_native_report = true",
+        "properties = { duration = 3, anonymousPercent = 40 }\n\
+         split = { users = 4, rate = 10 }\nkeep_native_report = true",
         "60s",
     );
+    // 34 users (4 at once, 10 a second for 3 s), 40 % of them anonymous, 30 %
+    // of responses 503: both kinds of KO and the unbuildable request are
+    // all but certain (the chance of missing one is below 1e-5).
     // From the workspace with a relative --out: the JVM runs elsewhere (in
     // the build's directory) and must still write where bfgg reads.
     let mut cmd = crate::harness::bfgg(ws.path());
@@ -253,7 +256,7 @@ fn a_two_agent_gatling_run_merges_exactly_what_each_gatling_logged() {
     let file = scenario(
         &cluster.ws,
         &target.url,
-        "properties = { duration = 3, anonymousPercent = 20 }\nsplit = { users = 4, rate = 7 }",
+        "properties = { duration = 3, anonymousPercent = 50 }\nsplit = { users = 4, rate = 7 }",
         "60s",
     );
     // Node health lists Gatling with the Maven and Java it runs on.
@@ -524,4 +527,69 @@ fn check_builds_the_project_and_says_how_the_split_divides() {
     let (code, _, stderr) = check(&[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("cannot find symbol"), "{stderr}");
+}
+
+#[test]
+fn a_jvm_that_dies_mid_run_is_reported_and_what_it_logged_is_kept() {
+    let Some(()) = gatling_tools() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = scenario(
+        &ws,
+        &target.url,
+        "properties = { duration = 60 }\nsplit = { users = 2, rate = 20 }",
+        "90s",
+    );
+    let mut cmd = crate::harness::bfgg(ws.path());
+    cmd.arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(ws.out_dir())
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("bfgg run");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Past a few of Gatling's 8 KiB log buffers (~250 requests each).
+    while target.stats()["total"].as_u64().unwrap_or(0) < 1000 {
+        assert!(Instant::now() < deadline, "no load within 120 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // This run's JVM: its preferences live in this run's results.
+    let jvm = processes_mentioning(&format!("{}/gatling/prefs", ws.out_dir().display()));
+    assert_eq!(jvm.len(), 1, "{jvm:?}");
+    let killed_at = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-9", &jvm[0].to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -9 {}", jvm[0]);
+    let (_, summary, stderr) = wait_output(child, Duration::from_secs(60));
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(20),
+        "the run ended with the JVM"
+    );
+    let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let reason = s["stop_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("Gatling ended during the run: killed by signal 9"),
+        "{s:#}"
+    );
+    assert!(
+        reason.contains("---- Requests ----") && reason.contains("> Global"),
+        "the tail of its output: {reason}"
+    );
+    assert_eq!(s["stopped_early"], true, "{s:#}");
+    // What reached the log is kept; the JVM's unflushed buffer died with it.
+    let requests = s["total"]["requests"].as_u64().expect("requests");
+    let served = target.stats()["total"].as_u64().expect("served");
+    assert!(
+        requests >= 500 && served >= requests,
+        "{requests} of {served}"
+    );
+    let logged = count_file(&simulation_log(&ws.out_dir().join("gatling")));
+    // The log may end mid-record (killed mid-write): what decodes is counted.
+    if let Ok(log) = logged {
+        assert_eq!(requests, log.requests + log.errors);
+    }
 }

@@ -107,7 +107,9 @@ fn new_behaviour(
     let control = request_response::Behaviour::with_codec(
         ControlCodec,
         [(StreamProtocol::new(CONTROL_PROTOCOL), ProtocolSupport::Full)],
-        request_response::Config::default().with_request_timeout(config.request_timeout),
+        // The longest any request may take: the handle holds each to its own.
+        request_response::Config::default()
+            .with_request_timeout(config.request_timeout.max(super::PREPARE_TIMEOUT)),
     );
 
     let identify = identify::Behaviour::new(

@@ -152,9 +152,11 @@ pub struct NetHandle {
     /// Bumped by the event loop.
     pub(crate) stats: Arc<NetStats>,
     pub(crate) local_id: NodeId,
-    /// Backstop for [`NetHandle::request`]: libp2p's own request timeout plus
-    /// time to dial.
+    /// How long [`NetHandle::request`] waits for an answer: the request
+    /// timeout plus time to dial.
     pub(crate) request_deadline: Duration,
+    /// The same for requests that wait for agents to prepare a run.
+    pub(crate) prepare_deadline: Duration,
 }
 
 impl fmt::Debug for NetHandle {
@@ -215,7 +217,11 @@ impl NetHandle {
                 bytes.len()
             )));
         }
-        self.request_bytes(to, bytes).await
+        let deadline = match req {
+            ControlRequest::Submit(_) | ControlRequest::Prepare(_) => self.prepare_deadline,
+            _ => self.request_deadline,
+        };
+        self.request_bytes(to, bytes, deadline).await
     }
 
     /// The peers this node has at least one connection to.
@@ -263,7 +269,7 @@ impl NetHandle {
     /// Cancel-safe, like [`NetHandle::request`].
     #[doc(hidden)]
     pub async fn request_raw(&self, to: &NodeId, bytes: Vec<u8>) -> Result<Vec<u8>, NetError> {
-        let resp = self.request_bytes(to, bytes).await?;
+        let resp = self.request_bytes(to, bytes, self.request_deadline).await?;
         bfgg_protocol::encode(&resp).map_err(|e| NetError::Encode(e.to_string()))
     }
 
@@ -282,6 +288,7 @@ impl NetHandle {
         &self,
         to: &NodeId,
         bytes: Vec<u8>,
+        deadline: Duration,
     ) -> Result<ControlResponse, NetError> {
         let peer = PeerId::from_str(&to.0).map_err(|_| NetError::UnknownPeer(to.clone()))?;
         let (reply, rx) = oneshot::channel();
@@ -292,7 +299,7 @@ impl NetHandle {
             reply,
         })
         .await?;
-        match tokio::time::timeout(self.request_deadline, rx).await {
+        match tokio::time::timeout(deadline, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(NetError::Closed),
             Err(_) => Err(NetError::Timeout),

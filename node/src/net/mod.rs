@@ -47,6 +47,11 @@ const EVENT_CAPACITY: usize = 1024;
 /// (dialing a disconnected peer comes first).
 const DIAL_ALLOWANCE: Duration = Duration::from_secs(30);
 
+/// How long a request that waits for agents to prepare a run may take
+/// (libp2p's own timeout is this long for every request; the handle holds
+/// the others to `request_timeout`).
+pub const PREPARE_TIMEOUT: Duration = Duration::from_secs(900);
+
 /// How to run the network side of a node.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -68,7 +73,10 @@ pub struct NetConfig {
     pub mdns_query_interval: Duration,
     /// How long a connection with no open stream is kept.
     pub idle_connection_timeout: Duration,
-    /// How long a control request may take to be answered.
+    /// How long a control request may take to be answered; requests that
+    /// wait for agents to prepare a run (`Submit`, `Prepare`: a Gatling
+    /// project's first Maven build, a repository's first fetch) get
+    /// [`PREPARE_TIMEOUT`] instead.
     pub request_timeout: Duration,
     /// The protocol version announced by libp2p identify; peers announcing
     /// another are reported as [`NetEvent::Incompatible`]. Always
@@ -245,6 +253,7 @@ pub fn spawn(config: NetConfig) -> anyhow::Result<(NetHandle, mpsc::Receiver<Net
         stats,
         local_id,
         request_deadline: config.request_timeout + DIAL_ALLOWANCE,
+        prepare_deadline: config.request_timeout.max(PREPARE_TIMEOUT) + DIAL_ALLOWANCE,
     };
     Ok((handle, events))
 }

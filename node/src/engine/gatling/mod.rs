@@ -682,6 +682,11 @@ async fn supervise(
     let clean = exit
         .status
         .is_some_and(|s| s.success() || s.code() == Some(2));
+    // Gatling logs to stdout: without anything on stderr, its tail is there.
+    let mut exit = exit;
+    if exit.stderr_tail.is_empty() {
+        exit.stderr_tail = last_lines(&p.work_dir.join("stdout.log"), STDOUT_TAIL_LINES);
+    }
     if !stopping && !clean {
         let reason = format!("Gatling ended during the run: {}", exit.describe());
         tracing::warn!("{reason}");
@@ -718,6 +723,27 @@ async fn supervise(
         tracing::warn!("Gatling's own report: {e:#}");
     }
     let _ = events.send(EngineEvent::Finished { source: 0 }).await;
+}
+
+/// Lines of Gatling's stdout kept for error reports.
+const STDOUT_TAIL_LINES: usize = 20;
+
+/// The last `n` lines of the file at `path` (its last 64 KiB read).
+fn last_lines(path: &Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
 }
 
 /// Gatling's own HTML report from the log, in the run's folder beside it
