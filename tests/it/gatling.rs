@@ -193,6 +193,17 @@ fn a_local_gatling_run_counts_what_gatling_counted_and_keeps_its_report() {
     // 34 users (4 at once, 10 a second for 3 s), 40 % of them anonymous, 30 %
     // of responses 503: both kinds of KO and the unbuildable request are
     // all but certain (the chance of missing one is below 1e-5).
+    // Thresholds judge Gatling's requests like any others.
+    let toml = ws.path().join("gatling.toml");
+    let text = std::fs::read_to_string(&toml).expect("toml");
+    std::fs::write(
+        &toml,
+        text.replace(
+            "engine = \"gatling\"",
+            "engine = \"gatling\"\nthresholds = [\"requests[home] > 5\", \"error_rate < 1%\", \"p99[auth / login] < 60s\"]",
+        ),
+    )
+    .expect("write");
     // From the workspace with a relative --out: the JVM runs elsewhere (in
     // the build's directory) and must still write where bfgg reads.
     let mut cmd = crate::harness::bfgg(ws.path());
@@ -200,8 +211,15 @@ fn a_local_gatling_run_counts_what_gatling_counted_and_keeps_its_report() {
         .args(["run", "gatling.toml", "--out", "out", "--json"]);
     let out = run_with_timeout(cmd, Duration::from_secs(300));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "a failed threshold: {stderr}");
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let passed: Vec<bool> = s["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .map(|t| t["passed"].as_bool().expect("passed"))
+        .collect();
+    assert_eq!(passed, [true, false, true], "{s:#}");
     let gatling = ws.out_dir().join("gatling");
     let console = console_counts(&gatling.join("stdout.log"));
     let build_errors = console_build_errors(&gatling.join("stdout.log"));
@@ -416,8 +434,9 @@ fn an_agent_without_java_and_maven_is_refused_naming_it() {
     );
     assert_ne!(code, 0, "{summary:?}");
     assert!(
-        stderr.contains("bare") && stderr.contains("gatling"),
-        "names the agent and the engine: {stderr}"
+        stderr.contains("idle without gatling: bare (gatling needs a JDK")
+            && stderr.contains("Maven"),
+        "names the agent and what it lacks: {stderr}"
     );
     assert_eq!(target.stats()["total"].as_u64(), Some(0));
 }

@@ -151,15 +151,14 @@ fn plan_inner(
     let without = if lacking.is_empty() {
         String::new()
     } else {
-        format!(
-            "; idle without {engine}: {} (install it there{})",
-            lacking.join(", "),
-            if engine == "locust" {
-                ", or point the node's --python at a Python that has it"
-            } else {
-                ""
+        let hint = match engine {
+            "locust" => "install it there, or point the node's --python at a Python that has it",
+            "gatling" => {
+                "gatling needs a JDK (11 or later) and Maven there: java, javac and mvn on the node's PATH, or JAVA_HOME"
             }
-        )
+            _ => "install it there",
+        };
+        format!("; idle without {engine}: {} ({hint})", lacking.join(", "))
     };
     if let AgentSelection::Count(n) = req.selection {
         anyhow::ensure!(
