@@ -552,7 +552,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 /// The demo scenario across the demo's nodes, as `bfgg run --cluster` would
 /// run it.
 fn demo_headless(demo: &Demo, mesh: &MeshArgs, args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    let scenario = match load(&demo.scenario, None, args.duration.as_deref(), true) {
+    let scenario = match load(&demo.scenario, None, args.duration.as_deref(), false) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
