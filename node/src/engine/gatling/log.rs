@@ -258,7 +258,7 @@ enum State {
 
 /// Incremental decoder of one `simulation.log`, fed its bytes in order.
 ///
-/// ```ignore
+/// ```text
 /// let mut decoder = Decoder::new();
 /// let mut records = Vec::new();
 /// decoder.feed(&bytes_read_so_far, &mut records)?; // again with each new read
