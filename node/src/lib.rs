@@ -18,6 +18,7 @@
 //! * [`cluster`]: `bfgg node` (agent, coordinator, takeover) and the light
 //!   peer client behind `bfgg run --cluster`, `status` and `stop`.
 
+pub(crate) mod cache;
 pub mod cluster;
 pub mod engine;
 pub mod interval_log;

@@ -5,7 +5,8 @@
 //! `<cache>/git/<url hash>.git` (fetched with the node's own credentials:
 //! its ssh agent, its git credential helper; nothing is shipped) and one
 //! checkout per commit under `<cache>/git/checkouts/<commit>/`, made with
-//! `git archive` (no `.git` inside, never modified after). A checkout is
+//! `git archive` (no `.git` inside, never modified after; the
+//! [`KEEP_CHECKOUTS`] used last are kept). A checkout is
 //! made in a temporary directory and renamed into place, so a reader never
 //! sees half of one. Git runs without a terminal (`GIT_TERMINAL_PROMPT=0`):
 //! a repository that needs a password the node lacks fails, it never hangs.
@@ -24,6 +25,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Marks a finished checkout.
 const DONE: &str = ".bfgg-checkout";
+/// Checkouts kept per node, by last use (see `crate::cache`).
+pub const KEEP_CHECKOUTS: usize = 20;
 
 /// Why the code could not be had; the message names the repository.
 #[derive(Debug, thiserror::Error)]
@@ -110,16 +113,29 @@ pub async fn checkout(
     commit: &str,
     cache: &Path,
 ) -> Result<PathBuf, SourceError> {
+    checkout_keeping(source, commit, cache, KEEP_CHECKOUTS).await
+}
+
+/// [`checkout`], keeping at most `keep` checkouts (the least recently used
+/// go when a new one is made).
+pub(crate) async fn checkout_keeping(
+    source: &GitSource,
+    commit: &str,
+    cache: &Path,
+    keep: usize,
+) -> Result<PathBuf, SourceError> {
     if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(anyhow::anyhow!("`{commit}` is not a commit id").into());
     }
     let root = cache.join("git").join("checkouts");
     let dir = root.join(commit);
     if dir.join(DONE).is_file() {
+        crate::cache::touch(&dir.join(DONE));
         return Ok(dir);
     }
     let _held = MIRRORS.lock().await;
     if dir.join(DONE).is_file() {
+        crate::cache::touch(&dir.join(DONE));
         return Ok(dir);
     }
     let mirror = mirror(source, cache).await?;
@@ -152,6 +168,7 @@ pub async fn checkout(
             return Err(anyhow::anyhow!("could not keep the checkout in {}", dir.display()).into());
         }
     }
+    crate::cache::prune(&root, DONE, keep.max(1));
     Ok(dir)
 }
 

@@ -742,3 +742,37 @@ async fn frames_round_trip_and_truncation_is_an_error() {
         std::io::ErrorKind::UnexpectedEof
     );
 }
+
+#[test]
+fn gossip_message_ids_are_8_bytes_and_tell_messages_apart() {
+    use libp2p::gossipsub::{Message, TopicHash};
+    let author = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let message = |seqno: u64, data: &[u8]| Message {
+        source: Some(author),
+        data: data.to_vec(),
+        sequence_number: Some(seqno),
+        topic: TopicHash::from_raw("bfgg/3/health"),
+    };
+    let id = |m: &Message| super::behaviour::short_message_id(m).0;
+    assert_eq!(id(&message(1, b"a")).len(), 8);
+    assert_eq!(
+        id(&message(1, b"a")),
+        id(&message(1, b"a")),
+        "the same message, the same id"
+    );
+    assert_ne!(
+        id(&message(1, b"a")),
+        id(&message(2, b"a")),
+        "a repeated health is a new message"
+    );
+    assert_ne!(id(&message(1, b"a")), id(&message(1, b"b")));
+    let mut other = message(1, b"a");
+    other.source = Some(
+        libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id(),
+    );
+    assert_ne!(id(&message(1, b"a")), id(&other), "another author");
+}

@@ -145,3 +145,33 @@ async fn a_missing_revision_or_commit_or_repository_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn past_the_checkout_limit_the_least_recently_used_go_and_come_back() {
+    let (work, url) = repo();
+    let cache = tempfile::tempdir().expect("cache");
+    let src = source(&url, "main");
+    let mut commits = vec![resolve(&src, cache.path()).await.expect("main")];
+    for v in ["v2", "v3"] {
+        commit(work.path(), v);
+        commits.push(resolve(&src, cache.path()).await.expect("main"));
+    }
+    let checkouts = cache.path().join("git/checkouts");
+    for c in &commits {
+        checkout_keeping(&src, c, cache.path(), 2)
+            .await
+            .expect("checkout");
+    }
+    // Three commits, two kept: the first went.
+    assert!(!checkouts.join(&commits[0]).exists());
+    assert!(checkouts.join(&commits[1]).exists() && checkouts.join(&commits[2]).exists());
+    // Asked again, it comes back from the mirror (and the next oldest goes).
+    let dir = checkout_keeping(&src, &commits[0], cache.path(), 2)
+        .await
+        .expect("again");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sub/f.txt")).expect("f"),
+        "v1"
+    );
+    assert!(!checkouts.join(&commits[1]).exists());
+}

@@ -20,6 +20,8 @@ use super::GatlingError;
 pub(crate) const MAVEN_LIMIT: Duration = Duration::from_secs(900);
 /// Marks a finished build in its cache directory.
 const DONE: &str = "bfgg-build-done";
+/// Builds kept per cache, by last use (see `crate::cache`).
+pub(crate) const KEEP_BUILDS: usize = 20;
 /// The class path file Maven writes.
 const CLASSPATH: &str = "classpath.txt";
 /// Most `[ERROR]` lines of Maven's output kept in a message.
@@ -203,6 +205,10 @@ pub(crate) async fn build(
                 );
             }
         }
+    }
+    crate::cache::touch(&dir.join(DONE));
+    if fresh {
+        crate::cache::prune(&root, DONE, KEEP_BUILDS);
     }
     let classpath = std::fs::read_to_string(dir.join(CLASSPATH))
         .with_context(|| format!("reading {}", dir.join(CLASSPATH).display()))?;
