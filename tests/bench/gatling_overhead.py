@@ -946,55 +946,30 @@ def main() -> int:
         versions["gatling"] = gv.group(1) if gv else "?"
         C.log(f"  A will run: java {' '.join(a if len(a) < 120 else a[:60] + '…' for a in plain_argv(w.argv, Path('DIR'), args.duration))}"
               f" (in {w.cwd})")
-        for rnd in range(1, args.rounds + 1):
-            for attempt in range(1, args.retry_noisy + 2):
-                this = []
-                for v in ("A", "B"):
-                    if args.quiet_wait > 0:
-                        busy = C.wait_quiet(args.quiet_wait)
-                        if busy >= 0.15:
-                            C.log(f"machine still busy ({100 * busy:.0f} % of a core) after {args.quiet_wait} s; "
-                                  "running anyway")
-                    C.log(f"round {rnd}/{args.rounds}{f' (attempt {attempt})' if attempt > 1 else ''}: "
-                          f"{'plain Gatling' if v == 'A' else 'Gatling under bfgg'} for {args.duration} s")
-                    run = (run_plain(java, jvm, nginx, args, rnd, attempt, workdir) if v == "A"
-                           else run_bfgg(bt.path, java_home, scen, nginx, args, rnd, attempt, workdir, args.duration))
-                    if v == "B" and run.argv:
-                        want = comparable(plain_argv(jvm["argv"], Path("x"), args.duration))
-                        got = comparable(plain_argv(run.argv, Path("x"), args.duration))
-                        if want != got or run.cwd != jvm["cwd"]:
-                            C.log("  note: bfgg's JVM command line differs from A's: "
-                                  + "; ".join(f"{x!r} vs {y!r}" for x, y in zip(want, got) if x != y)[:500])
-                    C.log("  " + describe(run))
-                    this.append(run)
-                    runs.append(run)
-                    time.sleep(0.5)
-                if all(x.ok and x.quiet for x in this) or attempt > args.retry_noisy:
-                    break
-                C.log(f"round {rnd} disturbed (foreign CPU "
-                      f"{', '.join(f'{x.foreign_pct:.0f} %' for x in this)}); running it again")
+        def check_argv(run):
+            if run.variant == "B" and run.argv:
+                want = comparable(plain_argv(jvm["argv"], Path("x"), args.duration))
+                got = comparable(plain_argv(run.argv, Path("x"), args.duration))
+                if want != got or run.cwd != jvm["cwd"]:
+                    C.log("  note: bfgg's JVM command line differs from A's: "
+                          + "; ".join(f"{x!r} vs {y!r}" for x, y in zip(want, got) if x != y)[:500])
+
+        L.paired_rounds(
+            args,
+            {"A": "plain Gatling", "B": "Gatling under bfgg"},
+            lambda v, rnd, attempt: (run_plain(java, jvm, nginx, args, rnd, attempt, workdir) if v == "A"
+                                     else run_bfgg(bt.path, java_home, scen, nginx, args, rnd, attempt, workdir,
+                                                   args.duration)),
+            runs,
+            describe,
+            after=check_argv,
+        )
     except KeyboardInterrupt:
-        C.log("interrupted; stopping")
-        for pg in list(C._live_pgids):
-            try:
-                os.killpg(pg, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        kill_leftover_jvms()
-        return 130
+        return L.stop_everything(kill_leftover_jvms)
     finally:
-        nginx.stop()
-        if os.environ.get("BENCH_KEEP"):
-            C.log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        L.cleanup(nginx, workdir)
 
-    text = report(args, runs, started, cmdline, versions)
-    print(text)
-    if args.write:
-        C.write_doc(text, GATLING_BEGIN, GATLING_END)
-    return 0 if any(r.ok and r.variant == "A" for r in runs) and any(r.ok and r.variant == "B" for r in runs) else 1
-
+    return L.finish(args, runs, report(args, runs, started, cmdline, versions), GATLING_BEGIN, GATLING_END)
 
 if __name__ == "__main__":
     sys.exit(main())

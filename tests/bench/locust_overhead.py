@@ -595,6 +595,69 @@ def chosen_attempt(runs: list[Run], rnd: int) -> int:
 # --------------------------------------------------------------------------
 
 
+
+def paired_rounds(args, names: dict, run_variant, runs: list, describe_run, after=None) -> None:
+    """The interleaved rounds both overhead benchmarks share: for each of
+    args.rounds rounds, A then B (waiting up to args.quiet_wait s for a quiet
+    machine before each run), again up to args.retry_noisy times while a
+    run failed or was disturbed. `run_variant(v, rnd, attempt)` makes one
+    run, `describe_run(run)` is its log line, `after(run)` checks it
+    (optional); every run is appended to `runs`. `names` names the variants in the log ({"A": ..., "B": ...})."""
+    for rnd in range(1, args.rounds + 1):
+        for attempt in range(1, args.retry_noisy + 2):
+            this = []
+            for v in ("A", "B"):
+                if args.quiet_wait > 0:
+                    busy = C.wait_quiet(args.quiet_wait)
+                    if busy >= 0.15:
+                        C.log(f"machine still busy ({100 * busy:.0f} % of a core) after {args.quiet_wait} s; "
+                              "running anyway")
+                C.log(f"round {rnd}/{args.rounds}{f' (attempt {attempt})' if attempt > 1 else ''}: "
+                      f"{names[v]} for {args.duration} s")
+                run = run_variant(v, rnd, attempt)
+                if after is not None:
+                    after(run)
+                C.log("  " + describe_run(run))
+                this.append(run)
+                runs.append(run)
+                time.sleep(0.5)
+            if all(x.ok and x.quiet for x in this) or attempt > args.retry_noisy:
+                break
+            C.log(f"round {rnd} disturbed (foreign CPU "
+                  f"{', '.join(f'{x.foreign_pct:.0f} %' for x in this)}); running it again")
+
+
+def finish(args, runs: list, report_text: str, begin: str, end: str) -> int:
+    """The shared end of both overhead benchmarks: print the report, write
+    it between `begin` and `end` with --write; exit 0 when both variants
+    produced a result."""
+    print(report_text)
+    if args.write:
+        C.write_doc(report_text, begin, end)
+    return 0 if any(r.ok and r.variant == "A" for r in runs) and any(r.ok and r.variant == "B" for r in runs) else 1
+
+
+def stop_everything(kill_leftovers) -> int:
+    """After an interrupt: every process group still running, killed; then
+    `kill_leftovers()`; exit code 130."""
+    C.log("interrupted; stopping")
+    for pg in list(C._live_pgids):
+        try:
+            os.killpg(pg, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    kill_leftovers()
+    return 130
+
+
+def cleanup(nginx, workdir: Path) -> None:
+    """nginx stopped; the work dir removed unless BENCH_KEEP is set."""
+    nginx.stop()
+    if os.environ.get("BENCH_KEEP"):
+        C.log(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -654,49 +717,20 @@ def main() -> int:
         r = C.sh([bt.path, "check", str(scen), "--python", str(py)], timeout=120)
         if r.returncode != 0:
             C.log(f"bfgg check: exit {r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}")
-        for rnd in range(1, args.rounds + 1):
-            for attempt in range(1, args.retry_noisy + 2):
-                this = []
-                for v in ("A", "B"):
-                    if args.quiet_wait > 0:
-                        busy = C.wait_quiet(args.quiet_wait)
-                        if busy >= 0.15:
-                            C.log(f"machine still busy ({100 * busy:.0f} % of a core) after {args.quiet_wait} s; "
-                                  "running anyway")
-                    C.log(f"round {rnd}/{args.rounds}{f' (attempt {attempt})' if attempt > 1 else ''}: "
-                          f"{'plain Locust' if v == 'A' else 'Locust under bfgg'} for {args.duration} s")
-                    run = (run_plain(py, lf, nginx, args, rnd, attempt, workdir) if v == "A"
-                           else run_bfgg(bt.path, wrapper, scen, nginx, args, rnd, attempt, workdir))
-                    C.log("  " + describe(run))
-                    this.append(run)
-                    runs.append(run)
-                    time.sleep(0.5)
-                if all(x.ok and x.quiet for x in this) or attempt > args.retry_noisy:
-                    break
-                C.log(f"round {rnd} disturbed (foreign CPU "
-                      f"{', '.join(f'{x.foreign_pct:.0f} %' for x in this)}); running it again")
+        paired_rounds(
+            args,
+            {"A": "plain Locust", "B": "Locust under bfgg"},
+            lambda v, rnd, attempt: (run_plain(py, lf, nginx, args, rnd, attempt, workdir) if v == "A"
+                                     else run_bfgg(bt.path, wrapper, scen, nginx, args, rnd, attempt, workdir)),
+            runs,
+            describe,
+        )
     except KeyboardInterrupt:
-        C.log("interrupted; stopping")
-        for pg in list(C._live_pgids):
-            try:
-                os.killpg(pg, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        kill_leftover_locust()
-        return 130
+        return stop_everything(kill_leftover_locust)
     finally:
-        nginx.stop()
-        if os.environ.get("BENCH_KEEP"):
-            C.log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        cleanup(nginx, workdir)
 
-    text = report(args, runs, started, cmdline, versions)
-    print(text)
-    if args.write:
-        C.write_doc(text, LOCUST_BEGIN, LOCUST_END)
-    return 0 if any(r.ok and r.variant == "A" for r in runs) and any(r.ok and r.variant == "B" for r in runs) else 1
-
+    return finish(args, runs, report(args, runs, started, cmdline, versions), LOCUST_BEGIN, LOCUST_END)
 
 if __name__ == "__main__":
     sys.exit(main())
