@@ -24,6 +24,8 @@ const DONE: &str = "bfgg-build-done";
 pub(crate) const KEEP_BUILDS: usize = 20;
 /// The class path file Maven writes.
 const CLASSPATH: &str = "classpath.txt";
+/// The version of the Maven that made a build.
+const MAVEN_VERSION: &str = "bfgg-maven-version";
 /// Most `[ERROR]` lines of Maven's output kept in a message.
 const ERROR_LINES: usize = 25;
 
@@ -158,15 +160,28 @@ pub(crate) fn project_hash(project: &Path) -> anyhow::Result<String> {
         .collect())
 }
 
-/// The build of `project` under `cache` (made now if not there), checked to
+/// The Maven version that made the cached build of the project whose
+/// [`project_hash`] is `hash`, if there is one.
+pub(crate) fn built_with(cache: &Path, hash: &str) -> Option<String> {
+    let dir = cache.join("gatling").join(hash.get(..32)?);
+    if !dir.join(DONE).is_file() {
+        return None;
+    }
+    let text = std::fs::read_to_string(dir.join(MAVEN_VERSION)).ok()?;
+    Some(text.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The build of `project` (whose [`project_hash`] is `hash`) under `cache`
+/// (made now with `maven`, version `maven_version`, if not there), checked to
 /// hold `simulation`.
 pub(crate) async fn build(
     project: &Path,
+    hash: &str,
     simulation: &str,
     cache: &Path,
     maven: &str,
+    maven_version: &str,
 ) -> Result<Build, GatlingError> {
-    let hash = project_hash(project)?;
     let root = cache.join("gatling");
     let dir = root.join(&hash[..32]);
     let mut fresh = false;
@@ -182,7 +197,9 @@ pub(crate) async fn build(
         let built = async {
             copy_project(project, &tmp)?;
             compile(&tmp, maven).await?;
-            std::fs::write(tmp.join(DONE), &hash).context("marking the build done")?;
+            std::fs::write(tmp.join(MAVEN_VERSION), maven_version)
+                .context("noting the Maven version")?;
+            std::fs::write(tmp.join(DONE), hash).context("marking the build done")?;
             Ok::<_, GatlingError>(())
         }
         .await;
@@ -380,6 +397,20 @@ fn simulations(dirs: &[PathBuf]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_build_names_the_maven_that_made_it() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let hash = "ab".repeat(32);
+        assert_eq!(built_with(cache.path(), &hash), None, "no build");
+        let dir = cache.path().join("gatling").join(&hash[..32]);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(MAVEN_VERSION), "3.8.7\n").expect("write");
+        assert_eq!(built_with(cache.path(), &hash), None, "not finished");
+        std::fs::write(dir.join(DONE), &hash).expect("write");
+        assert_eq!(built_with(cache.path(), &hash).as_deref(), Some("3.8.7"));
+        assert_eq!(built_with(cache.path(), "short"), None);
+    }
 
     #[test]
     fn the_hash_follows_content_and_ignores_build_output() {

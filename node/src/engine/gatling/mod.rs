@@ -295,18 +295,32 @@ impl Prepared {
     }
 }
 
-/// Checks Java and Maven and builds the project (cached per content).
+/// Checks Java and builds the project (cached per content; Maven is
+/// asked for its version only when it has to build: a cached build names
+/// the Maven that made it, which saves a Maven start, ~0.35 CPU-s, per run).
 pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> Result<Prepared, GatlingError> {
     let spec = scenario
         .gatling
         .clone()
         .context("a Gatling scenario without [gatling]")?;
     let (java, maven) = tools();
-    let (j, m) = tokio::join!(java_version(&java), maven_version(&maven));
-    let (java_v, maven_v) = (j?, m?);
+    let java_v = java_version(&java).await?;
+    let hash = build::project_hash(&spec.project)?;
+    let maven_v = match build::built_with(&env.cache_dir, &hash) {
+        Some(v) => v,
+        None => maven_version(&maven).await?,
+    };
     let versions = format!("via maven {maven_v}, java {java_v}");
     let launcher = build::launcher(&env.cache_dir, &jdk_tool("javac"), &java_v).await?;
-    let build = build::build(&spec.project, &spec.simulation, &env.cache_dir, &maven).await?;
+    let build = build::build(
+        &spec.project,
+        &hash,
+        &spec.simulation,
+        &env.cache_dir,
+        &maven,
+        &maven_v,
+    )
+    .await?;
     // The JVM runs in the build's directory: its paths must not be relative.
     let work_dir = std::path::absolute(&env.work_dir)
         .with_context(|| format!("resolving {}", env.work_dir.display()))?;
