@@ -454,11 +454,7 @@ fn bfgg_stop_ends_a_two_agent_gatling_run_keeping_every_logged_request() {
     );
     let child = cluster.run_cluster(&file, &[]);
     let run_id = wait_for_run_id(&cluster, Duration::from_secs(120));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while target.stats()["total"].as_u64().unwrap_or(0) < 100 {
-        assert!(Instant::now() < deadline, "no load within 120 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    target.wait_for_requests(100, Duration::from_secs(120));
     let jvms = || processes_mentioning(&format!("/runs/{run_id}/gatling")).len();
     assert_eq!(jvms(), 2, "one JVM on each agent");
     let stop_at = Instant::now();
@@ -568,12 +564,8 @@ fn a_jvm_that_dies_mid_run_is_reported_and_what_it_logged_is_kept() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().expect("bfgg run");
-    let deadline = Instant::now() + Duration::from_secs(120);
     // Past a few of Gatling's 8 KiB log buffers (~250 requests each).
-    while target.stats()["total"].as_u64().unwrap_or(0) < 1000 {
-        assert!(Instant::now() < deadline, "no load within 120 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    target.wait_for_requests(1000, Duration::from_secs(120));
     // This run's JVM: its preferences live in this run's results.
     let jvm = processes_mentioning(&format!("{}/gatling/prefs", ws.out_dir().display()));
     assert_eq!(jvm.len(), 1, "{jvm:?}");

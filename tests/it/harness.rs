@@ -94,6 +94,18 @@ impl Target {
         }
     }
 
+    /// Waits until the target has served `n` requests; fails after `limit`.
+    pub(crate) fn wait_for_requests(&self, n: u64, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while self.stats()["total"].as_u64().unwrap_or(0) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fewer than {n} requests served within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// GET /stats of the target: what it actually served.
     pub(crate) fn stats(&self) -> serde_json::Value {
         let addr = self.url.trim_start_matches("http://");

@@ -812,11 +812,7 @@ fn bfgg_stop_ends_a_two_agent_locust_run_keeping_every_request() {
     );
     let child = cluster.run_cluster(&file, &[]);
     let run_id = wait_for_run_id(&cluster, Duration::from_secs(60));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while target.stats()["total"].as_u64().unwrap_or(0) < 50 {
-        assert!(Instant::now() < deadline, "no load within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    target.wait_for_requests(50, Duration::from_secs(60));
     // Each node's Locust runs from its own runtime directory.
     let needles: Vec<String> = cluster
         .nodes

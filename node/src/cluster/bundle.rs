@@ -226,6 +226,13 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// Writes `text` to `root/rel`, making its directories.
+    fn write_file(root: &Path, rel: &str, text: &str) {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
     /// A node's store holding `files`, materialized: the node's directory
     /// (kept alive by the caller) and the run's.
     fn ship(files: &[BundleFile], contents: &[Vec<u8>]) -> (tempfile::TempDir, PathBuf) {
@@ -286,11 +293,7 @@ body_file = "body.bin"
     fn locust_bundles_carry_the_locustfile_and_its_includes() {
         let src = tempfile::tempdir().expect("tempdir");
         let root = src.path();
-        let write = |rel: &str, text: &str| {
-            let path = root.join(rel);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(path, text).expect("write");
-        };
+        let write = |rel: &str, text: &str| write_file(root, rel, text);
         write("locustfile.py", "from helpers.auth import login\n");
         write("helpers/__init__.py", "");
         write("helpers/auth.py", "def login(): pass\n");
@@ -373,11 +376,7 @@ duration = "1s"
     fn gatling_bundles_carry_the_project_sources_and_not_its_build_output() {
         let src = tempfile::tempdir().expect("tempdir");
         let root = src.path();
-        let write = |rel: &str, text: &str| {
-            let path = root.join(rel);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(path, text).expect("write");
-        };
+        let write = |rel: &str, text: &str| write_file(root, rel, text);
         write("sim/pom.xml", "<project/>\n");
         write("sim/src/test/java/example/Sim.java", "class Sim {}\n");
         write("sim/src/test/resources/users.csv", "user\nada\n");

@@ -341,6 +341,24 @@ pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Sends `snapshots` (source 0) in order; false once the receiver is gone
+/// (the run no longer listens: the supervisor may end).
+pub(crate) async fn send_intervals(
+    events: &tokio::sync::mpsc::Sender<super::EngineEvent>,
+    snapshots: Vec<IntervalSnapshot>,
+) -> bool {
+    for snapshot in snapshots {
+        let event = super::EngineEvent::Interval {
+            source: 0,
+            snapshot,
+        };
+        if events.send(event).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// Unix µs of the monotonic instant `t`, through the wall clock now: the
 /// time base external engines' logs and the interval grid share.
 pub(crate) fn unix_us(t: std::time::Instant) -> u64 {

@@ -44,7 +44,7 @@ use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
-use super::external::{Exit, Intervals, Request, Supervised, cpu_ticks, unix_us};
+use super::external::{Exit, Intervals, Request, Supervised, cpu_ticks, send_intervals, unix_us};
 use super::{EngineConfig, EngineEnv, EngineEvent, EngineHandle, Phase};
 use crate::scenario::{GatlingSpec, Scenario};
 use build::Build;
@@ -636,10 +636,8 @@ async fn supervise(
                 let now_us = unix_us(now);
                 let hold_us = MAX_HOLD.as_micros() as u64;
                 let settled = now_us.min(tail.watermark_us.max(now_us.saturating_sub(hold_us)));
-                for snapshot in intervals.due(settled, cpu_permille) {
-                    if events.send(EngineEvent::Interval { source: 0, snapshot }).await.is_err() {
-                        return;
-                    }
+                if !send_intervals(&events, intervals.due(settled, cpu_permille)).await {
+                    return;
                 }
                 if term_at.is_some_and(|t| now >= t) {
                     term_at = None;
@@ -719,17 +717,13 @@ async fn supervise(
             MAX_HOLD.as_secs()
         );
     }
-    for snapshot in intervals.drain(unix_us(Instant::now()), cpu_permille) {
-        if events
-            .send(EngineEvent::Interval {
-                source: 0,
-                snapshot,
-            })
-            .await
-            .is_err()
-        {
-            return;
-        }
+    if !send_intervals(
+        &events,
+        intervals.drain(unix_us(Instant::now()), cpu_permille),
+    )
+    .await
+    {
+        return;
     }
     if p.spec.keep_native_report
         && let Err(e) = native_report(&p, &results).await

@@ -37,7 +37,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
-use super::external::{Exit, Intervals, Request, Supervised, cpu_ticks, unix_us};
+use super::external::{Exit, Intervals, Request, Supervised, cpu_ticks, send_intervals, unix_us};
 use super::native::DryRunStep;
 use super::schedule::{Segment, UserSchedule};
 use super::{EngineConfig, EngineEnv, EngineEvent, EngineHandle, MovedShare, Phase};
@@ -718,10 +718,8 @@ async fn supervise(
                     cpu_at = now;
                 }
                 intervals.gauge(unix_us(now), active_users(&conns));
-                for snapshot in intervals.due(unix_us(now), cpu_permille) {
-                    if events.send(EngineEvent::Interval { source: 0, snapshot }).await.is_err() {
-                        return;
-                    }
+                if !send_intervals(&events, intervals.due(unix_us(now), cpu_permille)).await {
+                    return;
                 }
                 if kill_at.is_some_and(|k| now >= k) {
                     p.child.signal(Signal::SIGKILL);
@@ -787,17 +785,13 @@ async fn supervise(
             "Locust records counted in a later interval"
         );
     }
-    for snapshot in intervals.drain(unix_us(Instant::now()), cpu_permille) {
-        if events
-            .send(EngineEvent::Interval {
-                source: 0,
-                snapshot,
-            })
-            .await
-            .is_err()
-        {
-            return;
-        }
+    if !send_intervals(
+        &events,
+        intervals.drain(unix_us(Instant::now()), cpu_permille),
+    )
+    .await
+    {
+        return;
     }
     let _ = events.send(EngineEvent::Finished { source: 0 }).await;
 }
