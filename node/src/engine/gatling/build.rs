@@ -445,4 +445,24 @@ mod tests {
         ));
         assert!(!needs_network("[ERROR] ';' expected"));
     }
+
+    #[test]
+    fn past_the_line_cap_the_first_errors_or_the_last_lines_are_kept() {
+        let many: String = (0..ERROR_LINES + 10)
+            .map(|i| format!("[ERROR] X.java:[{i},1] cannot find symbol\n"))
+            .collect();
+        let kept = maven_errors(&many);
+        assert_eq!(kept.lines().count(), ERROR_LINES);
+        assert!(kept.starts_with("X.java:[0,1]"), "the first errors: {kept}");
+        // Without [ERROR] lines, the output's tail.
+        let plain: String = (0..ERROR_LINES + 10)
+            .map(|i| format!("line {i}\n"))
+            .collect();
+        let tail = maven_errors(&plain);
+        assert_eq!(tail.lines().count(), ERROR_LINES);
+        assert!(
+            tail.ends_with(&format!("line {}", ERROR_LINES + 9)),
+            "{tail}"
+        );
+    }
 }
