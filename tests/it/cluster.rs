@@ -610,6 +610,33 @@ pub(crate) fn wait_for_run_id(cluster: &Cluster, limit: Duration) -> String {
     }
 }
 
+/// Waits until the coordinator (node 0) keeps a live copy of node `agent`'s
+/// intervals of `run` (it appears with the agent's first interval) and
+/// returns its path; after 30 s fails the test with the nodes' logs.
+fn wait_for_live_copy(cluster: &Cluster, run: &str, agent: usize) -> PathBuf {
+    let path = cluster.ws.path().join(format!(
+        "node-n0/runs/{run}/live/{}.log",
+        cluster.nodes[agent].id
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.is_file() {
+        if Instant::now() > deadline {
+            let logs: String = (0..cluster.nodes.len())
+                .map(|i| {
+                    let log = cluster.ws.path().join(format!("node-n{i}.log"));
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                    format!("--- node {i}:\n{tail}\n")
+                })
+                .collect();
+            panic!("{} missing after 30 s\n{logs}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    path
+}
+
 #[test]
 fn losing_an_agent_mid_run_completes_the_run_marked_partial() {
     let (s, cluster) = run_losing_an_agent("open", "10s", &[]);
@@ -636,8 +663,11 @@ fn losing_the_coordinator_mid_run_another_node_finishes_it() {
     let mut cluster = Cluster::start(3, &["", "role=agent", "role=agent"]);
     let file = scenario(&cluster.ws, &target, "open", "10s");
     let child = cluster.run_cluster(&file, &["--labels", "role=agent"]);
-    wait_for_run_id(&cluster, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(3));
+    let run = wait_for_run_id(&cluster, Duration::from_secs(30));
+    // Mid-run: once the coordinator holds an agent's first interval (not a
+    // fixed time, which a loaded box may spend preparing), plus two more.
+    wait_for_live_copy(&cluster, &run, 1);
+    std::thread::sleep(Duration::from_secs(2));
     // Node 0 coordinates (the client joined it) and takes no share.
     cluster.nodes[0].kill();
     let (code, summary, stderr) = wait_output(child, Duration::from_secs(120));
@@ -723,15 +753,15 @@ fn run_losing_an_agent(
     args.extend(flags);
     let child = cluster.run_cluster(&file, &args);
     let run = wait_for_run_id(&cluster, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(5));
-    cluster.nodes[2].kill();
     // The coordinator (node 0, joined by the client) keeps the agents'
-    // gossiped intervals on disk, not in memory.
-    let copies = cluster.ws.path().join(format!(
-        "node-n0/runs/{run}/live/{}.log",
-        cluster.nodes[2].id
-    ));
-    assert!(copies.is_file(), "{} missing", copies.display());
+    // gossiped intervals on disk, not in memory: the copy appears with the
+    // agent's first interval. Kill the agent a couple of intervals later
+    // (waiting for the copy, not a fixed time: a loaded CI box may take
+    // seconds to prepare and start).
+    let copies = wait_for_live_copy(&cluster, &run, 2);
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.nodes[2].kill();
+    assert!(copies.is_file(), "{} removed mid-run", copies.display());
     let (code, summary, stderr) = wait_output(child, Duration::from_secs(120));
     assert_eq!(code, 0, "{stderr}");
     let s = summary.expect("summary");

@@ -216,17 +216,14 @@ impl Client {
             .find_map(|a| a.rsplit_once("/p2p/").map(|(_, id)| NodeId(id.to_string())))
     }
 
-    /// Hands the run to a node: the first joined one if it is alive, else the
-    /// first alive one by id (the next if one cannot be reached). That node
-    /// coordinates the run.
+    /// Hands the run to a node: the first joined one unless the view knows it
+    /// is not alive (its health may not have been heard yet on a loaded box:
+    /// the user named it, so it is asked first), else the first alive one by
+    /// id (the next if one cannot be reached). That node coordinates the run.
     pub async fn submit(&mut self, req: RunRequest) -> anyhow::Result<RunPlan> {
-        let mut nodes = self.alive_nodes();
-        if let Some(j) = self.joined_node()
-            && let Some(at) = nodes.iter().position(|n| *n == j)
-        {
-            let joined = nodes.remove(at);
-            nodes.insert(0, joined);
-        }
+        let nodes = joined_first(self.alive_nodes(), self.joined_node(), |n| {
+            self.view.peers().any(|p| p.health.node == *n)
+        });
         if nodes.is_empty() {
             let other: Vec<String> = self
                 .view
@@ -393,6 +390,23 @@ impl Client {
     }
 }
 
+/// `alive` (by id) with `joined` moved or added to the front, unless it is
+/// `known` to the view and not alive.
+fn joined_first(
+    mut alive: Vec<NodeId>,
+    joined: Option<NodeId>,
+    known: impl Fn(&NodeId) -> bool,
+) -> Vec<NodeId> {
+    let Some(j) = joined else { return alive };
+    if let Some(at) = alive.iter().position(|n| *n == j) {
+        alive.remove(at);
+    } else if known(&j) {
+        return alive;
+    }
+    alive.insert(0, j);
+    alive
+}
+
 /// Asks `nodes` in turn to coordinate `req` until one answers: the plan it
 /// made, or the cluster's refusal. A node the request never reached (no
 /// address known, the dial failed, another protocol version) passes it on
@@ -525,6 +539,29 @@ mod tests {
     use super::*;
     use crate::cluster::{NodeConfig, run_node};
     use crate::net::ClusterKey;
+
+    #[test]
+    fn the_joined_node_is_asked_first_unless_known_not_alive() {
+        let id = |s: &str| NodeId(s.to_string());
+        let alive = vec![id("a"), id("b"), id("c")];
+        let none = |_: &NodeId| false;
+        // Alive and joined: moved to the front.
+        assert_eq!(
+            joined_first(alive.clone(), Some(id("c")), none),
+            [id("c"), id("a"), id("b")]
+        );
+        // Joined but not heard yet (a loaded box): still asked first.
+        assert_eq!(
+            joined_first(alive.clone(), Some(id("z")), none),
+            [id("z"), id("a"), id("b"), id("c")]
+        );
+        // Joined, heard, and no longer alive: left out.
+        assert_eq!(
+            joined_first(alive.clone(), Some(id("z")), |n| *n == id("z")),
+            alive
+        );
+        assert_eq!(joined_first(alive.clone(), None, none), alive);
+    }
 
     fn net_config(dir: &Path, name: &str, key: &ClusterKey, join: Vec<String>) -> NetConfig {
         let mut net = NetConfig::new(dir.join(name).join("identity.key"), key.clone());
