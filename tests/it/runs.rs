@@ -85,17 +85,19 @@ fn runs_are_listed_shown_compared_and_removed() {
 
     let (code, compared, stderr) = bfgg_in(home, &["runs", "compare", &a, &b]);
     assert_eq!(code, 0, "no rule: exit 0 ({stderr})");
-    let p99_line = compared
+    // The median: 25 ms apart whatever a loaded box does to a 200-request
+    // run's p99 (one stall in A once made it 27.8 ms against B's 28.7).
+    let p50_line = compared
         .lines()
-        .find(|l| l.trim_start().starts_with('*') && l.contains("p99 "))
+        .find(|l| l.trim_start().starts_with('*') && l.contains("p50 "))
         .unwrap_or_else(|| panic!("{compared}"));
-    assert!(p99_line.ends_with("worse"), "B is slower: {p99_line}");
+    assert!(p50_line.ends_with("worse"), "B is slower: {p50_line}");
     let (code, out, _) = bfgg_in(
         home,
-        &["runs", "compare", &a, &b, "--fail-if", "p99 > +10%"],
+        &["runs", "compare", &a, &b, "--fail-if", "p50 > +10%"],
     );
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL p99 > +10%"), "{out}");
+    assert!(out.contains("FAIL p50 > +10%"), "{out}");
     let (code, out, _) = bfgg_in(
         home,
         &[
@@ -104,7 +106,7 @@ fn runs_are_listed_shown_compared_and_removed() {
             &b,
             &a,
             "--fail-if",
-            "p99 > +10%",
+            "p50 > +10%",
             "--json",
         ],
     );
