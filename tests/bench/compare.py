@@ -274,9 +274,10 @@ def bfgg_bin() -> Path:
     return Path(os.environ.get("BFGG_BIN", ROOT / "target" / "release" / "bfgg"))
 
 
-def ensure_bfgg() -> Tool:
-    t = Tool("bfgg")
-    exe = bfgg_bin()
+def ensure_bfgg(name: str = "bfgg", exe: Path | None = None) -> Tool:
+    """bfgg, or (`bfgg-old`) an earlier binary to compare before and after."""
+    t = Tool(name)
+    exe = exe or bfgg_bin()
     if not exe.exists():
         t.reason = f"{exe.relative_to(ROOT) if exe.is_relative_to(ROOT) else exe} not found (build it with `cargo build --release`)"
         return t
@@ -304,12 +305,12 @@ def tool_version(t: Tool) -> str:
         "strace": ["strace", "-V"],
     }
     try:
-        r = sh(cmds[t.name], timeout=10)
+        r = sh(cmds["bfgg" if t.name.startswith("bfgg") else t.name], timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     text = (r.stdout + r.stderr).strip().splitlines()
     v = text[0].split(" Copyright")[0].strip() if text else "?"
-    if t.name == "bfgg" and t.path:
+    if t.name.startswith("bfgg") and t.path:
         built = dt.datetime.fromtimestamp(Path(t.path).stat().st_mtime, dt.timezone.utc)
         v += f" (binary built {built.strftime('%Y-%m-%d %H:%M')} UTC)"
     return v
@@ -527,8 +528,13 @@ class Gen:
     tool: Tool
     workdir: Path
 
+    @property
+    def kind(self) -> str:
+        """The tool's family: `bfgg-old` (an earlier bfgg binary) is bfgg."""
+        return "bfgg" if self.tool.name.startswith("bfgg") else self.tool.name
+
     def closed_cmd(self, nginx: Nginx, secs: int) -> list[str]:
-        n, c = self.tool.name, str(CONNECTIONS)
+        n, c = self.kind, str(CONNECTIONS)
         if n == "wrk":
             return ["wrk", "-t1", f"-c{c}", f"-d{secs}s", nginx.url]
         if n == "h2load":
@@ -546,7 +552,7 @@ class Gen:
         raise ValueError(n)
 
     def parse_closed(self, r: RunResult) -> dict:
-        n, out = self.tool.name, r.stdout
+        n, out = self.kind, r.stdout
         if n == "wrk":
             reqs = _int(r"(\d+) requests in", out, "N requests in")
             m = re.search(r"requests in ([\d.]+)(m?s)", out)
@@ -592,7 +598,7 @@ class Gen:
     # ---- open model (oha, bfgg) ----
 
     def open_cmd(self, nginx: Nginx, rate: int, secs: int) -> list[str]:
-        n = self.tool.name
+        n = self.kind
         if n == "oha":
             return [self.tool.path, "-q", str(rate), "--latency-correction", "-z", f"{secs}s", "-c", str(CONNECTIONS),
                     "--no-tui", "--output-format", "json", nginx.url]
@@ -613,7 +619,7 @@ class Gen:
         return cmd
 
     def parse_open(self, r: RunResult) -> dict:
-        n = self.tool.name
+        n = self.kind
         if n == "oha":
             j = last_json(r.stdout)
             s = j.get("summary") or {}
@@ -628,8 +634,8 @@ class Gen:
             el = s.get("total")
             return {"requests": ok, "errors": errs, "elapsed": el,
                     "rate": ok / el if el else None,
-                    "p50": ms("p50"), "p99": ms("p99"), "p99_9": ms("p99.9"), "service_p99": None,
-                    "generator": None}
+                    "p50": ms("p50"), "p99": ms("p99"), "p99_9": ms("p99.9"), "service_p50": None,
+                    "service_p99": None, "generator": None}
         if n == "bfgg":
             j = last_json(r.stdout)
             tot = j["total"]
@@ -639,7 +645,7 @@ class Gen:
             return {"requests": tot["requests"], "errors": tot.get("errors", 0), "elapsed": el,
                     "rate": tot.get("rps") or (tot["requests"] / el if el else None),
                     "p50": lat.get("p50"), "p99": lat.get("p99"), "p99_9": lat.get("p99_9"),
-                    "service_p99": svc.get("p99"), "generator": j.get("generator")}
+                    "service_p50": svc.get("p50"), "service_p99": svc.get("p99"), "generator": j.get("generator")}
         raise ValueError(n)
 
 
@@ -803,75 +809,79 @@ def report(args, tools: dict[str, Tool], samples: list[Sample], strace: dict, op
         L.append("")
         for t in unavailable:
             L.append(f"- {t.name}: unavailable ({t.reason})")
-    L.append("")
-    L.append("### Closed model, 50 connections: generator CPU per request")
-    L.append("")
-    L.append("| tool | req/s | CPU µs/request (user + sys) | paired ratio to wrk | ratios per round "
-             "| ratio, quiet rounds | nginx µs/request | foreign CPU | syscalls/request |")
-    L.append("|---|---|---|---|---|---|---|---|---|")
-    wrk_by_round = {s.round: s for s in samples if s.tool == "wrk" and s.ok}
-    order = [n for n in args.tools if n in {s.tool for s in samples}]
-    for n in order:
-        ss = [s for s in samples if s.tool == n and s.ok]
-        errs = [s.error for s in samples if s.tool == n and s.error]
-        if not ss:
-            L.append(f"| {n} | – | failed: {errs[0][:120] if errs else '?'} | – | – | – | – | – | – |")
-            continue
-        ratios = [s.us_per_req() / wrk_by_round[s.round].us_per_req() for s in ss if s.round in wrk_by_round]
-        quiet = [s.us_per_req() / wrk_by_round[s.round].us_per_req() for s in ss
-                 if s.round in wrk_by_round and s.quiet and wrk_by_round[s.round].quiet]
-        qcol = f"{fmt(median(quiet), 2)} ({len(quiet)})" if quiet else "– (0)"
-        tot, usr, sy = (median([s.us_per_req(w) for s in ss]) for w in ("total", "user", "sys"))
-        ng = median([s.nginx_cpu_s * 1e6 / s.requests for s in ss])
-        foreign = median([100 * s.foreign_cpu_s / s.wall_s for s in ss if s.wall_s])
-        st = strace.get(n)
-        if st is None:
-            sc = "–"
-        elif "error" in st:
-            sc = f"({st['error'][:60]})"
-        else:
-            sc = f"{st['per_req']:.1f} (" + ", ".join(f"{k} {v:.1f}" for k, v in st["top"]) + ")"
-        extra = f" ({len(errs)} failed run(s))" if errs else ""
-        L.append(f"| {n} | {fmt(median([s.rps for s in ss]))} | {fmt(tot)} ({fmt(usr)} + {fmt(sy)}){extra} "
-                 f"| {fmt(median(ratios), 2) if ratios else '–'} | {', '.join(f'{x:.2f}' for x in ratios) or '–'} "
-                 f"| {qcol} | {fmt(ng)} | {fmt(foreign, 0)} % | {sc} |")
-    L.append("")
-    L.append("Medians over rounds. *Paired ratio*: the tool's CPU µs/request divided by wrk's in the same round, "
-             "then the median over rounds. *nginx µs/request*: the nginx worker's CPU over the run "
-             "(10 ms tick resolution) per request the tool completed, a check that the server side was the same. "
-             "*Foreign CPU*: busy CPU on the machine during the run that was neither the generator nor the "
-             "nginx worker, in % of one core (other jobs, the nginx master, the harness); above ~10 % the run "
-             "is noisy. *Ratio, quiet rounds*: the median paired ratio over only the rounds where both the tool's "
-             "and wrk's runs had under 10 % foreign CPU (their number in brackets); prefer it when it exists.")
-    if strace:
-        L.append("Syscalls per request come from one extra `strace -f -c` run per tool; strace slows the tool "
-                 "down a lot, so only its call counts are used, never its times.")
-    bad = [s for s in samples if s.error]
-    if bad:
+    if samples:
         L.append("")
-        L.append("Failed runs: " + "; ".join(f"{s.tool} round {s.round}: {s.error[:200]}" for s in bad))
+        L.append("### Closed model, 50 connections: generator CPU per request")
+        L.append("")
+        L.append("| tool | req/s | CPU µs/request (user + sys) | paired ratio to wrk | ratios per round "
+                 "| ratio, quiet rounds | nginx µs/request | foreign CPU | syscalls/request |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        wrk_by_round = {s.round: s for s in samples if s.tool == "wrk" and s.ok}
+        order = [n for n in args.tools if n in {s.tool for s in samples}]
+        for n in order:
+            ss = [s for s in samples if s.tool == n and s.ok]
+            errs = [s.error for s in samples if s.tool == n and s.error]
+            if not ss:
+                L.append(f"| {n} | – | failed: {errs[0][:120] if errs else '?'} | – | – | – | – | – | – |")
+                continue
+            ratios = [s.us_per_req() / wrk_by_round[s.round].us_per_req() for s in ss if s.round in wrk_by_round]
+            quiet = [s.us_per_req() / wrk_by_round[s.round].us_per_req() for s in ss
+                     if s.round in wrk_by_round and s.quiet and wrk_by_round[s.round].quiet]
+            qcol = f"{fmt(median(quiet), 2)} ({len(quiet)})" if quiet else "– (0)"
+            tot, usr, sy = (median([s.us_per_req(w) for s in ss]) for w in ("total", "user", "sys"))
+            ng = median([s.nginx_cpu_s * 1e6 / s.requests for s in ss])
+            foreign = median([100 * s.foreign_cpu_s / s.wall_s for s in ss if s.wall_s])
+            st = strace.get(n)
+            if st is None:
+                sc = "–"
+            elif "error" in st:
+                sc = f"({st['error'][:60]})"
+            else:
+                sc = f"{st['per_req']:.1f} (" + ", ".join(f"{k} {v:.1f}" for k, v in st["top"]) + ")"
+            extra = f" ({len(errs)} failed run(s))" if errs else ""
+            L.append(f"| {n} | {fmt(median([s.rps for s in ss]))} | {fmt(tot)} ({fmt(usr)} + {fmt(sy)}){extra} "
+                     f"| {fmt(median(ratios), 2) if ratios else '–'} | {', '.join(f'{x:.2f}' for x in ratios) or '–'} "
+                     f"| {qcol} | {fmt(ng)} | {fmt(foreign, 0)} % | {sc} |")
+        L.append("")
+        L.append("Medians over rounds. *Paired ratio*: the tool's CPU µs/request divided by wrk's in the same round, "
+                 "then the median over rounds. *nginx µs/request*: the nginx worker's CPU over the run "
+                 "(10 ms tick resolution) per request the tool completed, a check that the server side was the same. "
+                 "*Foreign CPU*: busy CPU on the machine during the run that was neither the generator nor the "
+                 "nginx worker, in % of one core (other jobs, the nginx master, the harness); above ~10 % the run "
+                 "is noisy. *Ratio, quiet rounds*: the median paired ratio over only the rounds where both the tool's "
+                 "and wrk's runs had under 10 % foreign CPU (their number in brackets); prefer it when it exists.")
+        if strace:
+            L.append("Syscalls per request come from one extra `strace -f -c` run per tool; strace slows the tool "
+                     "down a lot, so only its call counts are used, never its times.")
+        bad = [s for s in samples if s.error]
+        if bad:
+            L.append("")
+            L.append("Failed runs: " + "; ".join(f"{s.tool} round {s.round}: {s.error[:200]}" for s in bad))
     if open_res:
         L.append("")
         L.append(f"### Open model: fixed arrival rates, {args.open_duration} s")
         L.append("")
         L.append("| tool | target req/s | achieved req/s | generator CPU (% of a core) | p50 ms | corrected p99 ms "
-                 "| service p99 ms | late starts | schedule lag p99 ms | max CPU busy % | warnings |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                 "| service p50 ms | service p99 ms | schedule lag p50 / p90 / p99 ms | late starts "
+                 "| max CPU busy % | warnings |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n, rate, p in open_res:
             if "error" in p:
-                L.append(f"| {n} | {rate:,} | failed: {p['error'][:150]} |" + " |" * 8)
+                L.append(f"| {n} | {rate:,} | failed: {p['error'][:150]} |" + " |" * 9)
                 continue
             g = p.get("generator") or {}
-            lag = (g.get("schedule_lag_ms") or {}).get("p99") if g else None
-            L.append(f"| {n} | {rate:,} | {fmt(p['rate'])} | {fmt(p['cpu_pct'], 0)} | {fmt(p['p50'], 2)} "
-                     f"| {fmt(p['p99'], 2)} | {fmt(p['service_p99'], 2)} "
-                     f"| {g.get('late_starts', '–') if g else '–'} | {fmt(lag, 2)} "
+            lag = (g.get("schedule_lag_ms") or {}) if g else {}
+            lags = " / ".join(fmt(lag.get(k), 3) for k in ("p50", "p90", "p99")) if lag else "–"
+            L.append(f"| {n} | {rate:,} | {fmt(p['rate'])} | {fmt(p['cpu_pct'], 0)} | {fmt(p['p50'], 3)} "
+                     f"| {fmt(p['p99'], 3)} | {fmt(p.get('service_p50'), 3)} | {fmt(p['service_p99'], 3)} "
+                     f"| {lags} | {g.get('late_starts', '–') if g else '–'} "
                      f"| {fmt(g.get('max_cpu_busy_pct'), 0) if g else '–'} "
                      f"| {('; '.join(g.get('warnings') or []) or 'none') if g else '–'} |")
         L.append("")
         L.append("oha runs `-q RATE --latency-correction -c 50`; its latencies are measured from the intended "
                  "send time. bfgg's *corrected* latency is from the intended start, *service* from the actual "
-                 "send; the last four columns are bfgg's `generator` section (oha reports none).")
+                 "send; the schedule-lag, late-start, busy and warning columns are bfgg's `generator` section "
+                 "(oha reports none). `bfgg-old` is the `--bfgg-old` binary (before), run interleaved with bfgg.")
     if stall_res:
         L.append("")
         L.append(f"### Server stall: 5,000 req/s, {args.open_duration} s, nginx worker SIGSTOPped for 500 ms at t = 10 s")
@@ -932,6 +942,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="1 round, 3 s, no strace, no open model")
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--no-open", action="store_true")
+    ap.add_argument("--open-only", action="store_true", help="only the open-model rates (no closed rounds, strace, stall)")
+    ap.add_argument("--open-rates", default="1000,5000,40000", help="comma list of arrival rates for the open model")
+    ap.add_argument("--open-rounds", type=int, default=1, help="runs of each open-model rate per tool, interleaved")
+    ap.add_argument("--bfgg-old", type=Path, metavar="BIN",
+                    help="also run this earlier bfgg binary as `bfgg-old`, interleaved with bfgg (before/after)")
     ap.add_argument("--quiet-wait", type=float, default=0, metavar="S",
                     help="before each closed-model run, wait up to S s for the machine to be idle")
     ap.add_argument("--no-install", action="store_true", help="don't build oha/k6 if missing")
@@ -941,6 +956,14 @@ def main() -> int:
     bad = [t for t in args.tools if t not in ALL_TOOLS]
     if bad:
         ap.error(f"unknown tool(s): {', '.join(bad)}")
+    if args.bfgg_old:
+        args.tools.append("bfgg-old")
+    try:
+        args.rates = [int(r) for r in args.open_rates.split(",") if r.strip()]
+    except ValueError:
+        ap.error(f"--open-rates: not a comma list of integers: {args.open_rates}")
+    if args.open_only:
+        args.no_open, args.no_strace = False, True
     if args.quick:
         args.rounds, args.duration, args.no_strace, args.no_open = 1, 3, True, True
     if os.cpu_count() and os.cpu_count() < 2:
@@ -962,6 +985,8 @@ def main() -> int:
             tools[n] = ensure_k6(not args.no_install)
         elif n == "bfgg":
             tools[n] = ensure_bfgg()
+        elif n == "bfgg-old":
+            tools[n] = ensure_bfgg(n, args.bfgg_old)
     for t in tools.values():
         if t.path:
             t.version = tool_version(t)
@@ -1008,7 +1033,7 @@ def main() -> int:
         nginx.start()
         log(f"nginx on {nginx.url} (worker pid {nginx.worker}, core {SERVER_CORE}); workdir {workdir}")
         gens = {n: Gen(tools[n], workdir) for n in avail}
-        for rnd in range(1, args.rounds + 1):
+        for rnd in range(1, 0 if args.open_only else args.rounds + 1):
             for n in avail:
                 if args.quiet_wait > 0:
                     busy = wait_quiet(args.quiet_wait)
@@ -1031,12 +1056,21 @@ def main() -> int:
                 log(f"strace -f -c: {n} for {args.duration} s")
                 strace[n] = strace_count(gens[n], nginx, args.duration)
         if not args.no_open:
-            open_tools = [n for n in ("oha", "bfgg") if n in avail]
-            for rate in (5000, 40000):
-                for n in open_tools:
-                    log(f"open model {rate} req/s: {n} for {args.open_duration} s")
-                    open_res.append((n, rate, run_open(gens[n], nginx, rate, args.open_duration)))
-            for i in range(1, args.rounds + 1):
+            open_tools = [n for n in ("oha", "bfgg-old", "bfgg") if n in avail]
+            for rate in args.rates:
+                for i in range(1, args.open_rounds + 1):
+                    for n in open_tools:
+                        if args.quiet_wait > 0:
+                            wait_quiet(args.quiet_wait)
+                        log(f"open model {rate} req/s: {n} for {args.open_duration} s (run {i})")
+                        p = run_open(gens[n], nginx, rate, args.open_duration)
+                        g = p.get("generator") or {}
+                        lag = g.get("schedule_lag_ms") or {}
+                        log(f"  p50 {fmt(p.get('p50'), 3)} p99 {fmt(p.get('p99'), 3)} ms; service p99 "
+                            f"{fmt(p.get('service_p99'), 3)} ms; lag p50/p90/p99 {fmt(lag.get('p50'), 3)}/"
+                            f"{fmt(lag.get('p90'), 3)}/{fmt(lag.get('p99'), 3)} ms; CPU {fmt(p.get('cpu_pct'), 0)} %")
+                        open_res.append((n, rate, p))
+            for i in range(1, 0 if args.open_only else args.rounds + 1):
                 for n in open_tools:
                     log(f"stall test run {i}: {n}")
                     stall_res.append((n, i, run_open(gens[n], nginx, 5000, args.open_duration, stall_at=10.0)))

@@ -174,7 +174,9 @@ impl ArrivalSchedule {
 }
 
 /// Closed model: the target number of users over time, ramped up no faster
-/// than `spawn_rate` users per second (decreases apply at once).
+/// than `spawn_rate` users per second (decreases apply at once). While
+/// ramping, user `i` of a ramp starts at `i / spawn_rate` after it began, `i`
+/// from 0: the first one at once (as Locust does), not after `1 / spawn_rate`.
 ///
 /// Simulated in fixed 10 ms steps from t = 0, so it is a deterministic
 /// function of time that every worker and node computes identically.
@@ -184,7 +186,10 @@ pub struct UserSchedule {
     spawn_rate: f64,
     step_s: f64,
     t: f64,
+    /// Users ramped so far (fractional: the spawn rate's credit).
     users: f64,
+    /// The profile's target, in whole users, at `t`.
+    want: f64,
 }
 
 impl UserSchedule {
@@ -198,6 +203,7 @@ impl UserSchedule {
             step_s: Self::STEP.as_secs_f64(),
             t: 0.0,
             users: 0.0,
+            want: users.at(Duration::ZERO).floor().max(0.0),
         }
     }
 
@@ -213,23 +219,22 @@ impl UserSchedule {
         let target_t = t.as_secs_f64();
         while self.t + self.step_s <= target_t + 1e-12 {
             self.t += self.step_s;
-            let want = self
+            self.want = self
                 .profile
                 .at(Duration::from_secs_f64(self.t))
                 .floor()
                 .max(0.0);
-            self.users = if want > self.users {
-                (self.users + self.spawn_rate * self.step_s).min(want)
+            self.users = if self.want > self.users {
+                (self.users + self.spawn_rate * self.step_s).min(self.want)
             } else {
-                want
+                self.want
             };
         }
-        if self.t == 0.0 {
-            // t = 0: the first tick has not happened yet; spawn what one step allows.
-            let want = self.profile.at(Duration::ZERO).floor().max(0.0);
-            return (self.spawn_rate * self.step_s).min(want).floor() as u64;
+        if self.users + 1e-9 >= self.want {
+            return self.want as u64;
         }
-        (self.users + 1e-9).floor() as u64
+        // Ramping: users 0..=floor(credit) have started (user i at i / rate).
+        ((self.users + 1e-9).floor() + 1.0).min(self.want) as u64
     }
 }
 

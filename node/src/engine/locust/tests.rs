@@ -86,9 +86,10 @@ fn while_spawning_the_share_is_where_the_schedule_will_be_a_second_later() {
     let mut a = share(Profile::constant(50.0), 50.0, Segment::WHOLE);
     assert_eq!(a.at(secs(0.1)), (50, 50.0));
     assert_eq!(a.at(secs(2.0)), (50, 50.0));
-    // A slow ramp (1 user/s): one second ahead, at the share's rate.
+    // A slow ramp (1 user/s): one second ahead, at the share's rate. Users
+    // 0-4 of the whole run start at 0, 1, 2, 3 and 4 s.
     let mut b = share(Profile::constant(10.0), 1.0, Segment::WHOLE.split(0, 2));
     let (users, rate) = b.at(secs(3.0));
     assert_eq!(rate, 0.5);
-    assert_eq!(users, Segment::WHOLE.split(0, 2).count_below(4));
+    assert_eq!(users, Segment::WHOLE.split(0, 2).count_below(5));
 }

@@ -10,6 +10,7 @@ mod cpu;
 mod h1;
 mod plan;
 mod recorder;
+mod timer;
 mod worker;
 
 use std::sync::Arc;

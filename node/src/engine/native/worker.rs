@@ -27,6 +27,7 @@ use super::client::Connector;
 use super::cpu::thread_cpu_ns;
 use super::plan::Plan;
 use super::recorder::Recorder;
+use super::timer::PreciseTimer;
 use crate::engine::schedule::{ArrivalSchedule, Segment, UserSchedule};
 use crate::engine::{EngineEvent, MovedShare, Phase};
 use crate::scenario::context::Pools;
@@ -67,6 +68,8 @@ struct Worker {
     /// Tasks (slots or users) still running; `idle` is notified when it hits 0.
     live: Cell<usize>,
     idle: tokio::sync::Notify,
+    /// When the open model's arrivals are due (microseconds, not tokio's 1 ms).
+    timer: PreciseTimer,
 }
 
 impl Worker {
@@ -100,6 +103,7 @@ impl Worker {
             events,
             live: Cell::new(0),
             idle: tokio::sync::Notify::new(),
+            timer: PreciseTimer::default(),
         });
         (w, moved)
     }
@@ -213,6 +217,7 @@ async fn tick_intervals(w: Rc<Worker>, next: Rc<Cell<u32>>, cpu_mark: Rc<Cell<Op
         let boundary = interval_started(w.t0, index + 1);
         tokio::time::sleep_until(boundary.into()).await;
         let busy = busy_permille(&cpu_mark, interval_started(w.t0, index));
+        w.timer.adapt(busy);
         let snapshot = w.recorder.borrow_mut().take(index, busy);
         next.set(index + 1);
         super::emit(

@@ -142,11 +142,54 @@ fn segments_split_exactly() {
 #[test]
 fn users_ramp_at_the_spawn_rate() {
     let mut s = UserSchedule::new(&Profile::constant(50.0), 10.0);
-    assert_eq!(s.users_at(secs(0.0)), 0);
-    assert_eq!(s.users_at(secs(1.0)), 10);
-    assert_eq!(s.users_at(secs(2.5)), 25);
+    assert_eq!(s.users_at(secs(0.0)), 1);
+    assert_eq!(s.users_at(secs(1.0)), 11);
+    assert_eq!(s.users_at(secs(2.5)), 26);
     assert_eq!(s.users_at(secs(10.0)), 50);
     assert_eq!(s.users_at(secs(100.0)), 50);
+}
+
+/// User `i` starts at `i / spawn_rate`, `i` from 0: the first at once (one
+/// user at 1/s once started a second late, leaving second 0 empty).
+#[test]
+fn user_i_starts_at_i_over_the_spawn_rate() {
+    for (users, rate) in [(1.0, 1.0), (5.0, 1.0), (30.0, 4.0), (100.0, 50.0)] {
+        let mut s = UserSchedule::new(&Profile::constant(users), rate);
+        let mut started_at = Vec::new();
+        let mut running = 0;
+        // Every millisecond for twice the ramp.
+        for ms in 0..=(2_000.0 * users / rate) as u64 {
+            let t = Duration::from_millis(ms);
+            let now = s.users_at(t);
+            assert!(now >= running, "users never drop on a constant profile");
+            started_at.extend((running..now).map(|_| t));
+            running = now;
+        }
+        assert_eq!(started_at.len() as f64, users, "{users} users at {rate}/s");
+        for (i, at) in started_at.iter().enumerate() {
+            let due = i as f64 / rate;
+            // The schedule moves in 10 ms steps.
+            assert!(
+                (at.as_secs_f64() - due).abs() <= 0.010 + 1e-9,
+                "user {i} of {users} at {rate}/s started at {at:?}, due at {due} s"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_step_up_starts_its_first_new_user_at_once() {
+    let p = Profile {
+        start: 10.0,
+        stages: vec![Stage {
+            duration: secs(5.0),
+            target: 20.0,
+        }],
+        step: true,
+    };
+    let mut s = UserSchedule::new(&p, 2.0);
+    assert_eq!(s.users_at(secs(0.0)), 1);
+    assert_eq!(s.users_at(secs(4.5)), 10);
 }
 
 #[test]

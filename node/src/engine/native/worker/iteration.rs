@@ -219,7 +219,7 @@ async fn execute_step(
 ) -> StepOutcome {
     let planned = &w.plan.steps[j][si];
     let step = &w.plan.journey(j).steps[si];
-    match exchange(
+    let done = exchange(
         &w.plan,
         &w.connector,
         conn,
@@ -230,8 +230,11 @@ async fn execute_step(
         planned.want,
         false,
     )
-    .await
-    {
+    .await;
+    // A busy worker starts the arrivals due meanwhile now, not when its
+    // timer's wake-up gets through.
+    w.timer.wake_due();
+    match done {
         Exchange::NotSent(ErrorKind::DataExhausted(pool)) => match w.pools.borrow().exhausted() {
             Some(stop) => StepOutcome::Exhausted(Some(stop.to_string())),
             None => failed(planned, ErrorKind::DataExhausted(pool), 0),

@@ -23,9 +23,6 @@ use crate::engine::schedule::{ArrivalSchedule, Segment};
 use crate::engine::{MovedShare, Phase};
 use crate::scenario::context::IterationContext;
 
-/// Half of tokio's timer resolution (1 ms).
-const HALF_TIMER_TICK: Duration = Duration::from_micros(500);
-
 /// The open model. Returns the arrivals of this worker's shares that were due
 /// before the end but never started.
 pub(super) async fn run(
@@ -246,26 +243,24 @@ async fn open_slot(w: &Rc<Worker>, arrivals: &Rc<Arrivals>, slot: u64) {
         if !w.phase().may_start(at) {
             return;
         }
-        // tokio's timer fires on the first 1 ms tick at or after a deadline;
-        // aiming half a tick early centres the send on the intended time
-        // (within ±0.5 ms) instead of always up to 1 ms late.
-        let wake = due.checked_sub(HALF_TIMER_TICK).unwrap_or(due);
-        if wake > Instant::now() {
+        // The worker's precise timer ends the sleep within microseconds of
+        // `due` (tokio's would end on a 1 ms tick).
+        if due > Instant::now() {
             arrivals.wait_begins();
             if w.phase() == Phase::Running {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(wake.into()) => {}
+                    _ = w.timer.sleep_until(due) => {}
                     // A stop while waiting: start only if still due before it.
                     _ = &mut stopping => {
                         if w.phase().may_start(at) {
-                            tokio::time::sleep_until(wake.into()).await;
+                            w.timer.sleep_until(due).await;
                         }
                     }
                 }
             } else {
                 // Already draining (so `stopping` has resolved, or will
                 // never be polled again), and this arrival is due before it.
-                tokio::time::sleep_until(wake.into()).await;
+                w.timer.sleep_until(due).await;
             }
             arrivals.wait_ends();
             if !w.phase().may_start(at) {
