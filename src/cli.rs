@@ -42,6 +42,33 @@ pub(crate) enum Command {
     /// Runs kept on this machine: upload one to S3.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Print a shell completion script for bfgg.
+    ///
+    /// e.g. `bfgg completions bash > ~/.local/share/bash-completion/completions/bfgg`,
+    /// `bfgg completions zsh > ~/.zfunc/_bfgg`,
+    /// `bfgg completions fish > ~/.config/fish/completions/bfgg.fish`.
+    Completions(CompletionsArgs),
+    /// Print bfgg's man page (roff), or write one page per command to a directory.
+    ///
+    /// e.g. `bfgg man | man -l -`, or `bfgg man --dir /usr/local/share/man/man1`.
+    Man(ManArgs),
+}
+
+/// `bfgg completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// `bfgg man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write bfgg.1 and one bfgg-COMMAND.1 per command (and sub-command)
+    /// here instead of printing bfgg.1.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// `bfgg runs ...`.

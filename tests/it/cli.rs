@@ -1,5 +1,6 @@
 //! The command line: help, bad arguments, scenario validation errors with
-//! file:line:column, `check` and `check --dry-run`.
+//! file:line:column, `check` and `check --dry-run`, shell completions and man
+//! pages.
 
 use std::time::Duration;
 
@@ -24,6 +25,68 @@ fn help_lists_the_commands() {
     for cmd in ["run", "check", "target", "demo"] {
         assert!(stdout.contains(cmd), "{cmd} missing from:\n{stdout}");
     }
+}
+
+#[test]
+fn completions_cover_every_command_and_bash_parses_them() {
+    let ws = Workspace::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, script, stderr) = run(&ws, &["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        for word in ["run", "node", "tui", "runs", "cluster-key-file", "s3-endpoint"] {
+            assert!(script.contains(word), "{shell}: {word} missing");
+        }
+        if shell == "bash" {
+            let file = ws.write("bfgg.bash", &script);
+            let out = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&file)
+                .output()
+                .expect("bash");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let (code, _, stderr) = run(&ws, &["completions", "tcsh"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("tcsh") && stderr.contains("bash"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn man_pages_describe_every_command_and_its_flags() {
+    let ws = Workspace::new();
+    let (code, page, stderr) = run(&ws, &["man"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH bfgg 1"),
+        "{page}"
+    );
+    assert!(page.contains(".SH NAME") && page.contains("node"), "{page}");
+    let dir = ws.path().join("man");
+    let dir_arg = dir.to_str().expect("utf-8");
+    let (code, out, stderr) = run(&ws, &["man", "--dir", dir_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("man pages written"), "{out}");
+    for (file, flag) in [
+        ("bfgg.1", "completions"),
+        ("bfgg-run.1", "\\-\\-cluster"),
+        ("bfgg-node.1", "\\-\\-join"),
+        ("bfgg-runs-upload.1", "\\-\\-s3"),
+    ] {
+        let text =
+            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            text.contains(".SH NAME") && text.contains(flag),
+            "{file} lacks {flag}"
+        );
+    }
+    assert!(!dir.join("bfgg-help.1").exists(), "no page for `help`");
 }
 
 #[test]
