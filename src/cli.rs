@@ -42,6 +42,9 @@ pub(crate) enum Command {
     /// Runs kept on this machine: upload one to S3.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// The configuration: the file, `BFGG_*` variables and defaults.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script for bfgg.
     ///
     /// e.g. `bfgg completions bash > ~/.local/share/bash-completion/completions/bfgg`,
@@ -52,6 +55,15 @@ pub(crate) enum Command {
     ///
     /// e.g. `bfgg man | man -l -`, or `bfgg man --dir /usr/local/share/man/man1`.
     Man(ManArgs),
+}
+
+/// `bfgg config ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Every option of run, node and tui, its value and where it comes from
+    /// (a `BFGG_*` variable, <config dir>/config.toml with its line, or the
+    /// default). Flags, given on a command, win over all three.
+    Show,
 }
 
 /// `bfgg completions`.

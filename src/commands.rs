@@ -51,6 +51,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             crate::cli::RunsCommand::Report(args) => crate::runs::report(args),
             crate::cli::RunsCommand::Upload(args) => crate::upload::runs_upload(args),
         },
+        Command::Config(crate::cli::ConfigCommand::Show) => crate::config::show(),
         Command::Completions(args) => crate::docs::completions(args),
         Command::Man(args) => crate::docs::man(args),
     }

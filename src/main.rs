@@ -11,8 +11,6 @@ mod upload;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc keeps freed pages for reuse: decoding a snapshot allocates a
 /// 196 KiB histogram per request name, which glibc's allocator hands back to
 /// the kernel and faults in again every time (6-10x slower decodes on the
@@ -21,7 +19,14 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // The command line over <config dir>/config.toml and BFGG_* variables.
+    let cli = match config::parse_cli() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BFGG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // The cockpit owns the screen: its logs go to a file, never to it.

@@ -33,7 +33,14 @@ fn completions_cover_every_command_and_bash_parses_them() {
     for shell in ["bash", "zsh", "fish"] {
         let (code, script, stderr) = run(&ws, &["completions", shell]);
         assert_eq!(code, 0, "{shell}: {stderr}");
-        for word in ["run", "node", "tui", "runs", "cluster-key-file", "s3-endpoint"] {
+        for word in [
+            "run",
+            "node",
+            "tui",
+            "runs",
+            "cluster-key-file",
+            "s3-endpoint",
+        ] {
             assert!(script.contains(word), "{shell}: {word} missing");
         }
         if shell == "bash" {

@@ -20,8 +20,14 @@ pub(crate) fn bfgg(home: &Path) -> Command {
     let mut cmd = Command::new(bfgg_bin());
     cmd.env("HOME", home)
         .env("XDG_DATA_HOME", home.join("data"))
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env_remove("BFGG_LOG");
+        .env("XDG_CONFIG_HOME", home.join("config"));
+    // Every option reads a BFGG_* variable: none of the developer's leak in
+    // (a test sets what it needs after this).
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("BFGG_") {
+            cmd.env_remove(name);
+        }
+    }
     cmd
 }
 

@@ -2,7 +2,8 @@
 //! processes against `bfgg target` on 127.0.0.1 (never anything else).
 //!
 //! Modules: `harness` (child processes, temp scenarios, the Python venv),
-//! `cli` (arguments, validation errors, exit codes), `cluster` (`bfgg node`
+//! `cli` (arguments, validation errors, exit codes, completions, man pages),
+//! `config` (config.toml, `BFGG_*` variables and flags in that order), `cluster` (`bfgg node`
 //! processes joined on 127.0.0.1: distributed runs, stop, agent and
 //! coordinator loss, keys), `netns` (mDNS, a cluster run and a partition
 //! across network namespaces, as root), `local_run` (runs and
@@ -14,6 +15,7 @@
 
 mod cli;
 mod cluster;
+mod config;
 mod gatling;
 mod harness;
 mod local_run;
