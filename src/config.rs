@@ -154,14 +154,17 @@ pub(crate) fn env_name(long: &str) -> String {
     format!("BFGG_{}", long.to_uppercase().replace('-', "_"))
 }
 
-/// The options of a command the file and the environment can set: every
-/// long option but help and version.
+/// Whether the file and the environment can set `arg`: a long option, but
+/// not help or version.
+fn is_option(arg: &clap::Arg) -> bool {
+    !arg.is_positional()
+        && arg.get_long().is_some()
+        && !matches!(arg.get_action(), ArgAction::Help | ArgAction::Version)
+}
+
+/// The options of a command the file and the environment can set.
 fn options(sub: &clap::Command) -> impl Iterator<Item = &clap::Arg> {
-    sub.get_arguments().filter(|a| {
-        !a.is_positional()
-            && a.get_long().is_some()
-            && !matches!(a.get_action(), ArgAction::Help | ArgAction::Version)
-    })
+    sub.get_arguments().filter(|a| is_option(a))
 }
 
 /// The command line's definition with the file's values as defaults and a
@@ -195,14 +198,13 @@ pub(crate) fn layered(loaded: &Loaded) -> anyhow::Result<clap::Command> {
         }
         cmd = cmd.mut_subcommand(name, |sub| {
             sub.mut_args(|arg| {
-                let Some(long) = arg.get_long().map(str::to_owned) else {
+                let Some(long) = arg
+                    .get_long()
+                    .filter(|_| is_option(&arg))
+                    .map(str::to_owned)
+                else {
                     return arg;
                 };
-                if arg.is_positional()
-                    || matches!(arg.get_action(), ArgAction::Help | ArgAction::Version)
-                {
-                    return arg;
-                }
                 let arg = arg.env(env_name(&long));
                 match defaults.get(&long) {
                     Some(values) => arg.default_values(values.clone()),

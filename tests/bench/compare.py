@@ -294,6 +294,11 @@ def ensure_bfgg(name: str = "bfgg", exe: Path | None = None) -> Tool:
     return t
 
 
+def family(name: str) -> str:
+    """A tool's family: `bfgg-old` (an earlier bfgg binary) is bfgg."""
+    return "bfgg" if name.startswith("bfgg") else name
+
+
 def tool_version(t: Tool) -> str:
     cmds = {
         "wrk": ["wrk", "-v"],
@@ -305,12 +310,12 @@ def tool_version(t: Tool) -> str:
         "strace": ["strace", "-V"],
     }
     try:
-        r = sh(cmds["bfgg" if t.name.startswith("bfgg") else t.name], timeout=10)
+        r = sh(cmds[family(t.name)], timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     text = (r.stdout + r.stderr).strip().splitlines()
     v = text[0].split(" Copyright")[0].strip() if text else "?"
-    if t.name.startswith("bfgg") and t.path:
+    if family(t.name) == "bfgg" and t.path:
         built = dt.datetime.fromtimestamp(Path(t.path).stat().st_mtime, dt.timezone.utc)
         v += f" (binary built {built.strftime('%Y-%m-%d %H:%M')} UTC)"
     return v
@@ -530,8 +535,7 @@ class Gen:
 
     @property
     def kind(self) -> str:
-        """The tool's family: `bfgg-old` (an earlier bfgg binary) is bfgg."""
-        return "bfgg" if self.tool.name.startswith("bfgg") else self.tool.name
+        return family(self.tool.name)
 
     def closed_cmd(self, nginx: Nginx, secs: int) -> list[str]:
         n, c = self.kind, str(CONNECTIONS)

@@ -1,6 +1,8 @@
 //! The precise timer on a worker-like runtime (current thread, `LocalSet`):
-//! sleeps never end early, an earlier sleep re-arms the fd, a dropped sleep
-//! leaves nothing behind.
+//! sleeps never end early (with or without slack), an earlier sleep re-arms
+//! the fd, a dropped sleep leaves nothing behind, a busy worker ends due
+//! sleeps itself, the slack follows the core's load; and the fallback on
+//! tokio's timer ends at most half a tick early.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -164,6 +166,26 @@ fn with_slack_a_sleep_still_never_ends_early() {
         for t in tasks {
             let (d, ended) = t.await.expect("sleep task");
             assert!(ended >= d);
+        }
+    });
+}
+
+#[test]
+fn the_fallback_on_tokio_ends_at_most_half_a_tick_early() {
+    on_worker(|| async {
+        let timer = PreciseTimer {
+            inner: std::cell::OnceCell::from(super::Inner::Tokio),
+        };
+        let t0 = Instant::now();
+        for i in 1..=20u64 {
+            let due = t0 + Duration::from_micros(i * 1_700);
+            timer.sleep_until(due).await;
+            let now = Instant::now();
+            assert!(
+                now + super::HALF_TIMER_TICK >= due,
+                "ended {:?} before {due:?}",
+                due - now
+            );
         }
     });
 }
