@@ -135,12 +135,15 @@ fn the_cockpit_starts_and_stops_a_run_from_the_keyboard_in_a_real_terminal() {
         )
     };
     tmux.line(&cockpit(&cluster.nodes[0].addr));
-    // Both nodes show up, alive.
-    tmux.wait_for(
-        "both nodes in the Agents panel",
-        Duration::from_secs(30),
-        |s| s.contains("Agents") && s.contains("n0") && s.contains("n1") && s.contains("idle"),
-    );
+    // The Overview is the default: both nodes show up, alive, in its
+    // agents box, beside the empty load and latency charts.
+    tmux.wait_for("both nodes on the Overview", Duration::from_secs(30), |s| {
+        s.contains("Agents: 2 alive of 2")
+            && s.contains("n0")
+            && s.contains("n1")
+            && s.contains("idle")
+            && s.contains("no run yet")
+    });
     assert!(
         tmux.alternate_screen(),
         "the cockpit draws on the alternate screen"
@@ -160,6 +163,23 @@ fn the_cockpit_starts_and_stops_a_run_from_the_keyboard_in_a_real_terminal() {
         top_line_rps(s).is_some_and(|n| n > 0)
     });
     assert!(screen.contains("running"), "{screen}");
+    // The Overview draws the run live: the load curve against its target
+    // (300/s), the percentiles over time and the histogram, on an axis that
+    // spans the planned run (60 s and a graceful stop of 1 s).
+    let screen = tmux.wait_for(
+        "the Overview's charts of the run",
+        Duration::from_secs(20),
+        |s| {
+            s.contains("target 300")
+                && s.contains("latency (ms) of (all): p99")
+                && s.contains("response times, whole run:")
+        },
+    );
+    assert!(screen.contains("coord"), "a coordinator flagged: {screen}");
+    assert!(
+        screen.contains("1m1s"),
+        "the axis ends at the plan's end: {screen}"
+    );
 
     // A second cockpit (joined to the other node) sees the same run live;
     // quitting it leaves the run alone.
@@ -227,7 +247,7 @@ fn the_cockpit_starts_and_stops_a_run_from_the_keyboard_in_a_real_terminal() {
             .expect("summary json");
     assert_eq!(summary["stopped_early"], true, "{summary:#}");
     assert!(saved.join("latency.hlog").is_file() && saved.join("scenario.toml").is_file());
-    tmux.keys(&["5"]);
+    tmux.keys(&["6"]);
     let name = saved
         .file_name()
         .expect("name")

@@ -21,15 +21,22 @@ use crate::msg::{Effect, HistoryEntry, Msg, ScenarioEntry};
 
 /// Points kept per time series: one hour of one-second intervals.
 pub const HISTORY_POINTS: usize = 3600;
+/// Request names whose percentiles are kept over time (the rest count in
+/// the run's, and in their whole-run rows).
+pub const MAX_NAME_SERIES: usize = 64;
+/// The sliding window of [`TimeWindow::Recent`], seconds.
+pub const RECENT_SECONDS: u32 = 120;
 /// Agents tracked at most (the rest are counted, not shown).
 pub const MAX_AGENTS: usize = 1024;
 /// An interval is drawn once every participant sent it, or once a snapshot
 /// this many intervals newer arrived.
 const SETTLE_AFTER: u32 = 2;
 
-/// The panels, in `Tab` order (number keys 1-5).
+/// The panels, in `Tab` order (number keys 1-6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Panel {
+    /// Agents, load and latency at once (the default).
+    Overview,
     /// Every node: health, load, offsets.
     Agents,
     /// Achieved req/s against the schedule, active users.
@@ -44,7 +51,8 @@ pub enum Panel {
 
 impl Panel {
     /// All panels in order.
-    pub const ALL: [Panel; 5] = [
+    pub const ALL: [Panel; 6] = [
+        Panel::Overview,
         Panel::Agents,
         Panel::Load,
         Panel::Latency,
@@ -55,6 +63,7 @@ impl Panel {
     /// Its tab title.
     pub fn title(self) -> &'static str {
         match self {
+            Panel::Overview => "Overview",
             Panel::Agents => "Agents",
             Panel::Load => "Load",
             Panel::Latency => "Latency",
@@ -63,9 +72,22 @@ impl Panel {
         }
     }
 
-    fn index(self) -> usize {
+    /// Its position in [`Panel::ALL`] (its number key minus one).
+    pub fn index(self) -> usize {
         Panel::ALL.iter().position(|p| *p == self).unwrap_or(0)
     }
+}
+
+/// How much of the run the time charts show. Either way the x axis is in
+/// run seconds and does not rescale with every interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeWindow {
+    /// From 0 to the run's planned end (its duration and graceful stop),
+    /// or to a round bound past the newest interval when the plan is not
+    /// known or the run went past it.
+    WholeRun,
+    /// The last [`RECENT_SECONDS`] (`0..RECENT_SECONDS` until then).
+    Recent,
 }
 
 /// What has the keyboard.
@@ -156,12 +178,42 @@ pub struct Point {
     pub errors: u64,
     /// Median corrected response time, µs.
     pub p50_us: u64,
+    /// p90 corrected response time, µs.
+    pub p90_us: u64,
     /// p99 corrected response time, µs.
     pub p99_us: u64,
     /// Users running (closed model) or iterations in flight (open model).
     pub active: u64,
     /// Arrivals due (open model): the target rate.
     pub scheduled: u64,
+}
+
+impl Point {
+    /// Its percentiles, as a request name's are kept.
+    pub fn percentiles(&self) -> NamePoint {
+        NamePoint {
+            index: self.index,
+            requests: self.requests,
+            p50_us: self.p50_us,
+            p90_us: self.p90_us,
+            p99_us: self.p99_us,
+        }
+    }
+}
+
+/// One merged interval of one request name: its percentiles over time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NamePoint {
+    /// Interval index (seconds after the run's start).
+    pub index: u32,
+    /// Requests of this name completed.
+    pub requests: u64,
+    /// Median corrected response time, µs.
+    pub p50_us: u64,
+    /// p90, µs.
+    pub p90_us: u64,
+    /// p99, µs.
+    pub p99_us: u64,
 }
 
 /// One agent's share of the watched run.
@@ -207,6 +259,9 @@ pub struct RunView {
     pub last: Option<IntervalSnapshot>,
     /// Whole-run merge per request name.
     pub total: BTreeMap<String, NameStats>,
+    /// Settled intervals per request name (at most [`MAX_NAME_SERIES`]
+    /// names, each bounded like [`RunView::points`]).
+    pub by_name: BTreeMap<String, VecDeque<NamePoint>>,
     /// Errors by kind: count and the agents (names) they came from.
     pub errors: BTreeMap<ErrorKind, (u64, BTreeSet<String>)>,
     /// Per agent.
@@ -228,6 +283,7 @@ impl RunView {
             merger: IntervalMerger::unknown_sources().with_deadline(SETTLE_AFTER),
             last: None,
             total: BTreeMap::new(),
+            by_name: BTreeMap::new(),
             errors: BTreeMap::new(),
             agents: BTreeMap::new(),
             summary: None,
@@ -242,6 +298,20 @@ impl RunView {
             t += s;
         }
         t
+    }
+
+    /// The error groups, most frequent first (then by kind).
+    pub fn error_groups(&self) -> Vec<(&ErrorKind, &(u64, BTreeSet<String>))> {
+        let mut groups: Vec<_> = self.errors.iter().collect();
+        groups.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(b.0)));
+        groups
+    }
+
+    /// Errors of the whole run, every kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors
+            .values()
+            .fold(0u64, |a, e| a.saturating_add(e.0))
     }
 
     /// The newest point, if any.
@@ -291,7 +361,48 @@ impl RunView {
         for m in merged {
             let snap = m.snapshot;
             push_bounded(&mut self.points, point_of(snap.index, &snap.total(), &snap));
+            for (name, stats) in &snap.by_name {
+                if !self.by_name.contains_key(name) && self.by_name.len() >= MAX_NAME_SERIES {
+                    continue;
+                }
+                let h = &stats.response_time;
+                push_bounded(
+                    self.by_name.entry(name.clone()).or_default(),
+                    NamePoint {
+                        index: snap.index,
+                        requests: stats.requests,
+                        p50_us: h.quantile_us(0.5),
+                        p90_us: h.quantile_us(0.9),
+                        p99_us: h.quantile_us(0.99),
+                    },
+                );
+            }
             self.last = Some(snap);
+        }
+    }
+
+    /// The seconds the time charts show, `(first, last)`: see
+    /// [`TimeWindow`]. Stable: it moves only when the run passes a bound
+    /// (or, for [`TimeWindow::Recent`], one second at a time).
+    pub fn window(&self, window: TimeWindow) -> (u32, u32) {
+        let newest = self.points.back().map_or(0, |p| p.index + 1);
+        match window {
+            TimeWindow::Recent => {
+                let end = newest.max(RECENT_SECONDS);
+                (end - RECENT_SECONDS, end)
+            }
+            TimeWindow::WholeRun => {
+                let planned = self
+                    .plan
+                    .as_ref()
+                    .map_or(0, |p| p.load_ms.div_ceil(1000))
+                    .min(u64::from(u32::MAX)) as u32;
+                if planned >= newest && planned > 0 {
+                    (0, planned)
+                } else {
+                    (0, round_up(newest))
+                }
+            }
         }
     }
 
@@ -301,12 +412,26 @@ impl RunView {
     }
 }
 
+/// The first of 10 s, 20 s, 30 s, 1, 2, 5, 10, 15, 20, 30 min, 1, 2, 3, 6,
+/// 12, 24 h and so on (in days) that is at least `secs`.
+pub fn round_up(secs: u32) -> u32 {
+    const STEPS: [u32; 16] = [
+        10, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+    ];
+    STEPS
+        .iter()
+        .copied()
+        .find(|s| *s >= secs)
+        .unwrap_or_else(|| secs.div_ceil(86_400).saturating_mul(86_400))
+}
+
 fn point_of(index: u32, total: &NameStats, snap: &IntervalSnapshot) -> Point {
     Point {
         index,
         requests: total.requests,
         errors: total.error_count(),
         p50_us: total.response_time.quantile_us(0.5),
+        p90_us: total.response_time.quantile_us(0.9),
         p99_us: total.response_time.quantile_us(0.99),
         active: snap.generator.active,
         scheduled: snap.generator.scheduled,
@@ -361,8 +486,11 @@ pub struct App {
     pub history: Vec<HistoryEntry>,
     /// The visible panel.
     pub panel: Panel,
-    /// Selected row per panel.
-    pub selected: [usize; 5],
+    /// Selected row per panel. In the Latency panel row 0 is the whole
+    /// run ("(all)"), then the request names in order.
+    pub selected: [usize; 6],
+    /// How much of the run the time charts show (`w` switches).
+    pub window: TimeWindow,
     /// What has the keyboard.
     pub mode: Mode,
     /// Observer clock (Unix ms), from the last tick.
@@ -403,8 +531,9 @@ impl App {
             run: None,
             scenarios: Vec::new(),
             history: Vec::new(),
-            panel: Panel::Agents,
-            selected: [0; 5],
+            panel: Panel::Overview,
+            selected: [0; 6],
+            window: TimeWindow::WholeRun,
             mode: Mode::Normal,
             now_ms: 0,
             notice: None,
@@ -748,10 +877,19 @@ impl App {
                 return vec![Effect::Quit];
             }
             KeyCode::Char('?') => self.mode = Mode::Help,
-            KeyCode::Tab => self.panel = Panel::ALL[(self.panel.index() + 1) % 5],
-            KeyCode::BackTab => self.panel = Panel::ALL[(self.panel.index() + 4) % 5],
-            KeyCode::Char(c @ '1'..='5') => {
+            KeyCode::Tab => self.panel = Panel::ALL[(self.panel.index() + 1) % Panel::ALL.len()],
+            KeyCode::BackTab => {
+                let n = Panel::ALL.len();
+                self.panel = Panel::ALL[(self.panel.index() + n - 1) % n];
+            }
+            KeyCode::Char(c @ '1'..='6') => {
                 self.panel = Panel::ALL[(c as usize) - ('1' as usize)];
+            }
+            KeyCode::Char('w') => {
+                self.window = match self.window {
+                    TimeWindow::WholeRun => TimeWindow::Recent,
+                    TimeWindow::Recent => TimeWindow::WholeRun,
+                };
             }
             KeyCode::Down | KeyCode::Char('j') => {
                 self.selected[at] = (sel + 1).min(rows.saturating_sub(1));
@@ -771,7 +909,7 @@ impl App {
                 _ => self.notice = Some("no run to stop".into()),
             },
             KeyCode::Enter => match self.panel {
-                Panel::Agents => {
+                Panel::Agents | Panel::Overview => {
                     if let Some(row) = self.agent_rows().get(sel) {
                         self.mode = Mode::Agent(row.health.node.clone());
                     }
@@ -901,11 +1039,21 @@ impl App {
         }
     }
 
+    /// The request name the latency charts follow: `None` for the whole
+    /// run (row 0 of the Latency panel), else the selected name.
+    pub fn latency_focus(&self) -> Option<&str> {
+        let run = self.run.as_ref()?;
+        let row = self.selected[Panel::Latency.index()];
+        row.checked_sub(1)
+            .and_then(|i| run.total.keys().nth(i))
+            .map(String::as_str)
+    }
+
     /// Rows of a list panel (for selection bounds).
     fn rows_in(&self, panel: Panel) -> usize {
         match panel {
-            Panel::Agents => self.agents.len(),
-            Panel::Latency => self.run.as_ref().map_or(0, |r| r.total.len()),
+            Panel::Agents | Panel::Overview => self.agents.len(),
+            Panel::Latency => self.run.as_ref().map_or(0, |r| r.total.len() + 1),
             Panel::Errors => self.run.as_ref().map_or(0, |r| r.errors.len()),
             Panel::Runs => self.history.len(),
             Panel::Load => 0,

@@ -116,7 +116,7 @@ fn release_events_are_ignored() {
     assert!(!app.quitting);
     let release = KeyEvent::new_with_kind(KeyCode::Tab, KeyModifiers::NONE, KeyEventKind::Release);
     app.update(Msg::Key(release));
-    assert_eq!(app.panel, Panel::Agents);
+    assert_eq!(app.panel, Panel::Overview);
 }
 
 #[test]
@@ -285,14 +285,15 @@ fn x_without_a_run_only_says_so() {
 #[test]
 fn tab_backtab_and_digits_switch_panels() {
     let mut app = idle_cluster();
+    assert_eq!(app.panel, Panel::Overview, "the default");
     press(&mut app, KeyCode::Tab);
-    assert_eq!(app.panel, Panel::Load);
+    assert_eq!(app.panel, Panel::Agents);
     press(&mut app, KeyCode::BackTab);
     press(&mut app, KeyCode::BackTab);
     assert_eq!(app.panel, Panel::Runs);
     press(&mut app, KeyCode::Tab);
-    assert_eq!(app.panel, Panel::Agents);
-    for (c, p) in "12345".chars().zip(Panel::ALL) {
+    assert_eq!(app.panel, Panel::Overview);
+    for (c, p) in "123456".chars().zip(Panel::ALL) {
         chars(&mut app, &c.to_string());
         assert_eq!(app.panel, p);
     }
@@ -301,19 +302,25 @@ fn tab_backtab_and_digits_switch_panels() {
 #[test]
 fn selection_stays_within_the_rows() {
     let mut app = idle_cluster();
+    let [overview, agents, load, _, _, runs] = Panel::ALL.map(Panel::index);
     chars(&mut app, "jjjjjjjj");
-    assert_eq!(app.selected[0], 3, "4 agents");
+    assert_eq!(app.selected[overview], 3, "4 agents");
     press(&mut app, KeyCode::Up);
-    assert_eq!(app.selected[0], 2);
+    assert_eq!(app.selected[overview], 2);
     chars(&mut app, "kkkkk");
-    assert_eq!(app.selected[0], 0);
-    chars(&mut app, "5");
+    assert_eq!(app.selected[overview], 0);
+    chars(&mut app, "2jj");
+    assert_eq!(app.selected[agents], 2, "the Agents panel lists them too");
+    chars(&mut app, "6");
     press(&mut app, KeyCode::Down);
     press(&mut app, KeyCode::Down);
-    assert_eq!(app.selected[4], 1, "2 stored runs");
-    assert_eq!(app.selected[0], 0, "each panel keeps its own selection");
-    chars(&mut app, "2j");
-    assert_eq!(app.selected[1], 0, "Load has no rows");
+    assert_eq!(app.selected[runs], 1, "2 stored runs");
+    assert_eq!(
+        app.selected[overview], 0,
+        "each panel keeps its own selection"
+    );
+    chars(&mut app, "3j");
+    assert_eq!(app.selected[load], 0, "Load has no rows");
 }
 
 #[test]
@@ -332,7 +339,7 @@ fn enter_on_agents_opens_the_agent() {
 #[test]
 fn enter_on_runs_loads_the_summary() {
     let mut app = idle_cluster();
-    chars(&mut app, "5j");
+    chars(&mut app, "6j");
     let effects = press(&mut app, KeyCode::Enter);
     assert_eq!(
         effects,
@@ -353,7 +360,7 @@ fn enter_on_runs_loads_the_summary() {
 #[test]
 fn d_then_y_deletes_the_selected_run() {
     let mut app = idle_cluster();
-    chars(&mut app, "5");
+    chars(&mut app, "6");
     assert!(chars(&mut app, "d").is_empty());
     let dir = app.history[0].dir.clone();
     assert_eq!(app.mode, Mode::ConfirmDelete(dir.clone()));
@@ -366,14 +373,14 @@ fn d_then_y_deletes_the_selected_run() {
         }]
     );
     // d elsewhere does nothing.
-    chars(&mut app, "1d");
+    chars(&mut app, "2d");
     assert_eq!(app.mode, Mode::Normal);
 }
 
 #[test]
 fn r_reruns_a_stored_run_from_the_agents_step() {
     let mut app = idle_cluster();
-    chars(&mut app, "5r");
+    chars(&mut app, "6r");
     let d = dialog(&app);
     assert_eq!(d.step, StartStep::Agents);
     assert_eq!(d.scenario, 0);
@@ -629,11 +636,11 @@ fn health_replaces_an_incompatible_entry_and_keeps_load_figures() {
 #[test]
 fn history_reload_clamps_the_selection() {
     let mut app = idle_cluster();
-    chars(&mut app, "5j");
-    assert_eq!(app.selected[4], 1);
+    chars(&mut app, "6j");
+    assert_eq!(app.selected[Panel::Runs.index()], 1);
     let first = app.history[0].clone();
     app.update(Msg::History(vec![first]));
-    assert_eq!(app.selected[4], 0);
+    assert_eq!(app.selected[Panel::Runs.index()], 0);
 }
 
 #[test]
@@ -809,4 +816,118 @@ fn a_node_announcing_a_slower_health_period_is_judged_by_it() {
         app.update(Msg::Tick { now_ms: now });
         assert_eq!(app.liveness(&row), want, "at {now}");
     }
+}
+
+#[test]
+fn the_time_window_is_stable_and_w_switches_it() {
+    let mut app = mid_run();
+    let run = app.run.as_ref().expect("a run");
+    // 30 intervals of a run planned for 65 s (duration and graceful stop).
+    assert_eq!(run.window(TimeWindow::WholeRun), (0, 65));
+    assert_eq!(run.window(TimeWindow::Recent), (0, RECENT_SECONDS));
+    assert_eq!(app.window, TimeWindow::WholeRun);
+    chars(&mut app, "w");
+    assert_eq!(app.window, TimeWindow::Recent);
+    chars(&mut app, "w");
+    assert_eq!(app.window, TimeWindow::WholeRun);
+
+    // Past its plan (or without one) the whole run ends at a round bound,
+    // and the recent window slides one second at a time.
+    let run = app.run.as_mut().expect("a run");
+    for index in 30..200 {
+        run.settled(vec![Merged {
+            snapshot: IntervalSnapshot::new(index),
+            sources: 1,
+        }]);
+    }
+    assert_eq!(run.window(TimeWindow::WholeRun), (0, 300));
+    assert_eq!(run.window(TimeWindow::Recent), (80, 200));
+    run.plan = None;
+    assert_eq!(run.window(TimeWindow::WholeRun), (0, 300));
+}
+
+#[test]
+fn round_bounds_grow_in_steps() {
+    assert_eq!(round_up(0), 10);
+    assert_eq!(round_up(6), 10);
+    assert_eq!(round_up(11), 20);
+    assert_eq!(round_up(61), 120);
+    assert_eq!(round_up(3601), 7200);
+    assert_eq!(round_up(86_401), 172_800);
+    assert!(
+        round_up(u32::MAX) >= u32::MAX / 86_400 * 86_400,
+        "saturates"
+    );
+}
+
+#[test]
+fn percentiles_are_kept_per_second_for_the_run_and_each_name() {
+    let app = mid_run();
+    let run = app.run.as_ref().expect("a run");
+    // The fixture sends 30 intervals; the newest two are still settling.
+    let settled = run.points.len();
+    assert!(settled >= 28, "{settled}");
+    for p in &run.points {
+        assert!(p.p50_us <= p.p90_us && p.p90_us <= p.p99_us, "{p:?}");
+    }
+    assert_eq!(
+        run.by_name.keys().collect::<Vec<_>>(),
+        ["GET /products", "POST /checkout"]
+    );
+    for points in run.by_name.values() {
+        assert_eq!(points.len(), settled);
+        let requests: u64 = points.iter().map(|p| p.requests).sum();
+        assert!(requests > 0);
+    }
+    // Per second, the run's median lies between its names' medians and its
+    // requests are theirs added.
+    let products = &run.by_name["GET /products"];
+    let checkout = &run.by_name["POST /checkout"];
+    for ((a, b), all) in products.iter().zip(checkout).zip(&run.points) {
+        assert_eq!((a.index, b.index), (all.index, all.index));
+        assert!(all.p50_us >= a.p50_us.min(b.p50_us) && all.p50_us <= a.p50_us.max(b.p50_us));
+        assert_eq!(all.requests, a.requests + b.requests);
+    }
+}
+
+#[test]
+fn names_tracked_over_time_are_bounded() {
+    let mut app = mid_run();
+    let run = app.run.as_mut().expect("a run");
+    let mut snap = IntervalSnapshot::new(100);
+    for i in 0..MAX_NAME_SERIES + 10 {
+        let mut stats = NameStats {
+            requests: 1,
+            ..NameStats::default()
+        };
+        stats.response_time.record(1_000);
+        snap.by_name.insert(format!("name {i:03}"), stats);
+    }
+    run.settled(vec![Merged {
+        snapshot: snap,
+        sources: 3,
+    }]);
+    assert_eq!(run.by_name.len(), MAX_NAME_SERIES);
+    assert!(
+        run.by_name.contains_key("GET /products"),
+        "earlier names stay"
+    );
+}
+
+#[test]
+fn the_latency_selection_starts_at_the_whole_run() {
+    let mut app = mid_run();
+    assert_eq!(app.latency_focus(), None);
+    chars(&mut app, "4");
+    assert_eq!(app.panel, Panel::Latency);
+    chars(&mut app, "j");
+    assert_eq!(app.latency_focus(), Some("GET /products"));
+    chars(&mut app, "jjjj");
+    assert_eq!(
+        app.latency_focus(),
+        Some("POST /checkout"),
+        "2 names and (all)"
+    );
+    chars(&mut app, "kk");
+    assert_eq!(app.latency_focus(), None);
 }

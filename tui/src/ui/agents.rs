@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, StatefulWidget, Table, Table
 
 use super::format::{self, Col};
 use super::theme;
-use crate::app::{App, Liveness};
+use crate::app::{App, Liveness, Panel};
 
 const COLS: [Col; 11] = [
     Col::new("Name", 0, 18, false),
@@ -111,7 +111,8 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .header(Row::new(fitted.header(&COLS)).style(theme::header()))
         .row_highlight_style(theme::selected())
         .highlight_symbol(theme::SELECTED_MARK);
-    let selected = (!rows.is_empty()).then(|| app.selected[0].min(rows.len() - 1));
+    let selected =
+        (!rows.is_empty()).then(|| app.selected[Panel::Agents.index()].min(rows.len() - 1));
     let mut state = TableState::new().with_selected(selected);
     StatefulWidget::render(table, inner, buf, &mut state);
 }

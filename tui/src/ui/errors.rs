@@ -4,11 +4,11 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget};
+use ratatui::widgets::{Block, Widget};
 
 use super::format::{self, Col};
 use super::theme;
-use crate::app::App;
+use crate::app::{App, Panel};
 
 const COLS: [Col; 5] = [
     Col::new("Class", 2, 16, false),
@@ -40,13 +40,10 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         } else {
             "no run yet"
         };
-        Paragraph::new(Line::styled(hint, theme::dim()))
-            .centered()
-            .render(super::center_row(inner), buf);
+        super::hint(hint, inner, buf);
         return;
     };
-    let mut groups: Vec<_> = run.errors.iter().collect();
-    groups.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(b.0)));
+    let groups = run.error_groups();
     let text: Vec<Vec<String>> = groups
         .iter()
         .map(|(kind, (count, agents))| {
@@ -59,17 +56,12 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             ]
         })
         .collect();
-    let mark = theme::SELECTED_MARK.len() as u16;
-    let fitted = format::fit(&COLS, &text, inner.width.saturating_sub(mark));
-    let rows = text
-        .iter()
-        .map(|cells| Row::new(fitted.row(&COLS, cells)).style(theme::bad()));
-    let table = Table::new(rows, fitted.widths())
-        .column_spacing(fitted.spacing)
-        .header(Row::new(fitted.header(&COLS)).style(theme::header()))
-        .row_highlight_style(theme::selected())
-        .highlight_symbol(theme::SELECTED_MARK);
-    let selected = app.selected[3].min(text.len() - 1);
-    let mut state = TableState::new().with_selected(Some(selected));
-    StatefulWidget::render(table, inner, buf, &mut state);
+    format::render_list(
+        &COLS,
+        &text,
+        |_| theme::bad(),
+        app.selected[Panel::Errors.index()],
+        inner,
+        buf,
+    );
 }

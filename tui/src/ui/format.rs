@@ -1,11 +1,16 @@
 //! Text helpers shared by the regions: numbers in table-sized form, short
-//! ids, and fitting table columns into the width there is.
+//! ids, fitting table columns into the width there is, and drawing a
+//! selectable list table.
 
 use bfgg_protocol::RunId;
 use bfgg_protocol::mesh::NodeState;
-use ratatui::layout::Constraint;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
 use ratatui::text::Line;
-use ratatui::widgets::Cell;
+use ratatui::widgets::{Cell, Row, StatefulWidget, Table, TableState};
+
+use super::theme;
 
 /// A latency in µs as milliseconds with 1-3 decimals ("0.412", "12.35",
 /// "250.1").
@@ -250,6 +255,33 @@ pub(crate) fn cell<'a>(col: &Col, text: String) -> Cell<'a> {
         })
         .collect();
     Cell::from(ratatui::text::Text::from(lines))
+}
+
+/// Draws a list table into `area`: `text` fitted to the width (room kept
+/// for the selection mark), a bold header, each row styled by `style(i)`,
+/// row `selected` (clamped to the rows) highlighted and scrolled into view.
+pub(crate) fn render_list(
+    cols: &[Col],
+    text: &[Vec<String>],
+    style: impl Fn(usize) -> Style,
+    selected: usize,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let mark = theme::SELECTED_MARK.len() as u16;
+    let fitted = fit(cols, text, area.width.saturating_sub(mark));
+    let rows = text
+        .iter()
+        .enumerate()
+        .map(|(i, cells)| Row::new(fitted.row(cols, cells)).style(style(i)));
+    let table = Table::new(rows, fitted.widths())
+        .column_spacing(fitted.spacing)
+        .header(Row::new(fitted.header(cols)).style(theme::header()))
+        .row_highlight_style(theme::selected())
+        .highlight_symbol(theme::SELECTED_MARK);
+    let selected = (!text.is_empty()).then(|| selected.min(text.len() - 1));
+    let mut state = TableState::new().with_selected(selected);
+    StatefulWidget::render(table, area, buf, &mut state);
 }
 
 #[cfg(test)]

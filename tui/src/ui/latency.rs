@@ -1,18 +1,24 @@
-//! The Latency panel: percentiles per request name for the last interval and
-//! the whole run, and a histogram of the whole run's merged response times.
+//! The Latency panel: percentiles of the whole run and per request name for
+//! the last interval and the whole run; for the selected row, p50/p90/p99
+//! per second on the run's time axis and a histogram of its response
+//! times. The Overview draws the same charts.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::symbols::Marker;
 use ratatui::text::Line;
 use ratatui::widgets::{
-    Bar, BarChart, BarGroup, Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget,
+    Bar, BarChart, BarGroup, Block, Chart, Dataset, GraphType, LegendPosition, Paragraph, Row,
+    StatefulWidget, Table, TableState, Widget,
 };
 
 use bfgg_protocol::{LatencyHistogram, NameStats};
 
+use super::axis::{self, TimeAxis};
 use super::format::{self, Col};
 use super::theme;
-use crate::app::{App, log_buckets};
+use crate::app::{App, NamePoint, Panel, Point, RunView, log_buckets};
 
 const COLS: [Col; 8] = [
     Col::new("Request", 0, 24, false).grow(),
@@ -25,10 +31,15 @@ const COLS: [Col; 8] = [
     Col::new("requests", 7, 8, true),
 ];
 
-/// The shortest histogram worth drawing (borders, bars, labels).
-const MIN_HISTOGRAM: u16 = 6;
+/// The shortest chart worth drawing (borders, a few rows, labels).
+const MIN_CHARTS: u16 = 8;
+/// The narrowest chart worth drawing beside another.
+const MIN_CHART_WIDTH: u16 = 40;
+/// The whole run's row.
+const ALL: &str = "(all)";
 
-/// Draws the Latency panel.
+/// Draws the Latency panel: the table, then the selected row's
+/// percentiles over time beside its histogram.
 pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let Some(run) = app.run.as_ref().filter(|r| !r.total.is_empty()) else {
         let block = Block::bordered().title(Line::styled(" Latency (ms) ", theme::title()));
@@ -43,16 +54,38 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     // borders.
     let rows = run.total.len() + 1;
     let table_h = (rows * 2 + 3).min(usize::from(u16::MAX)) as u16;
-    let table_h = if area.height >= table_h + MIN_HISTOGRAM {
+    let table_h = if area.height >= table_h + MIN_CHARTS {
         table_h
-    } else if area.height >= 2 * MIN_HISTOGRAM {
-        area.height - MIN_HISTOGRAM
+    } else if area.height >= 2 * MIN_CHARTS {
+        area.height - MIN_CHARTS
     } else {
         area.height
     };
-    let [table_area, hist_area] =
+    let [table_area, charts] =
         Layout::vertical([Constraint::Length(table_h), Constraint::Min(0)]).areas(area);
+    render_table(app, run, table_area, buf);
+    if charts.height >= MIN_CHARTS {
+        render_charts(app, run, charts, buf);
+    }
+}
 
+/// The percentiles over time and the histogram of the row the Latency
+/// panel selects, side by side (the chart alone when narrow).
+pub(super) fn render_charts(app: &App, run: &RunView, area: Rect, buf: &mut Buffer) {
+    if area.width >= 2 * MIN_CHART_WIDTH {
+        let [time, hist] =
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                .areas(area);
+        render_over_time(app, run, time, buf);
+        render_focus_histogram(app, run, hist, buf);
+    } else {
+        render_over_time(app, run, area, buf);
+    }
+}
+
+/// The table: the whole run ("(all)") first, then each request name; for
+/// each the last interval and the whole run.
+fn render_table(app: &App, run: &RunView, area: Rect, buf: &mut Buffer) {
     let empty = NameStats::default();
     let last_all = run.last.as_ref().map(|s| s.total());
     let mut text: Vec<Vec<String>> = Vec::new();
@@ -82,6 +115,8 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             format!("{}\n{}", last.requests, whole.requests),
         ]);
     };
+    let all = run.totals();
+    push(ALL, last_all.as_ref().unwrap_or(&empty), &all);
     for (name, whole) in &run.total {
         let last = run
             .last
@@ -90,20 +125,17 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             .unwrap_or(&empty);
         push(name, last, whole);
     }
-    let all = run.totals();
-    push("(all)", last_all.as_ref().unwrap_or(&empty), &all);
 
     let block = Block::bordered().title(Line::styled(
         " Latency (ms): last interval and whole run ",
         theme::title(),
     ));
-    let inner = block.inner(table_area);
+    let inner = block.inner(area);
     let mark = theme::SELECTED_MARK.len() as u16;
     let fitted = format::fit(&COLS, &text, inner.width.saturating_sub(mark));
-    let last_row = text.len() - 1;
     let table_rows = text.iter().enumerate().map(|(i, cells)| {
         let row = Row::new(fitted.row(&COLS, cells)).height(2);
-        if i == last_row {
+        if i == 0 {
             row.style(theme::header())
         } else {
             row
@@ -115,21 +147,130 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .header(Row::new(fitted.header(&COLS)).style(theme::header()))
         .row_highlight_style(theme::selected())
         .highlight_symbol(theme::SELECTED_MARK);
-    let selected = app.selected[2].min(run.total.len().saturating_sub(1));
+    let selected = app.selected[Panel::Latency.index()].min(text.len() - 1);
     let mut state = TableState::new().with_selected(Some(selected));
-    StatefulWidget::render(table, table_area, buf, &mut state);
+    StatefulWidget::render(table, area, buf, &mut state);
+}
 
-    if hist_area.height >= MIN_HISTOGRAM {
-        render_histogram(
-            &all.response_time,
-            &format!(
-                " response times, whole run: {} samples ",
-                all.response_time.len()
-            ),
-            hist_area,
-            buf,
-        );
+/// p50/p90/p99 per second of the focused row ([`App::latency_focus`]) on
+/// the run's time axis; for a request name, the whole run's p99 too, dim,
+/// for reference.
+pub(super) fn render_over_time(app: &App, run: &RunView, area: Rect, buf: &mut Buffer) {
+    let axis = TimeAxis::of(app, run);
+    let ms = |us: u64| us as f64 / 1000.0;
+    let keep = |i: u32| axis.shows(i);
+    let focus = app.latency_focus();
+    let points: Vec<NamePoint> = match focus.and_then(|n| run.by_name.get(n)) {
+        Some(points) => points.iter().copied().collect(),
+        None => run.points.iter().map(Point::percentiles).collect(),
+    };
+    let (p50, p90, p99): (Vec<_>, Vec<_>, Vec<_>) = points
+        .iter()
+        .filter(|p| keep(p.index) && p.requests > 0)
+        .map(|p| {
+            let x = f64::from(p.index);
+            ((x, ms(p.p50_us)), (x, ms(p.p90_us)), (x, ms(p.p99_us)))
+        })
+        .collect();
+    let reference: Vec<(f64, f64)> = if focus.is_some() {
+        run.points
+            .iter()
+            .filter(|p| keep(p.index) && p.requests > 0)
+            .map(|p| (f64::from(p.index), ms(p.p99_us)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let peak = p99
+        .iter()
+        .chain(&reference)
+        .map(|p| p.1)
+        .fold(0.0f64, f64::max);
+    let y_max = nice_ms(peak * 1.1);
+    let mut datasets = Vec::new();
+    if !reference.is_empty() {
+        datasets.push(line("run p99", &reference, theme::dim()));
     }
+    datasets.push(line("p99", &p99, theme::p99_series()));
+    datasets.push(line("p90", &p90, theme::p90_series()));
+    datasets.push(line("p50", &p50, theme::p50_series()));
+    // The newest interval's value; "-" when it had none of these requests.
+    let newest = run.latest().map(|l| f64::from(l.index));
+    let now = |v: &[(f64, f64)]| {
+        v.last()
+            .filter(|p| Some(p.0) == newest)
+            .map_or_else(|| "-".to_string(), |p| format::ms_f(p.1))
+    };
+    let title = format!(
+        " latency (ms) of {}: p99 {} p90 {} p50 {} ",
+        focus.unwrap_or(ALL),
+        now(&p99),
+        now(&p90),
+        now(&p50)
+    );
+    Chart::new(datasets)
+        .block(Block::bordered().title(Line::styled(title, theme::title())))
+        .x_axis(axis.axis(area.width))
+        .y_axis(axis::y_axis(
+            y_max,
+            ["0".to_string(), bound(y_max / 2.0), bound(y_max)],
+        ))
+        .legend_position(Some(LegendPosition::TopLeft))
+        .hidden_legend_constraints((Constraint::Ratio(1, 3), Constraint::Ratio(3, 4)))
+        .render(area, buf);
+}
+
+/// A line of a latency chart.
+fn line<'a>(name: &'static str, data: &'a [(f64, f64)], style: Style) -> Dataset<'a> {
+    Dataset::default()
+        .name(name)
+        .data(data)
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(style)
+}
+
+/// An axis bound in ms, without trailing zeros: `200`, `2.5`, `0.1`.
+fn bound(ms: f64) -> String {
+    format!("{}", (ms * 1000.0).round() / 1000.0)
+}
+
+/// The first of 1, 2, 5 times a power of ten (ms) at least `ms`: the
+/// latency axis moves only when a percentile passes one of these.
+fn nice_ms(ms: f64) -> f64 {
+    let mut bound = 0.1;
+    while bound < ms && bound < 1e9 {
+        for m in [1.0, 2.0, 5.0] {
+            if bound * m >= ms {
+                return bound * m;
+            }
+        }
+        bound *= 10.0;
+    }
+    bound
+}
+
+/// The histogram of the focused row over the whole run.
+pub(super) fn render_focus_histogram(app: &App, run: &RunView, area: Rect, buf: &mut Buffer) {
+    let focus = app.latency_focus();
+    let all;
+    let h = match focus.and_then(|n| run.total.get(n)) {
+        Some(stats) => &stats.response_time,
+        None => {
+            all = run.totals();
+            &all.response_time
+        }
+    };
+    render_histogram(
+        h,
+        &format!(
+            " {}, whole run: {} samples ",
+            focus.unwrap_or("response times"),
+            h.len()
+        ),
+        area,
+        buf,
+    );
 }
 
 /// A histogram on a 1-2-5 log scale, titled `title` (the merged whole run

@@ -4,11 +4,13 @@
 //! `App::now_ms`), the environment or any file.
 
 mod agents;
+mod axis;
 mod errors;
 mod format;
 mod latency;
 mod load;
 mod overlays;
+mod overview;
 mod runs;
 mod status;
 mod theme;
@@ -61,6 +63,7 @@ fn draw(app: &App, area: Rect, buf: &mut Buffer) {
     .areas(rest);
     status::render_tabs(app, tabs, buf);
     match app.panel {
+        Panel::Overview => overview::render(app, body, buf),
         Panel::Agents => agents::render(app, body, buf),
         Panel::Load => load::render(app, body, buf),
         Panel::Latency => latency::render(app, body, buf),
@@ -78,6 +81,13 @@ fn center_row(area: Rect) -> Rect {
         height: area.height.min(1),
         ..area
     }
+}
+
+/// A dim one-line hint in the middle row of `area`.
+fn hint(text: &str, area: Rect, buf: &mut Buffer) {
+    Paragraph::new(Line::styled(text.to_string(), theme::dim()))
+        .centered()
+        .render(center_row(area), buf);
 }
 
 /// What to call a node: its announced name, its name in the watched run's

@@ -104,11 +104,12 @@ fn key_line(key: &str, what: &str, w: usize) -> Line<'static> {
 }
 
 /// Every key of the panels.
-const PANEL_KEYS: [(&str, &str); 12] = [
+const PANEL_KEYS: [(&str, &str); 13] = [
     ("s", "start a run"),
     ("x", "stop the run"),
     ("Tab/S-Tab", "next/previous panel"),
-    ("1-5", "go to panel"),
+    ("1-6", "go to panel"),
+    ("w", "whole run / last 2 min"),
     ("↑↓ j/k", "select a row"),
     ("Enter", "agent / run summary"),
     ("r", "re-run selected run"),

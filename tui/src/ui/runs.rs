@@ -4,11 +4,11 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, StatefulWidget, Table, TableState, Widget};
+use ratatui::widgets::{Block, Paragraph, Widget};
 
 use super::format::{self, Col};
 use super::theme;
-use crate::app::App;
+use crate::app::{App, Panel};
 
 const COLS: [Col; 4] = [
     Col::new("Run", 0, 60, false).grow(),
@@ -50,17 +50,14 @@ pub(crate) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             ]
         })
         .collect();
-    let mark = theme::SELECTED_MARK.len() as u16;
-    let fitted = format::fit(&COLS, &text, table_area.width.saturating_sub(mark));
-    let rows = text.iter().map(|cells| Row::new(fitted.row(&COLS, cells)));
-    let table = Table::new(rows, fitted.widths())
-        .column_spacing(fitted.spacing)
-        .header(Row::new(fitted.header(&COLS)).style(theme::header()))
-        .row_highlight_style(theme::selected())
-        .highlight_symbol(theme::SELECTED_MARK);
-    let selected = app.selected[4].min(text.len() - 1);
-    let mut state = TableState::new().with_selected(Some(selected));
-    StatefulWidget::render(table, table_area, buf, &mut state);
+    format::render_list(
+        &COLS,
+        &text,
+        |_| theme::text(),
+        app.selected[Panel::Runs.index()],
+        table_area,
+        buf,
+    );
     let hint = Line::from(vec![
         Span::styled("Enter", theme::key()),
         Span::styled(" summary · ", theme::dim()),

@@ -157,7 +157,7 @@ fn status_line(app: &App, width: u16) -> Line<'static> {
     join(parts)
 }
 
-/// Draws the tab bar: the five panels numbered 1-5, the visible one
+/// Draws the tab bar: the six panels numbered 1-6, the visible one
 /// highlighted.
 pub(crate) fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
     let titles = Panel::ALL
@@ -200,7 +200,7 @@ fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
         Mode::Normal => {
             let mut h = Vec::new();
             // The Runs panel shows its own keys under its list.
-            if app.panel == Panel::Agents {
+            if matches!(app.panel, Panel::Agents | Panel::Overview) {
                 h.push(("Enter", "agent"));
             }
             if app.run_active() {
@@ -208,12 +208,11 @@ fn hints(app: &App) -> Vec<(&'static str, &'static str)> {
             } else {
                 h.push(("s", "start"));
             }
-            h.extend([
-                ("Tab/1-5", "panels"),
-                ("j/k", "select"),
-                ("?", "help"),
-                ("q", "quit"),
-            ]);
+            h.push(("Tab/1-6", "panels"));
+            if matches!(app.panel, Panel::Overview | Panel::Load | Panel::Latency) {
+                h.push(("w", "window"));
+            }
+            h.extend([("j/k", "select"), ("?", "help"), ("q", "quit")]);
             h
         }
         Mode::Help | Mode::Agent(_) | Mode::Summary(_) => vec![("Esc", "close")],

@@ -77,7 +77,56 @@ fn panels_mid_run_120x40() {
 }
 
 #[test]
+fn overview_160x48() {
+    insta::assert_snapshot!(
+        "overview_mid_run_160x48",
+        draw(&on(mid_run(), Panel::Overview), 160, 48)
+    );
+    insta::assert_snapshot!(
+        "overview_idle_160x48",
+        draw(&on(idle_cluster(), Panel::Overview), 160, 48)
+    );
+}
+
+#[test]
+fn the_latency_charts_follow_the_selected_name() {
+    let mut app = on(mid_run(), Panel::Latency);
+    app.selected[Panel::Latency.index()] = 2;
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("latency (ms) of POST /checkout"),
+        "{screen}"
+    );
+    assert!(screen.contains("run p99"), "the run's p99 for reference");
+    insta::assert_snapshot!("latency_checkout_120x40", screen);
+    // The Overview shares the Latency panel's choice.
+    app.panel = Panel::Overview;
+    let screen = draw(&app, 160, 48);
+    assert!(
+        screen.contains("latency (ms) of POST /checkout"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn the_recent_window_keeps_two_minutes_on_the_axis() {
+    let mut app = on(mid_run(), Panel::Load);
+    app.window = crate::app::TimeWindow::Recent;
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("2m"), "{screen}");
+    insta::assert_snapshot!("load_recent_120x40", screen);
+    // The whole-run axis ends at the plan's 65 s.
+    app.window = crate::app::TimeWindow::WholeRun;
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("1m5s"), "{screen}");
+}
+
+#[test]
 fn idle_cluster_80x24() {
+    insta::assert_snapshot!(
+        "overview_idle_80x24",
+        draw(&on(idle_cluster(), Panel::Overview), 80, 24)
+    );
     insta::assert_snapshot!(
         "agents_idle_80x24",
         draw(&on(idle_cluster(), Panel::Agents), 80, 24)
@@ -172,7 +221,7 @@ fn too_small_shows_status_and_hint() {
 #[test]
 fn selected_rows_and_tabs_are_highlighted() {
     let mut app = on(mid_run(), Panel::Agents);
-    app.selected[0] = 1;
+    app.selected[Panel::Agents.index()] = 1;
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
     terminal.draw(|f| render(&app, f)).expect("draws");
     let buf = terminal.backend().buffer();
@@ -182,10 +231,10 @@ fn selected_rows_and_tabs_are_highlighted() {
         .position(|l| l.contains("> agent-b"))
         .expect("agent-b selected") as u16;
     assert!(buf[(5, row)].modifier.contains(Modifier::REVERSED));
-    // The active tab ("1 Agents") is reversed, the next one is not.
+    // The active tab ("2 Agents") is reversed, the next one is not.
     let tab = text.lines().nth(1).expect("tab bar");
-    let agents = tab.find("1 Agents").expect("tab") as u16;
-    let load = tab.find("2 Load").expect("tab") as u16;
+    let agents = tab.find("2 Agents").expect("tab") as u16;
+    let load = tab.find("3 Load").expect("tab") as u16;
     assert!(buf[(agents, 1)].modifier.contains(Modifier::REVERSED));
     assert!(!buf[(load, 1)].modifier.contains(Modifier::REVERSED));
 }
@@ -229,7 +278,7 @@ fn no_size_panics() {
                 app.mode = mode.clone();
                 app.notice = Some("a notice that is rather long for a narrow terminal".into());
                 app.dropped = 7;
-                app.selected = [99; 5];
+                app.selected = [99; 6];
                 for &(w, h) in &sizes {
                     draw(&app, w, h);
                 }

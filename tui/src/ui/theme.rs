@@ -98,6 +98,21 @@ pub(crate) fn active_series() -> Style {
     Style::new().fg(Color::Cyan)
 }
 
+/// Median latency over time.
+pub(crate) fn p50_series() -> Style {
+    Style::new().fg(Color::Green)
+}
+
+/// p90 latency over time.
+pub(crate) fn p90_series() -> Style {
+    Style::new().fg(Color::Yellow)
+}
+
+/// p99 latency over time.
+pub(crate) fn p99_series() -> Style {
+    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+}
+
 /// Histogram bars.
 pub(crate) fn bars() -> Style {
     Style::new().fg(Color::Blue)
