@@ -32,6 +32,9 @@ pub(crate) enum Command {
     Node(NodeArgs),
     /// Join the mesh as a light peer and list the nodes it sees.
     Status(StatusArgs),
+    /// Print your operator id (its key is created on first use): nodes with
+    /// an operators list let only the ids on it start and stop runs.
+    Id,
     /// Stop a cluster run (any node forwards to its coordinator).
     Stop(StopArgs),
     /// The cockpit: watch the mesh live, start and stop runs from the keyboard.
@@ -236,6 +239,12 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "N", default_value_t = bfgg_node::cluster::DEFAULT_PAGE_INTERVALS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) page_intervals: u32,
+    /// Who may start and stop runs here: operator ids (`bfgg id`),
+    /// comma-separated. Default: the file `<config dir>/operators` (one id
+    /// per line) if it exists; without either, any peer holding the cluster
+    /// key may.
+    #[arg(long, value_name = "ID,...")]
+    pub(crate) operators: Option<String>,
 }
 
 #[derive(Debug, Args)]

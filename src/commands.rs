@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use bfgg_node::cluster::NodeConfig;
 use bfgg_node::cluster::client::{Client, Follow};
 use bfgg_node::cluster::demo::{Demo, DemoFiles};
+use bfgg_node::cluster::operators::{OperatorKey, Operators};
 use bfgg_node::cluster::request::RunSpec;
 use bfgg_node::cluster::view::Timeouts;
 use bfgg_node::net::{ClusterKey, KeySource, NetConfig};
@@ -41,6 +42,15 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo(args),
         Command::Node(args) => node(args),
         Command::Status(args) => status(args),
+        Command::Id => {
+            let key = operator_key()?;
+            println!("{}", key.id());
+            eprintln!(
+                "bfgg: your operator id (key {}); an operator list takes it with `bfgg node --operators` or a line in <config dir>/operators",
+                key.path().display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Stop(args) => stop(args),
         Command::Tui(args) => tui(args),
         Command::Runs(runs) => match runs {
@@ -97,6 +107,7 @@ fn cockpit(
         scenario_dirs,
         results_dir: project_dirs()?.data_dir().join("runs"),
         timeouts,
+        operator: operator_key()?,
     };
     rt.block_on(bfgg_tui::runtime::run(config))?;
     Ok(ExitCode::SUCCESS)
@@ -658,8 +669,9 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         data_dir.join("identity.key"),
         args.listen.clone(),
     )?;
+    let name = args.name.clone().unwrap_or_else(host_name);
     let config = NodeConfig {
-        name: args.name.clone().unwrap_or_else(host_name),
+        name: name.clone(),
         labels: parse_labels(args.labels.as_deref())?,
         data_dir,
         net,
@@ -671,6 +683,11 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         python: args.python.clone(),
         s3: crate::upload::config_of(&args.s3)?,
         page_intervals: args.page_intervals,
+        operators: Operators::load(
+            &name,
+            args.operators.as_deref(),
+            &project_dirs()?.config_dir().join("operators"),
+        )?,
     };
     let rt = multi_thread_runtime(2).context("starting the node's runtime")?;
     let fingerprint = config.net.cluster_key.fingerprint();
@@ -718,10 +735,24 @@ impl Drop for LightIdentity {
     }
 }
 
+/// The user's operator key, `<data dir>/operator.key` (created on first
+/// use): what the runs and stops this user orders are signed with.
+fn operator_key() -> anyhow::Result<OperatorKey> {
+    let path = project_dirs()?.data_dir().join("operator.key");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    OperatorKey::load_or_create(&path)
+}
+
+/// A light peer that signs what it orders with the user's operator key.
 fn light_client(rt: &tokio::runtime::Runtime, mesh: &MeshArgs) -> anyhow::Result<Client> {
     let identity = LightIdentity::new()?;
     let net = net_config(mesh, identity.file(), vec!["/ip4/0.0.0.0/tcp/0".into()])?;
-    rt.block_on(Client::connect(net, Duration::from_secs(10)))
+    let key = operator_key()?;
+    Ok(rt
+        .block_on(Client::connect(net, Duration::from_secs(10)))?
+        .with_operator(key))
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {

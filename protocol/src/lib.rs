@@ -24,4 +24,4 @@ pub use stats::{ErrorKind, GeneratorStats, IntervalSnapshot, LatencyHistogram, N
 
 /// Version of the wire format. Bumped on every incompatible change of a type in
 /// this crate; carried in every encoded envelope and, later, in protocol ids.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;

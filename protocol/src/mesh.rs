@@ -22,11 +22,11 @@ use crate::stats::IntervalSnapshot;
 use crate::summary::RunSummary;
 
 /// libp2p request-response protocol id of control requests.
-pub const CONTROL_PROTOCOL: &str = "/bfgg/control/3";
+pub const CONTROL_PROTOCOL: &str = "/bfgg/control/4";
 /// Gossipsub topic of node health (one message per node per second).
-pub const HEALTH_TOPIC: &str = "bfgg/3/health";
+pub const HEALTH_TOPIC: &str = "bfgg/4/health";
 /// Gossipsub topic of runs: interval snapshots and run events.
-pub const RUN_TOPIC: &str = "bfgg/3/runs";
+pub const RUN_TOPIC: &str = "bfgg/4/runs";
 /// Largest gossip message (gossipsub's default transmit limit, 64 KiB).
 pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
 /// Largest control request or response.
@@ -225,6 +225,65 @@ pub struct RunRequest {
     pub selection: AgentSelection,
     /// Move a lost agent's share to the live agents.
     pub rebalance: bool,
+    /// The operator's signed order to run exactly this ([`Order::Run`]);
+    /// nodes with an operators list refuse a request without one.
+    pub mandate: Option<Mandate>,
+}
+
+/// What an operator orders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    /// Run the request whose digest this is (SHA-256, hex, of its files and
+    /// overrides: what every agent can recompute from the plan).
+    Run {
+        /// The digest.
+        digest: String,
+    },
+    /// Stop this run.
+    Stop {
+        /// The run.
+        run: RunId,
+    },
+}
+
+/// An operator's signed order: who (a peer id, whose ed25519 public key is
+/// inside it), what, and when. Nodes with an operators list act on a run
+/// or a stop only with a mandate of one of their operators, checked where
+/// the work happens (the coordinator and every agent), so a peer that only
+/// holds the cluster key can watch but not act, even through a node of its
+/// own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mandate {
+    /// The operator's peer id (`bfgg id`).
+    pub operator: NodeId,
+    /// What it orders.
+    pub order: Order,
+    /// When it signed, Unix ms on its clock (old mandates are refused).
+    pub signed_at_ms: u64,
+    /// Ed25519 signature of [`Mandate::signed_bytes`].
+    pub signature: Vec<u8>,
+}
+
+impl Mandate {
+    /// The bytes an operator signs: a domain tag, the order and the time, so
+    /// that a signature cannot be taken for another order or another use of
+    /// the key.
+    pub fn signed_bytes(order: &Order, signed_at_ms: u64) -> Vec<u8> {
+        let mut out = b"bfgg mandate v1\0".to_vec();
+        match order {
+            Order::Run { digest } => {
+                out.extend_from_slice(b"run\0");
+                out.extend_from_slice(digest.as_bytes());
+            }
+            Order::Stop { run } => {
+                out.extend_from_slice(b"stop\0");
+                out.extend_from_slice(run.0.as_bytes());
+            }
+        }
+        out.push(0);
+        out.extend_from_slice(&signed_at_ms.to_be_bytes());
+        out
+    }
 }
 
 /// One agent of a plan and its share of the load.
@@ -264,6 +323,10 @@ pub struct RunPlan {
     /// The commit the coordinator resolved the scenario's `[source] rev`
     /// to: every agent checks out this one.
     pub source_commit: Option<String>,
+    /// The operator's order to run this, as submitted: agents with an
+    /// operators list check it themselves before they prepare. (Boxed: a
+    /// plan travels inside run events, kept small.)
+    pub mandate: Option<Box<Mandate>>,
 }
 
 /// Which interval log of a run a [`ControlRequest::FetchLog`] reads.
@@ -296,6 +359,10 @@ pub enum ControlRequest {
     Stop {
         /// The run.
         run: RunId,
+        /// The operator's order ([`Order::Stop`]), passed on with the stop;
+        /// needed where a node has an operators list, unless the stop comes
+        /// from the run's coordinator.
+        mandate: Option<Mandate>,
     },
     /// Coordinator → agent (its own log) or client → coordinator (the merged
     /// log): a page of an interval log, from byte `offset` on. A page costs
@@ -363,6 +430,11 @@ pub enum ControlRequest {
     /// peer's view of a large cluster at once, without waiting for every
     /// node's next health message). Answered `Nodes`.
     Nodes,
+    /// Anyone → a node: may this operator act here? Answered `Rights`.
+    Rights {
+        /// The asker's operator id (`bfgg id`).
+        operator: NodeId,
+    },
 }
 
 /// Answers to [`ControlRequest`]s.
@@ -431,6 +503,14 @@ pub enum ControlResponse {
     Nodes {
         /// Every node it knows (itself included).
         nodes: Vec<KnownNode>,
+    },
+    /// `Rights`.
+    Rights {
+        /// False when the node has no operators list (anyone holding the
+        /// cluster key may act).
+        enforced: bool,
+        /// True when the asked operator may start and stop runs here.
+        operator: bool,
     },
 }
 

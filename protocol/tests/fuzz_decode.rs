@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 
 use bfgg_protocol::mesh::{
     AgentSelection, BundleFile, ControlRequest, ControlResponse, EngineInfo, Gossip, KnownNode,
-    LogKind, MovedShare, NodeHealth, NodeState, Participant, RunEvent, RunPlan, RunRequest,
+    LogKind, Mandate, MovedShare, NodeHealth, NodeState, Order, Participant, RunEvent, RunPlan,
+    RunRequest,
 };
 use bfgg_protocol::summary::{AgentSummary, RunSummary};
 use bfgg_protocol::{
@@ -308,6 +309,7 @@ fn plan() -> impl Strategy<Value = RunPlan> {
             any::<bool>(),
             any::<u64>(),
             prop::option::of(text()),
+            prop::option::of(mandate().prop_map(Box::new)),
         ),
     )
         .prop_map(
@@ -316,7 +318,7 @@ fn plan() -> impl Strategy<Value = RunPlan> {
                 participants,
                 start_at_ms,
                 files,
-                (target, duration_ms, rebalance, load_ms, source_commit),
+                (target, duration_ms, rebalance, load_ms, source_commit, mandate),
             )| RunPlan {
                 run,
                 coordinator,
@@ -328,8 +330,27 @@ fn plan() -> impl Strategy<Value = RunPlan> {
                 rebalance,
                 load_ms,
                 source_commit,
+                mandate,
             },
         )
+}
+
+fn mandate() -> impl Strategy<Value = Mandate> {
+    (
+        node_id(),
+        prop_oneof![
+            "[0-9a-f]{64}".prop_map(|digest| Order::Run { digest }),
+            run_id().prop_map(|run| Order::Stop { run }),
+        ],
+        any::<u64>(),
+        prop::collection::vec(any::<u8>(), 0..80),
+    )
+        .prop_map(|(operator, order, signed_at_ms, signature)| Mandate {
+            operator,
+            order,
+            signed_at_ms,
+            signature,
+        })
 }
 
 fn agent_summary() -> impl Strategy<Value = AgentSummary> {
@@ -476,15 +497,17 @@ fn run_request() -> impl Strategy<Value = RunRequest> {
         prop::option::of(any::<u64>()),
         selection(),
         any::<bool>(),
+        prop::option::of(mandate()),
     )
         .prop_map(
-            |(files, contents, target, duration_ms, selection, rebalance)| RunRequest {
+            |(files, contents, target, duration_ms, selection, rebalance, mandate)| RunRequest {
                 files,
                 contents,
                 target,
                 duration_ms,
                 selection,
                 rebalance,
+                mandate,
             },
         )
 }
@@ -494,7 +517,8 @@ fn control_request() -> impl Strategy<Value = ControlRequest> {
         run_request().prop_map(ControlRequest::Submit),
         plan().prop_map(ControlRequest::Prepare),
         "[0-9a-f]{64}".prop_map(|sha256| ControlRequest::FetchFile { sha256 }),
-        run_id().prop_map(|run| ControlRequest::Stop { run }),
+        (run_id(), prop::option::of(mandate()))
+            .prop_map(|(run, mandate)| ControlRequest::Stop { run, mandate }),
         (run_id(), any::<bool>(), any::<u64>(), any::<u32>()).prop_map(
             |(run, merged, offset, max)| ControlRequest::FetchLog {
                 run,
@@ -517,6 +541,7 @@ fn control_request() -> impl Strategy<Value = ControlRequest> {
         run_id().prop_map(|run| ControlRequest::Subscribe { run }),
         (run_id(), run_event()).prop_map(|(run, event)| ControlRequest::Report { run, event }),
         Just(ControlRequest::Nodes),
+        node_id().prop_map(|operator| ControlRequest::Rights { operator }),
     ]
 }
 
@@ -560,6 +585,8 @@ fn control_response() -> impl Strategy<Value = ControlResponse> {
             0..3
         )
         .prop_map(|nodes| ControlResponse::Nodes { nodes }),
+        (any::<bool>(), any::<bool>())
+            .prop_map(|(enforced, operator)| ControlResponse::Rights { enforced, operator }),
     ]
 }
 
@@ -1025,6 +1052,18 @@ fn sample_plan() -> RunPlan {
         rebalance: true,
         load_ms: 32_000,
         source_commit: Some("cd".repeat(20)),
+        mandate: Some(Box::new(sample_mandate(Order::Run {
+            digest: "ef".repeat(32),
+        }))),
+    }
+}
+
+fn sample_mandate(order: Order) -> Mandate {
+    Mandate {
+        operator: NodeId("12D3KooWoperator".into()),
+        order,
+        signed_at_ms: 1_795_444_890_000,
+        signature: vec![7; 64],
     }
 }
 
@@ -1142,6 +1181,9 @@ fn generated_corpus() -> Vec<(String, Entry)> {
                     [("role".to_string(), "agent".to_string())].into(),
                 ),
                 rebalance: false,
+                mandate: Some(sample_mandate(Order::Run {
+                    digest: "ef".repeat(32),
+                })),
             })),
         ),
         (
@@ -1184,6 +1226,26 @@ fn generated_corpus() -> Vec<(String, Entry)> {
             Msg::Response(ControlResponse::Plan(sample_plan())),
         ),
         ("request-nodes", Msg::Request(ControlRequest::Nodes)),
+        (
+            "request-stop",
+            Msg::Request(ControlRequest::Stop {
+                run: run.clone(),
+                mandate: Some(sample_mandate(Order::Stop { run: run.clone() })),
+            }),
+        ),
+        (
+            "request-rights",
+            Msg::Request(ControlRequest::Rights {
+                operator: NodeId("12D3KooWoperator".into()),
+            }),
+        ),
+        (
+            "response-rights",
+            Msg::Response(ControlResponse::Rights {
+                enforced: true,
+                operator: false,
+            }),
+        ),
         (
             "response-nodes",
             Msg::Response(ControlResponse::Nodes {

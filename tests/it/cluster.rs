@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{Target, Workspace, bfgg_bin, run_with_timeout};
 
 /// A cluster key in go-ipfs swarm.key format.
-fn key_text(byte: u8) -> String {
+pub(crate) fn key_text(byte: u8) -> String {
     format!(
         "/key/swarm/psk/1.0.0/\n/base16/\n{}\n",
         format!("{byte:02x}").repeat(32)
@@ -551,7 +551,7 @@ fn a_run_is_stopped_from_a_fourth_process() {
 }
 
 /// `bfgg status --json` joined to `join`, with `key` or the host's default.
-fn status_json(home: &Path, join: &str, key: Option<&Path>) -> Vec<serde_json::Value> {
+pub(crate) fn status_json(home: &Path, join: &str, key: Option<&Path>) -> Vec<serde_json::Value> {
     let tmp = home.join("status-tmp");
     std::fs::create_dir_all(&tmp).expect("tmp dir");
     let mut cmd = crate::harness::bfgg(home);

@@ -21,6 +21,7 @@ mod harness;
 mod local_run;
 mod locust;
 mod netns;
+mod observers;
 mod report;
 mod runs;
 mod s3;

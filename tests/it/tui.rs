@@ -46,7 +46,7 @@ impl Tmux {
     }
 
     /// Types `keys` (tmux key names: "s", "Enter", "Escape", ...).
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "cockpit"];
         args.extend(keys);
         let out = self.run(&args);
@@ -105,7 +105,7 @@ fn exited(screen: &str, marker: &str) -> bool {
 }
 
 /// The req/s figure of the cockpit's top line, if it shows one.
-fn top_line_rps(screen: &str) -> Option<u64> {
+pub(crate) fn top_line_rps(screen: &str) -> Option<u64> {
     let top = screen.lines().next()?;
     let at = top.find(" req/s")?;
     top[..at]

@@ -108,6 +108,7 @@ fn main() {
         rebalance: false,
         load_ms: 3_600_000,
         source_commit: None,
+        mandate: None,
     };
     app.update(Msg::Run {
         run: run.clone(),

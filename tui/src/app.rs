@@ -510,6 +510,14 @@ pub struct App {
     pub results_dir: PathBuf,
     /// Directories whose scenario files the start dialog offers.
     pub scenario_dirs: Vec<PathBuf>,
+    /// This cockpit's operator id (`bfgg id`): what its starts and stops
+    /// are signed with.
+    pub operator: String,
+    /// Whether a node's answer was asked for ([`Effect::AskRights`]).
+    pub rights_asked: bool,
+    /// Set when a node said this operator may not act there: the start,
+    /// stop, re-run and delete keys only say so.
+    pub read_only: bool,
     /// Runs this cockpit started and that have not finished, with their
     /// scenario files: their results are saved into [`App::results_dir`]
     /// when they finish.
@@ -543,6 +551,9 @@ impl App {
             quitting: false,
             results_dir: PathBuf::new(),
             scenario_dirs: Vec::new(),
+            operator: String::new(),
+            rights_asked: false,
+            read_only: false,
             started: BTreeMap::new(),
         }
     }
@@ -648,7 +659,21 @@ impl App {
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Key(key) => return self.on_key(key),
-            Msg::Health { health, at_ms } => self.on_health(health, at_ms),
+            Msg::Health { health, at_ms } => {
+                let node = health.node.clone();
+                self.on_health(health, at_ms);
+                // The first node heard says whether this operator may act.
+                if !self.rights_asked {
+                    self.rights_asked = true;
+                    return vec![Effect::AskRights { node }];
+                }
+            }
+            Msg::Rights { may_act, .. } => {
+                self.read_only = !may_act;
+                if !may_act {
+                    self.notice = Some(self.read_only_notice());
+                }
+            }
             Msg::Incompatible { node, protocol } => {
                 if self.incompatible.len() < MAX_AGENTS || self.incompatible.contains_key(&node) {
                     self.incompatible.insert(node, protocol);
@@ -871,6 +896,15 @@ impl App {
         let rows = self.rows_in(self.panel);
         let at = self.panel.index();
         let sel = self.selected[at];
+        let acts = match key.code {
+            KeyCode::Char('s' | 'x') => true,
+            KeyCode::Char('r' | 'd') => self.panel == Panel::Runs,
+            _ => false,
+        };
+        if acts && self.read_only {
+            self.notice = Some(self.read_only_notice());
+            return Vec::new();
+        }
         match key.code {
             KeyCode::Char('q') => {
                 self.quitting = true;
@@ -1037,6 +1071,11 @@ impl App {
             label: 0,
             rebalance: false,
         }
+    }
+
+    /// What a read-only cockpit says when asked to act.
+    fn read_only_notice(&self) -> String {
+        format!("read-only: ask an operator to add {}", self.operator)
     }
 
     /// The request name the latency charts follow: `None` for the whole

@@ -83,7 +83,7 @@ pub(crate) fn health(i: usize, state: NodeState) -> NodeHealth {
 
 /// Node `i`'s health heard `ago_ms` before [`NOW`] from a clock
 /// `offset_ms` behind ours.
-fn heard(i: usize, state: NodeState, ago_ms: u64, offset_ms: i64) -> Msg {
+pub(crate) fn heard(i: usize, state: NodeState, ago_ms: u64, offset_ms: i64) -> Msg {
     let at_ms = NOW - ago_ms;
     let mut h = health(i, state);
     h.sent_at_ms = (at_ms as i64 - offset_ms) as u64;
@@ -159,6 +159,7 @@ pub(crate) fn plan() -> RunPlan {
         rebalance: false,
         load_ms: 65_000,
         source_commit: None,
+        mandate: None,
     }
 }
 

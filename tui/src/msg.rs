@@ -94,6 +94,14 @@ pub enum Msg {
     Notice(String),
     /// Network events the runtime dropped because the cockpit was behind.
     Dropped(u64),
+    /// A node said whether this cockpit's operator may start and stop runs
+    /// there (after [`Effect::AskRights`]).
+    Rights {
+        /// The node asked.
+        node: NodeId,
+        /// False: it has an operators list without this operator.
+        may_act: bool,
+    },
 }
 
 /// Everything the cockpit asks the outside world to do, with its targets.
@@ -106,6 +114,12 @@ pub enum Msg {
 pub enum Effect {
     /// Leave (runs go on: they belong to the nodes).
     Quit,
+    /// Ask `node` whether this cockpit's operator may act there (answered
+    /// by [`Msg::Rights`]).
+    AskRights {
+        /// The node.
+        node: NodeId,
+    },
     /// Hand a run of `scenario` to one of `nodes` (answered by
     /// [`Msg::Started`], or a notice).
     Start {

@@ -12,15 +12,17 @@
 use bfgg_node::results::store;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bfgg_node::cluster::client::{save_results, stop_via, submit_any};
+use bfgg_node::cluster::client::{may_act, save_results, stop_via, submit_any};
+use bfgg_node::cluster::operators::OperatorKey;
 use bfgg_node::cluster::request::RunSpec;
 use bfgg_node::cluster::view::Timeouts;
 use bfgg_node::net::{self, NetConfig, NetEvent, NetHandle};
 use bfgg_protocol::NodeId;
-use bfgg_protocol::mesh::{ControlRequest, ControlResponse, Gossip, RunPlan};
+use bfgg_protocol::mesh::{ControlRequest, ControlResponse, Gossip, Order, RunPlan};
 use bfgg_protocol::summary::RunSummary;
 use crossterm::event::{Event, EventStream};
 use futures::StreamExt as _;
@@ -50,6 +52,8 @@ pub struct TuiConfig {
     pub results_dir: PathBuf,
     /// When a node unheard is shown as unresponsive, then dead.
     pub timeouts: Timeouts,
+    /// The user's operator key: starts and stops are signed with it.
+    pub operator: OperatorKey,
 }
 
 /// Runs the cockpit until the user quits. Quitting never stops a run.
@@ -65,10 +69,12 @@ pub async fn run(config: TuiConfig) -> anyhow::Result<()> {
     app.dead_ms = config.timeouts.dead.as_millis() as u64;
     app.results_dir = config.results_dir;
     app.scenario_dirs = config.scenario_dirs;
+    app.operator = config.operator.id().0;
     app.update(Msg::Tick { now_ms: now_ms() });
+    let operator = Arc::new(config.operator);
 
     let mut terminal = ratatui::init();
-    let result = event_loop(&mut terminal, &mut app, &net, &mut net_events).await;
+    let result = event_loop(&mut terminal, &mut app, &net, &operator, &mut net_events).await;
     ratatui::restore();
     result
 }
@@ -80,11 +86,12 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
     net: &NetHandle,
+    operator: &Arc<OperatorKey>,
     net_events: &mut mpsc::Receiver<NetEvent>,
 ) -> anyhow::Result<()> {
     // Effects report here; the loop holds both ends, so it never closes.
     let (done_tx, mut done_rx) = mpsc::channel::<Msg>(OUTCOMES);
-    perform(app.load_store(), net, &done_tx);
+    perform(app.load_store(), net, operator, &done_tx);
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -128,7 +135,7 @@ async fn event_loop(
         for effect in app.update(msg) {
             match effect {
                 Effect::Quit => return Ok(()),
-                other => perform(other, net, &done_tx),
+                other => perform(other, net, operator, &done_tx),
             }
         }
     }
@@ -173,17 +180,24 @@ fn msg_of(ev: NetEvent) -> Option<Msg> {
 
 /// Starts `effect` with what it carries; its outcome comes back as a
 /// [`Msg`] on `done`. Never waits on the network: that work is spawned.
-fn perform(effect: Effect, net: &NetHandle, done: &mpsc::Sender<Msg>) {
-    let (net, done) = (net.clone(), done.clone());
+fn perform(effect: Effect, net: &NetHandle, operator: &Arc<OperatorKey>, done: &mpsc::Sender<Msg>) {
+    let (net, done, operator) = (net.clone(), done.clone(), operator.clone());
     match effect {
         Effect::Quit => {}
+        Effect::AskRights { node } => {
+            tokio::spawn(async move {
+                if let Some(may_act) = may_act(&net, &node, &operator.id()).await {
+                    let _ = done.send(Msg::Rights { node, may_act }).await;
+                }
+            });
+        }
         Effect::Start {
             scenario,
             spec,
             nodes,
         } => {
             tokio::spawn(async move {
-                let msg = match start(&net, &nodes, &scenario, &spec).await {
+                let msg = match start(&net, &nodes, &operator, &scenario, &spec).await {
                     Ok(plan) => Msg::Started {
                         plan: Box::new(plan),
                         scenario,
@@ -213,7 +227,8 @@ fn perform(effect: Effect, net: &NetHandle, done: &mpsc::Sender<Msg>) {
         }
         Effect::Stop { run, nodes } => {
             tokio::spawn(async move {
-                let msg = match stop_via(&net, &nodes, &run).await {
+                let mandate = operator.mandate(Order::Stop { run: run.clone() }, now_ms());
+                let msg = match stop_via(&net, &nodes, &run, Some(mandate)).await {
                     Ok(()) => Msg::Notice(format!("stop of {run} sent")),
                     Err(e) => Msg::Notice(format!("{e:#}")),
                 };
@@ -271,11 +286,14 @@ fn perform(effect: Effect, net: &NetHandle, done: &mpsc::Sender<Msg>) {
 async fn start(
     net: &NetHandle,
     nodes: &[NodeId],
+    operator: &OperatorKey,
     scenario: &Path,
     spec: &RunSpec,
 ) -> anyhow::Result<RunPlan> {
     let loaded = bfgg_node::scenario::load(scenario).map_err(|e| anyhow::anyhow!("{e}"))?;
-    submit_any(net, nodes, spec.request(&loaded)?).await
+    let mut req = spec.request(&loaded)?;
+    bfgg_node::cluster::operators::sign(operator, &mut req, now_ms());
+    submit_any(net, nodes, req).await
 }
 
 fn now_ms() -> u64 {

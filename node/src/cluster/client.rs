@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bfgg_protocol::mesh::{
-    ControlRequest, ControlResponse, Gossip, LogKind, RunEvent, RunPlan, RunRequest,
+    ControlRequest, ControlResponse, Gossip, LogKind, Mandate, Order, RunEvent, RunPlan, RunRequest,
 };
 use bfgg_protocol::summary::RunSummary;
 use bfgg_protocol::{IntervalSnapshot, NodeId, RunId};
 use tokio::sync::mpsc;
 
 use super::logs::copy_log;
+use super::operators::OperatorKey;
 use super::sys;
 use super::view::{ClusterView, IncompatiblePeer, Liveness, PeerView, Timeouts};
 use crate::interval_log::LogReader;
@@ -28,6 +29,8 @@ pub struct Client {
     view: ClusterView,
     timeouts: Timeouts,
     joined: Vec<String>,
+    /// Signs what this client orders (`bfgg id`'s key), if set.
+    operator: Option<OperatorKey>,
 }
 
 /// A finished cluster run, as the client received it.
@@ -66,6 +69,7 @@ impl Client {
             view: ClusterView::default(),
             timeouts: Timeouts::default(),
             joined,
+            operator: None,
         };
         let deadline = Instant::now() + wait;
         // The joined node's view at once (in a large cluster a node's next
@@ -216,11 +220,22 @@ impl Client {
             .find_map(|a| a.rsplit_once("/p2p/").map(|(_, id)| NodeId(id.to_string())))
     }
 
+    /// Signs what this client orders from now on with `key` (runs and
+    /// stops): nodes with an operators list act only on an operator's
+    /// mandate.
+    pub fn with_operator(mut self, key: OperatorKey) -> Self {
+        self.operator = Some(key);
+        self
+    }
+
     /// Hands the run to a node: the first joined one unless the view knows it
     /// is not alive (its health may not have been heard yet on a loaded box:
     /// the user named it, so it is asked first), else the first alive one by
     /// id (the next if one cannot be reached). That node coordinates the run.
-    pub async fn submit(&mut self, req: RunRequest) -> anyhow::Result<RunPlan> {
+    pub async fn submit(&mut self, mut req: RunRequest) -> anyhow::Result<RunPlan> {
+        if let Some(key) = &self.operator {
+            super::operators::sign(key, &mut req, sys::now_ms());
+        }
         let nodes = joined_first(self.alive_nodes(), self.joined_node(), |n| {
             self.view.peers().any(|p| p.health.node == *n)
         });
@@ -243,7 +258,11 @@ impl Client {
 
     /// Asks `run`'s coordinator (found through any node that knows it) to stop it.
     pub async fn stop(&mut self, run: &RunId) -> anyhow::Result<()> {
-        stop_via(&self.net, &self.alive_nodes(), run).await
+        let mandate = self
+            .operator
+            .as_ref()
+            .map(|k| k.mandate(Order::Stop { run: run.clone() }, sys::now_ms()));
+        stop_via(&self.net, &self.alive_nodes(), run, mandate).await
     }
 
     /// Follows `plan` until its results are written, reporting live intervals
@@ -447,16 +466,40 @@ fn plan_from(resp: ControlResponse) -> anyhow::Result<RunPlan> {
     }
 }
 
+/// Whether `node` lets `operator` start and stop runs: `Some(true)` when it
+/// has no operators list or the operator is on it, `Some(false)` when it
+/// would refuse, `None` when it did not answer.
+pub async fn may_act(net: &NetHandle, node: &NodeId, operator: &NodeId) -> Option<bool> {
+    let ask = ControlRequest::Rights {
+        operator: operator.clone(),
+    };
+    match net.request(node, ask).await {
+        Ok(ControlResponse::Rights { enforced, operator }) => Some(!enforced || operator),
+        _ => None,
+    }
+}
+
 /// Asks `nodes` in turn to stop `run` (any node forwards to its
-/// coordinator) until one says it is done.
-pub async fn stop_via(net: &NetHandle, nodes: &[NodeId], run: &RunId) -> anyhow::Result<()> {
+/// coordinator) until one says it is done, with the operator's `mandate`
+/// (nodes with an operators list need it). A node that refuses for want of
+/// the operator right ends the attempt: the others would say the same.
+pub async fn stop_via(
+    net: &NetHandle,
+    nodes: &[NodeId],
+    run: &RunId,
+    mandate: Option<Mandate>,
+) -> anyhow::Result<()> {
     let mut last = None;
     for node in nodes {
-        match net
-            .request(node, ControlRequest::Stop { run: run.clone() })
-            .await
-        {
+        let req = ControlRequest::Stop {
+            run: run.clone(),
+            mandate: mandate.clone(),
+        };
+        match net.request(node, req).await {
             Ok(ControlResponse::Done) => return Ok(()),
+            Ok(ControlResponse::Rejected { reason }) if reason.contains("read-only:") => {
+                anyhow::bail!("the cluster refused to stop run {run}: {reason}")
+            }
             Ok(ControlResponse::Rejected { reason }) => last = Some(reason),
             Ok(other) => last = Some(format!("{other:?}")),
             Err(e) => last = Some(e.to_string()),
@@ -583,6 +626,7 @@ mod tests {
             python: crate::run::DEFAULT_PYTHON.to_owned(),
             s3: None,
             page_intervals: crate::cluster::DEFAULT_PAGE_INTERVALS,
+            operators: crate::cluster::operators::Operators::open("n"),
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut tx = Some(tx);
@@ -604,6 +648,7 @@ mod tests {
             duration_ms: None,
             selection: AgentSelection::Labels([("zone".into(), "nowhere".into())].into()),
             rebalance: false,
+            mandate: None,
         }
     }
 

@@ -40,7 +40,9 @@ pub(crate) const START_LEAD_MS: u64 = 1_500;
 /// The planning effect of `Submit`: store the bundle, validate the scenario
 /// (a broken one is refused before any agent is touched), choose idle agents
 /// from `view` (never the submitter) and make the plan. Reports
-/// [`Input::Planned`], or answers the submitter's refusal itself.
+/// [`Input::Planned`], or answers the submitter's refusal itself. Where
+/// this node has an operators list, a request without an operator's mandate
+/// is refused before anything is stored.
 pub(crate) async fn plan(
     ctx: Arc<Ctx>,
     from: NodeId,
@@ -48,6 +50,12 @@ pub(crate) async fn plan(
     view: ClusterView,
     reply: Reply,
 ) {
+    if let Err(refusal) = ctx.operators.check_request(&req, sys::now_ms()) {
+        reply.send(ControlResponse::Rejected {
+            reason: format!("{}: {refusal}", ctx.name),
+        });
+        return;
+    }
     let planned = async {
         let (mut plan, git) = plan_inner(&ctx, &from, req, &view)?;
         // The scenario's code from git: its revision resolved once, here,
@@ -112,6 +120,7 @@ fn plan_inner(
         rebalance: req.rebalance,
         load_ms: 0,
         source_commit: None,
+        mandate: req.mandate.clone().map(Box::new),
     };
     let dir = ctx.data_dir.join("runs").join(&run.0).join("bundle");
     let path = ctx.store.materialize(&req.files, &dir)?;
@@ -259,7 +268,15 @@ pub(crate) async fn prepare_agents(ctx: Arc<Ctx>, plan: RunPlan, reply: Reply) {
 /// Tells the agents of a run that will not start to forget it.
 pub(crate) async fn release(ctx: Arc<Ctx>, plan: RunPlan) {
     let nodes: Vec<NodeId> = plan.participants.iter().map(|p| p.node.clone()).collect();
-    let _ = ask_all(&ctx, &nodes, &ControlRequest::Stop { run: plan.run }).await;
+    let _ = ask_all(
+        &ctx,
+        &nodes,
+        &ControlRequest::Stop {
+            run: plan.run,
+            mandate: None,
+        },
+    )
+    .await;
 }
 
 /// The starting effect: every participant told the start time, then the plan
@@ -293,7 +310,15 @@ pub(crate) async fn stop_agents(ctx: Arc<Ctx>, plan: RunPlan, reply: Option<Repl
         .map(|p| p.node.clone())
         .filter(|n| n != &ctx.me)
         .collect();
-    let _ = ask_all(&ctx, &nodes, &ControlRequest::Stop { run: plan.run }).await;
+    let _ = ask_all(
+        &ctx,
+        &nodes,
+        &ControlRequest::Stop {
+            run: plan.run,
+            mandate: None,
+        },
+    )
+    .await;
     if let Some(reply) = reply {
         reply.send(ControlResponse::Done);
     }

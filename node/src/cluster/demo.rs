@@ -143,6 +143,8 @@ impl Demo {
             workers: Some(1),
             python: crate::run::DEFAULT_PYTHON.to_owned(),
             s3: None,
+            // The demo's nodes are the user's own: no operators list.
+            operators: super::operators::Operators::open(&format!("demo-{i}")),
             page_intervals: DEFAULT_PAGE_INTERVALS,
         };
         let (addr_tx, addr_rx) = oneshot::channel();

@@ -16,6 +16,7 @@ pub mod demo;
 mod lifecycle;
 mod logs;
 mod node;
+pub mod operators;
 pub mod request;
 mod sys;
 pub mod view;

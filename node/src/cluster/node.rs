@@ -15,8 +15,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use bfgg_protocol::mesh::{
-    ControlRequest, ControlResponse, EngineInfo, Gossip, HEALTH_TOPIC, KnownNode, NodeHealth,
-    RUN_TOPIC, RunEvent, RunPlan,
+    ControlRequest, ControlResponse, EngineInfo, Gossip, HEALTH_TOPIC, KnownNode, Mandate,
+    NodeHealth, RUN_TOPIC, RunEvent, RunPlan,
 };
 use bfgg_protocol::{NodeId, RunId};
 use tokio::sync::mpsc;
@@ -54,6 +54,9 @@ pub struct NodeConfig {
     /// Most intervals in one page of a log this node serves
     /// ([`super::logs::DEFAULT_PAGE_INTERVALS`]).
     pub page_intervals: u32,
+    /// Who may start and stop runs here (`--operators`,
+    /// `<config dir>/operators`).
+    pub operators: super::operators::Operators,
 }
 
 /// How many inputs from effects may wait for the node's task.
@@ -113,6 +116,8 @@ pub(crate) struct Ctx {
     pub(crate) python: String,
     pub(crate) s3: Option<crate::results::upload::S3Config>,
     pub(crate) page_intervals: u32,
+    /// Who may start and stop runs here.
+    pub(crate) operators: super::operators::Operators,
     /// False when the last interval showed the generator behind schedule.
     pub(crate) keeping_schedule: AtomicBool,
     inputs: mpsc::Sender<Input>,
@@ -235,6 +240,8 @@ struct Node {
     cpu: sys::CpuSampler,
     /// When this node last published its health.
     health_sent: Option<Instant>,
+    /// Run mandates this node prepared runs for (each starts one run).
+    used_mandates: super::operators::UsedMandates,
 }
 
 /// Runs `bfgg node` until `shutdown` resolves. `on_listening` is called with
@@ -245,6 +252,7 @@ pub async fn run_node(
     mut on_listening: impl FnMut(&NodeId, &str),
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
+    tracing::info!("{}", config.operators.describe());
     let (net, mut events) = net::spawn(config.net)?;
     let (inputs, mut reports) = mpsc::channel(INPUTS);
     let ctx = Arc::new(Ctx {
@@ -257,6 +265,7 @@ pub async fn run_node(
         python: config.python.clone(),
         s3: config.s3.clone(),
         page_intervals: config.page_intervals.max(1),
+        operators: config.operators,
         keeping_schedule: AtomicBool::new(true),
         net,
         inputs,
@@ -276,6 +285,7 @@ pub async fn run_node(
         }],
         cpu: sys::CpuSampler::default(),
         health_sent: None,
+        used_mandates: Default::default(),
     };
     {
         let ctx = node.ctx.clone();
@@ -664,6 +674,16 @@ impl Node {
                 ));
             }
             ControlRequest::Prepare(plan) => {
+                if let Err(refusal) =
+                    self.ctx
+                        .operators
+                        .check_plan(&plan, sys::now_ms(), &mut self.used_mandates)
+                {
+                    reply.send(ControlResponse::Rejected {
+                        reason: format!("{}: {refusal}", self.ctx.name),
+                    });
+                    return;
+                }
                 if let Err(run) = self.slot.claim(&plan) {
                     reply.send(ControlResponse::Busy { run });
                     return;
@@ -701,7 +721,11 @@ impl Node {
                     });
                 });
             }
-            ControlRequest::Stop { run } => self.on_stop(from, run, reply),
+            ControlRequest::Stop { run, mandate } => self.on_stop(from, run, mandate, reply),
+            ControlRequest::Rights { operator } => reply.send(ControlResponse::Rights {
+                enforced: self.ctx.operators.enforced(),
+                operator: self.ctx.operators.allows(&operator),
+            }),
             ControlRequest::FetchLog {
                 run,
                 log,
@@ -783,9 +807,27 @@ impl Node {
     /// `Stop`: the coordinator fans it out (answering once every agent was
     /// told); a participant stops its own part and passes it on to the
     /// coordinator (unless it came from there); a node that only has the
-    /// run in its slot stops that.
-    fn on_stop(&mut self, from: NodeId, run: RunId, reply: Reply) {
+    /// run in its slot stops that. Where this node has an operators list,
+    /// the stop needs an operator's mandate unless it comes from the run's
+    /// coordinator (or this node); the mandate is passed on with it.
+    fn on_stop(&mut self, from: NodeId, run: RunId, mandate: Option<Mandate>, reply: Reply) {
         let reason = "stopped by request".to_string();
+        let internal = from == self.ctx.me
+            || self
+                .runs
+                .get(&run)
+                .is_some_and(|state| state.coordinator == from);
+        if !internal
+            && let Err(refusal) =
+                self.ctx
+                    .operators
+                    .check_stop(&run, mandate.as_ref(), sys::now_ms())
+        {
+            reply.send(ControlResponse::Rejected {
+                reason: format!("{}: {refusal}", self.ctx.name),
+            });
+            return;
+        }
         let Some(state) = self.runs.get(&run) else {
             if self.slot.stop(&run, &reason) {
                 reply.send(ControlResponse::Done);
@@ -813,7 +855,7 @@ impl Node {
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
             reply.send(
-                ctx.ask(&coordinator, ControlRequest::Stop { run })
+                ctx.ask(&coordinator, ControlRequest::Stop { run, mandate })
                     .await
                     .unwrap_or_else(|e| ControlResponse::Rejected {
                         reason: format!("the coordinator did not answer: {e}"),

@@ -52,6 +52,8 @@ impl RunSpec {
             duration_ms: self.duration.map(|d| d.as_millis() as u64),
             selection: self.selection.clone(),
             rebalance: self.rebalance,
+            // Signed by the client that sends it (`Client::submit`).
+            mandate: None,
         })
     }
 }

@@ -21,6 +21,7 @@ mod event_loop;
 mod handle;
 mod identity;
 mod key;
+mod operator;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use tokio::sync::mpsc;
 
 pub use handle::{NetHandle, NetStatsSnapshot, Reply};
 pub use key::{CLUSTER_KEY_FILE, ClusterKey, KeyError, KeySource};
+pub use operator::{OperatorKey, parse_peer_id, verify_mandate};
 
 use event_loop::{EventLoop, Join};
 use handle::NetStats;

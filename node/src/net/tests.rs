@@ -260,6 +260,7 @@ async fn three_nodes_connect_gossip_and_answer_requests() {
             &b.id,
             ControlRequest::Stop {
                 run: RunId("r".into()),
+                mandate: None,
             },
         )
         .await
@@ -753,7 +754,7 @@ fn gossip_message_ids_are_8_bytes_and_tell_messages_apart() {
         source: Some(author),
         data: data.to_vec(),
         sequence_number: Some(seqno),
-        topic: TopicHash::from_raw("bfgg/3/health"),
+        topic: TopicHash::from_raw("bfgg/4/health"),
     };
     let id = |m: &Message| super::behaviour::short_message_id(m).0;
     assert_eq!(id(&message(1, b"a")).len(), 8);

@@ -23,6 +23,7 @@ fn plan() -> RunPlan {
         rebalance: true,
         load_ms: 20_000,
         source_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        mandate: None,
     }
 }
 
@@ -87,6 +88,17 @@ fn control_messages_round_trip() {
         ControlRequest::Prepare(plan()),
         ControlRequest::Stop {
             run: RunId("r".into()),
+            mandate: Some(Mandate {
+                operator: NodeId("12D3KooWop".into()),
+                order: Order::Stop {
+                    run: RunId("r".into()),
+                },
+                signed_at_ms: 1,
+                signature: vec![1; 64],
+            }),
+        },
+        ControlRequest::Rights {
+            operator: NodeId("12D3KooWop".into()),
         },
         ControlRequest::FetchLog {
             run: RunId("r".into()),
@@ -160,4 +172,19 @@ fn protocol_ids_and_topics_carry_the_protocol_version() {
     assert_eq!(CONTROL_PROTOCOL, format!("/bfgg/control/{v}"));
     assert_eq!(HEALTH_TOPIC, format!("bfgg/{v}/health"));
     assert_eq!(RUN_TOPIC, format!("bfgg/{v}/runs"));
+}
+
+#[test]
+fn a_mandate_signs_its_order_and_time_and_nothing_else() {
+    let run = Order::Run {
+        digest: "ab".repeat(32),
+    };
+    let stop = Order::Stop {
+        run: RunId("ab".repeat(32)),
+    };
+    let a = Mandate::signed_bytes(&run, 5);
+    assert_ne!(a, Mandate::signed_bytes(&stop, 5), "orders differ");
+    assert_ne!(a, Mandate::signed_bytes(&run, 6), "times differ");
+    assert!(a.starts_with(b"bfgg mandate v1\0run\0"));
+    assert!(a.ends_with(&5u64.to_be_bytes()));
 }

@@ -931,3 +931,55 @@ fn the_latency_selection_starts_at_the_whole_run() {
     chars(&mut app, "kk");
     assert_eq!(app.latency_focus(), None);
 }
+
+#[test]
+fn the_first_node_heard_is_asked_for_this_operators_rights() {
+    let mut app = App::new();
+    app.operator = "12D3KooWme".into();
+    let effects = app.update(fixtures::heard(0, NodeState::Idle, 0, 0));
+    assert_eq!(effects, [Effect::AskRights { node: node(0) }]);
+    assert!(
+        app.update(fixtures::heard(1, NodeState::Idle, 0, 0))
+            .is_empty(),
+        "asked once"
+    );
+    app.update(Msg::Rights {
+        node: node(0),
+        may_act: true,
+    });
+    assert!(!app.read_only);
+}
+
+#[test]
+fn a_read_only_cockpit_watches_but_its_keys_only_say_so() {
+    let mut app = mid_run();
+    app.operator = "12D3KooWobserver".into();
+    app.update(Msg::Rights {
+        node: node(0),
+        may_act: false,
+    });
+    assert!(app.read_only);
+    let notice = app.notice.clone().unwrap_or_default();
+    assert!(
+        notice.contains("read-only") && notice.contains("12D3KooWobserver"),
+        "{notice}"
+    );
+    for keys in ["x", "s", "6r", "6d"] {
+        app.notice = None;
+        assert!(chars(&mut app, keys).is_empty(), "{keys}");
+        assert_eq!(app.mode, Mode::Normal, "{keys}: no dialog opens");
+        assert_eq!(
+            app.notice.as_deref(),
+            Some("read-only: ask an operator to add 12D3KooWobserver"),
+            "{keys}"
+        );
+    }
+    // Watching goes on: panels, selection, the summary of a stored run.
+    chars(&mut app, "1");
+    assert_eq!(app.panel, Panel::Overview);
+    chars(&mut app, "6");
+    assert!(matches!(
+        press(&mut app, KeyCode::Enter)[..],
+        [Effect::LoadSummary { .. }]
+    ));
+}

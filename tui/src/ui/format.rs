@@ -107,6 +107,16 @@ pub(crate) fn run_tag(run: &RunId) -> &str {
     run.0.rsplit('-').next().unwrap_or(&run.0)
 }
 
+/// A node's state in one word ("idle", "running"), where the run is known.
+pub(crate) fn node_state_word(state: &NodeState) -> &'static str {
+    match state {
+        NodeState::Idle => "idle",
+        NodeState::Preparing(_) => "preparing",
+        NodeState::Running(_) => "running",
+        NodeState::Finishing(_) => "finishing",
+    }
+}
+
 /// A node's state in a few words ("idle", "running a1b2").
 pub(crate) fn node_state(state: &NodeState) -> String {
     match state {

@@ -30,13 +30,15 @@ const SMALL_AGENT_ROWS: u16 = 4;
 /// Error groups the large layout lists.
 const ERROR_ROWS: u16 = 6;
 
+/// The state is one word (the watched run is the Overview's), and the flags
+/// matter more than CPU and errors when the width runs out.
 const AGENT_COLS: [Col; 6] = [
     Col::new("Name", 0, 18, false).grow(),
-    Col::new("State", 1, 16, false),
-    Col::new("CPU%", 3, 5, true),
-    Col::new("req/s", 2, 7, true),
-    Col::new("Err", 4, 6, true),
-    Col::new("Flags", 5, 16, false),
+    Col::new("State", 1, 9, false),
+    Col::new("CPU%", 4, 5, true),
+    Col::new("req/s", 3, 7, true),
+    Col::new("Err", 5, 6, true),
+    Col::new("Flags", 2, 17, false),
 ];
 
 /// Draws the Overview.
@@ -152,7 +154,7 @@ fn render_agents(app: &App, area: Rect, buf: &mut Buffer) {
             }
             vec![
                 h.name.clone(),
-                format::node_state(&h.state),
+                format::node_state_word(&h.state).to_string(),
                 format!("{:.0}", h.cpu_pct),
                 format!("{:.0}", r.rps),
                 r.errors.to_string(),

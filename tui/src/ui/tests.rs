@@ -326,3 +326,30 @@ fn a_hundred_agents_scroll_to_the_selected_one() {
         draw(&app, w, h);
     }
 }
+
+#[test]
+fn every_flag_fits_the_overviews_agents_box() {
+    use crate::msg::Msg;
+    use bfgg_protocol::mesh::{NodeState, RunEvent};
+    // agent-a coordinates, is behind its schedule and is lost: the longest
+    // flags there are, in the narrowest agents box (120 columns).
+    let mut app = mid_run();
+    let mut h = fixtures::health(0, NodeState::Running(run_id()));
+    h.keeping_schedule = false;
+    h.sent_at_ms = app.now_ms;
+    app.update(Msg::Health {
+        health: h,
+        at_ms: app.now_ms,
+    });
+    app.update(Msg::Run {
+        run: run_id(),
+        from: node(0),
+        event: RunEvent::AgentLost {
+            node: node(0),
+            last_heard_ms: 0,
+        },
+    });
+    let screen = draw(&on(app, Panel::Overview), 120, 40);
+    assert!(screen.contains("coord,behind,lost"), "{screen}");
+    assert!(screen.contains("Err"), "{screen}");
+}

@@ -21,6 +21,7 @@ fn plan(run: &str) -> RunPlan {
         rebalance: false,
         load_ms: 1_000,
         source_commit: None,
+        mandate: None,
     }
 }
 

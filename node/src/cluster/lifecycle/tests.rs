@@ -36,6 +36,7 @@ fn plan(agents: &[u8], rebalance: bool) -> RunPlan {
         rebalance,
         load_ms: 10_000,
         source_commit: None,
+        mandate: None,
     }
 }
 
