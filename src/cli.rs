@@ -236,6 +236,11 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "N", default_value_t = bfgg_node::cluster::DEFAULT_PAGE_INTERVALS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) page_intervals: u32,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g.
+    /// 127.0.0.1:9464): node health and, per run, requests, errors and a
+    /// response-time histogram. Off unless set.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -671,6 +671,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         python: args.python.clone(),
         s3: crate::upload::config_of(&args.s3)?,
         page_intervals: args.page_intervals,
+        metrics_addr: args.metrics_addr,
     };
     let rt = multi_thread_runtime(2).context("starting the node's runtime")?;
     let fingerprint = config.net.cluster_key.fingerprint();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{Target, Workspace, bfgg_bin, run_with_timeout};
 
 /// A cluster key in go-ipfs swarm.key format.
-fn key_text(byte: u8) -> String {
+pub(crate) fn key_text(byte: u8) -> String {
     format!(
         "/key/swarm/psk/1.0.0/\n/base16/\n{}\n",
         format!("{byte:02x}").repeat(32)

@@ -583,6 +583,7 @@ mod tests {
             python: crate::run::DEFAULT_PYTHON.to_owned(),
             s3: None,
             page_intervals: crate::cluster::DEFAULT_PAGE_INTERVALS,
+            metrics_addr: None,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut tx = Some(tx);

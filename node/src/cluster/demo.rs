@@ -144,6 +144,7 @@ impl Demo {
             python: crate::run::DEFAULT_PYTHON.to_owned(),
             s3: None,
             page_intervals: DEFAULT_PAGE_INTERVALS,
+            metrics_addr: None,
         };
         let (addr_tx, addr_rx) = oneshot::channel();
         let mut addr_tx = Some(addr_tx);
