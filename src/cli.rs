@@ -245,6 +245,11 @@ pub(crate) struct NodeArgs {
     /// key may.
     #[arg(long, value_name = "ID,...")]
     pub(crate) operators: Option<String>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g.
+    /// 127.0.0.1:9464): node health and, per run, requests, errors and a
+    /// response-time histogram. Off unless set.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -688,6 +688,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             args.operators.as_deref(),
             &project_dirs()?.config_dir().join("operators"),
         )?,
+        metrics_addr: args.metrics_addr,
     };
     let rt = multi_thread_runtime(2).context("starting the node's runtime")?;
     let fingerprint = config.net.cluster_key.fingerprint();

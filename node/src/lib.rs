@@ -9,6 +9,9 @@
 //!   merged interval log) and the one pipeline that writes it.
 //! * [`merge`]: the one interval merger (across sources) and run totals
 //!   (across time).
+//! * `metrics`: what `bfgg node --metrics-addr` exports to Prometheus (node
+//!   health, each run's requests, errors and response-time histogram) and
+//!   the `/metrics` endpoint.
 //! * [`interval_log`]: interval snapshots on disk (agents' logs, merged logs,
 //!   gossip copies), read by offset.
 //! * [`source`]: test code from git (`[source]`): a revision resolved once,
@@ -23,6 +26,7 @@ pub mod cluster;
 pub mod engine;
 pub mod interval_log;
 pub mod merge;
+pub(crate) mod metrics;
 pub mod net;
 pub mod results;
 pub mod run;

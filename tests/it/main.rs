@@ -11,7 +11,8 @@
 //! engine with real Gatling through Maven), `tls` (HTTPS against `bfgg target --tls`, self-signed
 //! and `insecure_tls`), `report` (`report.html` in headless Chromium with
 //! networking off, `junit.xml` against the JUnit schema), `source` (test code from a
-//! git repository), `tidy` (architecture invariants checked by grep).
+//! git repository), `metrics` (`bfgg node --metrics-addr` scraped during and
+//! after a run, parsed by PyPI's `prometheus-client`), `tidy` (architecture invariants checked by grep).
 
 mod cli;
 mod cluster;
@@ -20,6 +21,7 @@ mod gatling;
 mod harness;
 mod local_run;
 mod locust;
+mod metrics;
 mod netns;
 mod observers;
 mod report;

@@ -536,8 +536,13 @@ async fn execute_inner(
         seed: crate::run::seed_from(std::time::SystemTime::now()) ^ index,
         moved: Some(moved),
     };
+    let metrics = ctx.metrics.clone();
+    let run = plan.run.clone();
     let driven = drive(engine, scenario, config, stop, |snap| {
         log.append(&snap)?;
+        if let Some(m) = &metrics {
+            m.own_interval(&run, &snap);
+        }
         intervals = intervals.max(snap.index + 1);
         let keeping = snap.generator.late_starts * 100 <= snap.generator.scheduled.max(1)
             && snap.generator.cpu_busy_permille <= crate::results::BUSY_PERMILLE;

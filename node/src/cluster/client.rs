@@ -627,6 +627,7 @@ mod tests {
             s3: None,
             page_intervals: crate::cluster::DEFAULT_PAGE_INTERVALS,
             operators: crate::cluster::operators::Operators::open("n"),
+            metrics_addr: None,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut tx = Some(tx);

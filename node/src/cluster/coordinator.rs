@@ -533,6 +533,10 @@ async fn finalize_inner(ctx: &Arc<Ctx>, input: FinalizeInput) -> anyhow::Result<
             }
         })
         .collect();
+    // Before the results are announced: a scrape after them matches them.
+    if let Some(m) = &ctx.metrics {
+        m.reconcile(run, &writer.totals().by_name);
+    }
     let (summary, dir) = writer.finish(&scenario, &facts, agents)?;
     tracing::info!(%run, dir = %dir.display(), requests = summary.total.requests, "results written");
     let complete: Vec<NodeId> = summary

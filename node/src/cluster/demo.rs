@@ -146,6 +146,7 @@ impl Demo {
             // The demo's nodes are the user's own: no operators list.
             operators: super::operators::Operators::open(&format!("demo-{i}")),
             page_intervals: DEFAULT_PAGE_INTERVALS,
+            metrics_addr: None,
         };
         let (addr_tx, addr_rx) = oneshot::channel();
         let mut addr_tx = Some(addr_tx);

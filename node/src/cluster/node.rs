@@ -29,6 +29,7 @@ use super::sys;
 use super::view::{ClusterView, Liveness, Timeouts};
 use crate::interval_log::LiveCopies;
 use crate::merge::Merged;
+use crate::metrics::{self, Metrics, PeerCounts};
 use crate::net::{self, NetConfig, NetError, NetEvent, NetHandle, Reply};
 
 /// Everything `bfgg node` is started with.
@@ -57,6 +58,9 @@ pub struct NodeConfig {
     /// Who may start and stop runs here (`--operators`,
     /// `<config dir>/operators`).
     pub operators: super::operators::Operators,
+    /// `--metrics-addr`: serve Prometheus metrics on `http://ADDR/metrics`
+    /// (off when `None`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// How many inputs from effects may wait for the node's task.
@@ -120,6 +124,8 @@ pub(crate) struct Ctx {
     pub(crate) operators: super::operators::Operators,
     /// False when the last interval showed the generator behind schedule.
     pub(crate) keeping_schedule: AtomicBool,
+    /// With `--metrics-addr`: what the metrics endpoint serves.
+    pub(crate) metrics: Option<Arc<Metrics>>,
     inputs: mpsc::Sender<Input>,
 }
 
@@ -251,10 +257,22 @@ pub async fn run_node(
     shutdown: impl std::future::Future<Output = ()>,
     mut on_listening: impl FnMut(&NodeId, &str),
 ) -> anyhow::Result<()> {
+    // First, so that a taken address stops the node before it joins anyone.
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(metrics::serve::bind(addr).await?),
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir)?;
     tracing::info!("{}", config.operators.describe());
     let (net, mut events) = net::spawn(config.net)?;
     let (inputs, mut reports) = mpsc::channel(INPUTS);
+    let metrics = metrics_listener.as_ref().map(|_| {
+        Arc::new(Metrics::new(
+            net.local_id(),
+            &config.name,
+            metrics::Limits::NODE,
+        ))
+    });
     let ctx = Arc::new(Ctx {
         me: net.local_id().clone(),
         name: config.name,
@@ -267,9 +285,19 @@ pub async fn run_node(
         page_intervals: config.page_intervals.max(1),
         operators: config.operators,
         keeping_schedule: AtomicBool::new(true),
+        metrics: metrics.clone(),
         net,
         inputs,
     });
+    let metrics_server = match (metrics_listener, metrics) {
+        (Some(listener), Some(metrics)) => {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("metrics on http://{addr}/metrics");
+            }
+            Some(metrics::serve::spawn(listener, metrics))
+        }
+        _ => None,
+    };
     let mut node = Node {
         ctx,
         labels: config.labels,
@@ -317,6 +345,9 @@ pub async fn run_node(
     }
     if let Some(run) = node.slot.run_id().cloned() {
         node.slot.stop(&run, "node shutting down");
+    }
+    if let Some(server) = metrics_server {
+        server.abort();
     }
     Ok(())
 }
@@ -433,6 +464,9 @@ impl Node {
     /// The run's results are written: it leaves memory (what `Status` needs
     /// is on disk), and late news of it opens no new state.
     fn retire(&mut self, run: &RunId) {
+        if let Some(m) = &self.ctx.metrics {
+            m.finish(run);
+        }
         self.runs.remove(run);
         if let Some(mut copies) = self.copies.remove(run) {
             copies.discard();
@@ -500,6 +534,18 @@ impl Node {
             listen_addrs: self.listen_addrs.clone(),
             period_ms: period.as_millis() as u32,
         };
+        if let Some(m) = &self.ctx.metrics {
+            let now = Instant::now();
+            let mut peers = PeerCounts::default();
+            for p in self.view.peers().filter(|p| p.health.node != self.ctx.me) {
+                match self.view.liveness(&p.health.node, now, &self.ctx.timeouts) {
+                    Liveness::Alive => peers.alive += 1,
+                    Liveness::Unresponsive => peers.unresponsive += 1,
+                    Liveness::Dead => peers.dead += 1,
+                }
+            }
+            m.health(&health, peers);
+        }
         // Our own entry too, so selection and status treat us like any node.
         self.view
             .heard(health.clone(), Instant::now(), health.sent_at_ms);
@@ -767,6 +813,9 @@ impl Node {
                     && let Some(copies) = self.copies.get_mut(&run)
                 {
                     copies.keep(&from, &snapshot);
+                    if let Some(m) = &self.ctx.metrics {
+                        m.agent_interval(&run, &from, &snapshot);
+                    }
                 }
                 self.apply(&run, Event::Interval { from, snapshot }, None);
                 reply.send(ControlResponse::Done);

@@ -158,6 +158,11 @@ impl ResultsWriter {
         Ok(())
     }
 
+    /// Totals so far, per request name.
+    pub fn totals(&self) -> &RunTotals {
+        &self.totals
+    }
+
     /// Totals so far, all names merged.
     pub fn total(&self) -> NameStats {
         self.totals.total()
