@@ -3,8 +3,9 @@
 //! a live interval snapshot (to the subscribed cockpit) every second, for two
 //! hours of run time. Per simulated second the cockpit decodes the 100
 //! messages (real encoded bytes, as from the network), applies them with `App::update`, and renders 20 frames at 120x40 (its
-//! redraw ceiling). Prints the CPU time per simulated second as a share of
-//! one core, and the process's resident memory after 10 minutes, 1 hour and
+//! redraw ceiling), cycling through the panels; then, apart, 20 frames of
+//! the Overview alone at 160x48. Prints the CPU time per simulated second
+//! as a share of one core, and the process's resident memory after 10 minutes, 1 hour and
 //! 2 hours of intervals: bounded state stops growing once its ring buffers
 //! (one hour of points) are full.
 //!
@@ -122,7 +123,9 @@ fn main() {
         .map(|i| (0..4).map(|k| snapshot(i, k, &mut seed)).collect())
         .collect();
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("backend");
+    let mut large = Terminal::new(TestBackend::new(160, 48)).expect("backend");
     let mut cpu = Duration::ZERO;
+    let mut overview = Duration::ZERO;
     let mut measured_seconds = 0u32;
     let mut heap_10min = 0usize;
     let mut heap_1h = 0usize;
@@ -173,6 +176,13 @@ fn main() {
             }
             cpu += t.elapsed();
             measured_seconds += 1;
+            // The default view on a large terminal, drawn alone.
+            app.panel = Panel::Overview;
+            let t = Instant::now();
+            for _ in 0..20 {
+                large.draw(|f| bfgg_tui::ui::render(&app, f)).expect("draw");
+            }
+            overview += t.elapsed();
         }
         if second == 599 {
             heap_10min = rss_bytes();
@@ -187,6 +197,12 @@ fn main() {
         "cockpit, {AGENTS} agents x (health + interval) per second, 20 frames/s at 120x40: {:.2} ms CPU per second = {:.1} % of one core (wall time on a busy machine: an upper bound)",
         per_second.as_secs_f64() * 1e3,
         per_second.as_secs_f64() * 100.0
+    );
+    let overview = overview / measured_seconds.max(1);
+    println!(
+        "the Overview alone, 20 frames/s at 160x48: {:.2} ms CPU per second = {:.1} % of one core",
+        overview.as_secs_f64() * 1e3,
+        overview.as_secs_f64() * 100.0
     );
     println!(
         "cockpit process RSS: {:.1} MiB after 10 min of intervals, {:.1} MiB after 1 h, {:.1} MiB after 2 h ({} points kept per series)",

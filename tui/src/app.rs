@@ -31,6 +31,11 @@ pub const MAX_AGENTS: usize = 1024;
 /// An interval is drawn once every participant sent it, or once a snapshot
 /// this many intervals newer arrived.
 const SETTLE_AFTER: u32 = 2;
+/// While the watched run's plan, or an agent's intervals, have not come,
+/// `Subscribe` is asked again this long after the last time (a request can
+/// fail: the coordinator's address not known yet when its first merged
+/// interval arrives through another node).
+pub const RESUBSCRIBE_MS: u64 = 5_000;
 
 /// The panels, in `Tab` order (number keys 1-6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +275,8 @@ pub struct RunView {
     pub summary: Option<RunSummary>,
     /// Agents reported lost.
     pub lost: BTreeSet<NodeId>,
+    /// When `Subscribe` was last asked for this run (observer clock, ms).
+    pub subscribed_ms: u64,
 }
 
 impl RunView {
@@ -288,6 +295,7 @@ impl RunView {
             agents: BTreeMap::new(),
             summary: None,
             lost: BTreeSet::new(),
+            subscribed_ms: 0,
         }
     }
 
@@ -685,15 +693,7 @@ impl App {
                 snapshot,
             } => self.on_interval(run, node, snapshot),
             Msg::Run { run, from, event } => return self.on_run_event(run, from, event),
-            Msg::Merged { run, from } => {
-                let known = self.run.as_ref().is_some_and(|r| r.id == run);
-                if !known && self.watch(&run) {
-                    return vec![Effect::Subscribe {
-                        run,
-                        nodes: vec![from],
-                    }];
-                }
-            }
+            Msg::Merged { run, from } => return self.on_merged(run, from),
             Msg::Plan(plan) => return self.on_plan(*plan),
             Msg::Tick { now_ms } => self.now_ms = now_ms,
             Msg::Scenarios(list) => self.scenarios = list,
@@ -778,6 +778,40 @@ impl App {
         }
     }
 
+    /// A coordinator's merged interval (once a second while a run is on):
+    /// a run not watched yet is watched (its plan asked of the coordinator);
+    /// for the watched one, what has not come after [`RESUBSCRIBE_MS`] is
+    /// asked again: the plan of the coordinator, the intervals of agents
+    /// not heard from.
+    fn on_merged(&mut self, run: RunId, from: NodeId) -> Vec<Effect> {
+        let known = self.run.as_ref().is_some_and(|r| r.id == run);
+        if !known && !self.watch(&run) {
+            return Vec::new();
+        }
+        let now_ms = self.now_ms;
+        let Some(r) = self.run.as_mut().filter(|r| r.id == run) else {
+            return Vec::new();
+        };
+        if known && now_ms < r.subscribed_ms.saturating_add(RESUBSCRIBE_MS) {
+            return Vec::new();
+        }
+        let nodes: Vec<NodeId> = match &r.plan {
+            None => vec![from],
+            Some(plan) => plan
+                .participants
+                .iter()
+                .map(|p| &p.node)
+                .filter(|n| !r.agents.contains_key(*n) && !r.lost.contains(*n))
+                .cloned()
+                .collect(),
+        };
+        if nodes.is_empty() || r.state == RunState::Finished {
+            return Vec::new();
+        }
+        r.subscribed_ms = now_ms;
+        vec![Effect::Subscribe { run, nodes }]
+    }
+
     /// The watched run's plan (heard, or asked for): the first time, ask its
     /// agents for their intervals.
     fn on_plan(&mut self, plan: RunPlan) -> Vec<Effect> {
@@ -792,12 +826,10 @@ impl App {
         let run = plan.run.clone();
         if first {
             r.planned(plan);
-        } else {
-            r.plan = Some(plan);
-        }
-        if first {
+            r.subscribed_ms = self.now_ms;
             vec![Effect::Subscribe { run, nodes }]
         } else {
+            r.plan = Some(plan);
             Vec::new()
         }
     }

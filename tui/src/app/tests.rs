@@ -694,6 +694,48 @@ fn a_run_under_way_is_found_from_its_merged_gossip_and_its_coordinator_asked() {
 }
 
 #[test]
+fn what_has_not_come_is_asked_again_every_few_seconds() {
+    let mut app = idle_cluster();
+    let merged = |app: &mut App| {
+        app.update(Msg::Merged {
+            run: run_id(),
+            from: node(0),
+        })
+    };
+    let at = |app: &mut App, ms: u64| app.update(Msg::Tick { now_ms: NOW + ms });
+    assert_eq!(merged(&mut app).len(), 1, "the coordinator asked");
+    // Its answer never came (the request failed): asked again, not before
+    // RESUBSCRIBE_MS.
+    at(&mut app, RESUBSCRIBE_MS - 1);
+    assert!(merged(&mut app).is_empty());
+    at(&mut app, RESUBSCRIBE_MS);
+    assert_eq!(
+        merged(&mut app),
+        [Effect::Subscribe {
+            run: run_id(),
+            nodes: vec![node(0)]
+        }]
+    );
+    // The plan came; agent 0 sends intervals, agents 1 and 2 do not: they
+    // are asked again, then nobody once all three are heard.
+    at(&mut app, 2 * RESUBSCRIBE_MS);
+    assert_eq!(app.update(Msg::Plan(Box::new(plan()))).len(), 1);
+    app.update(interval(&run_id(), 0, snap(0, 10, &[1_000])));
+    at(&mut app, 3 * RESUBSCRIBE_MS);
+    assert_eq!(
+        merged(&mut app),
+        [Effect::Subscribe {
+            run: run_id(),
+            nodes: vec![node(1), node(2)]
+        }]
+    );
+    app.update(interval(&run_id(), 1, snap(0, 10, &[1_000])));
+    app.update(interval(&run_id(), 2, snap(0, 10, &[1_000])));
+    at(&mut app, 5 * RESUBSCRIBE_MS);
+    assert!(merged(&mut app).is_empty(), "everyone heard");
+}
+
+#[test]
 fn a_start_asks_alive_nodes_idle_ones_first_and_needs_one() {
     let mut app = idle_cluster();
     // Agent 1 is busy with another run: it is asked last.
