@@ -658,6 +658,19 @@ fn net_config(
 }
 
 fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    // Options are checked before anything is created (a data dir, a key).
+    let name = args.name.clone().unwrap_or_else(host_name);
+    let operators = Operators::load(
+        &name,
+        args.operators.as_deref(),
+        &project_dirs()?.config_dir().join("operators"),
+    )?;
+    let labels = parse_labels(args.labels.as_deref())?;
+    let timeouts = Timeouts {
+        unresponsive: duration_arg("--unresponsive-after", &args.unresponsive_after)?,
+        dead: duration_arg("--dead-after", &args.dead_after)?,
+    };
+    let s3 = crate::upload::config_of(&args.s3)?;
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
         None => project_dirs()?.data_dir().join("node"),
@@ -669,25 +682,17 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         data_dir.join("identity.key"),
         args.listen.clone(),
     )?;
-    let name = args.name.clone().unwrap_or_else(host_name);
     let config = NodeConfig {
-        name: name.clone(),
-        labels: parse_labels(args.labels.as_deref())?,
+        name,
+        labels,
         data_dir,
         net,
-        timeouts: Timeouts {
-            unresponsive: duration_arg("--unresponsive-after", &args.unresponsive_after)?,
-            dead: duration_arg("--dead-after", &args.dead_after)?,
-        },
+        timeouts,
         workers: args.workers,
         python: args.python.clone(),
-        s3: crate::upload::config_of(&args.s3)?,
+        s3,
         page_intervals: args.page_intervals,
-        operators: Operators::load(
-            &name,
-            args.operators.as_deref(),
-            &project_dirs()?.config_dir().join("operators"),
-        )?,
+        operators,
         metrics_addr: args.metrics_addr,
     };
     let rt = multi_thread_runtime(2).context("starting the node's runtime")?;

@@ -208,3 +208,40 @@ fn observers_watch_and_operators_act() {
         "{summary:#}"
     );
 }
+
+#[test]
+fn a_bad_operators_list_stops_the_node_before_it_makes_anything() {
+    let ws = Workspace::new();
+    let mut cmd = bfgg(ws.path());
+    cmd.args(["node", "--no-mdns", "--operators", "12D3KooWnot-a-peer-id"])
+        .arg("--data-dir")
+        .arg(ws.path().join("node"));
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--operators: \"12D3KooWnot-a-peer-id\" is not a peer id"),
+        "{stderr}"
+    );
+    assert!(!ws.path().join("node").exists(), "no data dir made");
+    assert!(
+        !ws.path().join("config/bfgg/cluster.key").exists(),
+        "no cluster key made"
+    );
+
+    // The file form names its line.
+    let list = ws.path().join("config/bfgg/operators");
+    std::fs::create_dir_all(list.parent().expect("dir")).expect("config dir");
+    std::fs::write(&list, "# ops\n\nnope\n").expect("list");
+    let mut cmd = bfgg(ws.path());
+    cmd.args(["node", "--no-mdns"])
+        .arg("--data-dir")
+        .arg(ws.path().join("node"));
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:3: \"nope\" is not a peer id", list.display())),
+        "{stderr}"
+    );
+}
