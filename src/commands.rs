@@ -671,6 +671,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         dead: duration_arg("--dead-after", &args.dead_after)?,
     };
     let s3 = crate::upload::config_of(&args.s3)?;
+    eprintln!("bfgg: {}", operators.describe());
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
         None => project_dirs()?.data_dir().join("node"),

@@ -263,7 +263,6 @@ pub async fn run_node(
         None => None,
     };
     std::fs::create_dir_all(&config.data_dir)?;
-    tracing::info!("{}", config.operators.describe());
     let (net, mut events) = net::spawn(config.net)?;
     let (inputs, mut reports) = mpsc::channel(INPUTS);
     let metrics = metrics_listener.as_ref().map(|_| {
