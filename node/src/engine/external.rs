@@ -329,6 +329,30 @@ impl Intervals {
     }
 }
 
+/// Interns the strings an engine's records repeat (request names, codes,
+/// messages), so records share one allocation each. Bounded: past
+/// [`Interner::MAX`] distinct strings, new ones are allocated per record.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    map: std::collections::HashMap<Box<str>, Arc<str>>,
+}
+
+impl Interner {
+    pub(crate) const MAX: usize = 16 * 1024;
+
+    /// `s`, shared with every earlier record that had it (below the bound).
+    pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.map.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if self.map.len() < Self::MAX {
+            self.map.insert(s.into(), a.clone());
+        }
+        a
+    }
+}
+
 /// CPU time (user + system) of a process so far, in clock ticks, from
 /// `/proc/<pid>/stat`; `None` once it is gone.
 pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {

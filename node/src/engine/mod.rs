@@ -17,6 +17,8 @@
 
 pub mod external;
 pub mod gatling;
+pub mod jmeter;
+pub(crate) mod jvm;
 pub mod locust;
 pub mod native;
 pub mod schedule;
@@ -187,6 +189,16 @@ pub fn default_cache_dir() -> PathBuf {
         || std::env::temp_dir().join("bfgg-cache"),
         |d| d.cache_dir().to_path_buf(),
     )
+}
+
+/// `msg` cut to its first `max_chars` characters, with `…` where it was cut:
+/// errors are counted by their text, so their messages are kept short.
+pub(crate) fn cut_message(msg: &str, max_chars: usize) -> String {
+    let mut s: String = msg.chars().take(max_chars).collect();
+    if s.len() < msg.len() {
+        s.push('…');
+    }
+    s
 }
 
 /// The engines this host can run, with their versions: the native engine

@@ -180,3 +180,21 @@ fn an_interval_reports_the_last_gauge_noted_while_it_lasted() {
         .collect();
     assert_eq!(active, vec![4, 4, 0]);
 }
+
+#[test]
+fn past_its_cap_the_interner_still_returns_every_string() {
+    let mut interner = Interner::default();
+    let n = Interner::MAX + 10;
+    for i in 0..n {
+        let s = format!("name-{i}");
+        assert_eq!(&*interner.get(&s), s.as_str());
+    }
+    assert_eq!(interner.map.len(), Interner::MAX, "bounded");
+    // Interned strings are shared, later ones are not but stay correct.
+    let first = interner.get("name-0");
+    assert!(Arc::ptr_eq(&first, &interner.get("name-0")));
+    assert_eq!(
+        &*interner.get(&format!("name-{}", n - 1)),
+        format!("name-{}", n - 1)
+    );
+}

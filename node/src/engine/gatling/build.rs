@@ -15,6 +15,7 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use super::GatlingError;
+use crate::engine::jvm::{self, MavenFailure};
 
 /// Longest a Maven build may take (a first build downloads Gatling).
 pub(crate) const MAVEN_LIMIT: Duration = Duration::from_secs(900);
@@ -26,8 +27,6 @@ pub(crate) const KEEP_BUILDS: usize = 20;
 const CLASSPATH: &str = "classpath.txt";
 /// The version of the Maven that made a build.
 const MAVEN_VERSION: &str = "bfgg-maven-version";
-/// Most `[ERROR]` lines of Maven's output kept in a message.
-const ERROR_LINES: usize = 25;
 
 /// A compiled project.
 #[derive(Debug, Clone)]
@@ -269,95 +268,34 @@ fn copy_project(project: &Path, to: &Path) -> anyhow::Result<()> {
 /// `mvn test-compile dependency:build-classpath` in `dir`: offline first,
 /// online when the local repository lacks something.
 async fn compile(dir: &Path, maven: &str) -> Result<(), GatlingError> {
-    let offline = run_maven(dir, maven, true).await?;
-    let Err(output) = offline else {
-        return Ok(());
-    };
-    if !needs_network(&output) {
-        return Err(GatlingError::Build {
-            detail: maven_errors(&output),
-        });
-    }
-    tracing::info!("Maven is fetching what the project needs (first build of this project here)");
-    match run_maven(dir, maven, false).await? {
-        Ok(()) => Ok(()),
-        Err(output) => Err(GatlingError::Build {
-            detail: maven_errors(&output),
-        }),
-    }
-}
-
-/// One Maven run: `Ok(Err(output))` when Maven failed.
-async fn run_maven(
-    dir: &Path,
-    maven: &str,
-    offline: bool,
-) -> Result<Result<(), String>, GatlingError> {
-    let mut cmd = tokio::process::Command::new(maven);
-    cmd.current_dir(dir)
-        .arg("-B")
-        .args(offline.then_some("-o"))
-        .args([
-            "test-compile",
-            "dependency:build-classpath",
-            "-Dmdep.includeScope=test",
-        ])
-        .arg(format!(
-            "-Dmdep.outputFile={}",
-            dir.join(CLASSPATH).display()
-        ))
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(MAVEN_LIMIT, cmd.output())
-        .await
-        .map_err(|_| {
-            GatlingError::Other(anyhow::anyhow!(
-                "Maven did not finish building the project within {} s",
-                MAVEN_LIMIT.as_secs()
-            ))
-        })?
-        .map_err(|e| GatlingError::NoMaven {
+    let args = [
+        "test-compile".to_owned(),
+        "dependency:build-classpath".to_owned(),
+        "-Dmdep.includeScope=test".to_owned(),
+        format!("-Dmdep.outputFile={}", dir.join(CLASSPATH).display()),
+    ];
+    jvm::run_offline_first(
+        dir,
+        maven,
+        &args,
+        MAVEN_LIMIT,
+        jvm::needs_network,
+        "Maven is fetching what the project needs (first build of this project here)",
+    )
+    .await
+    .map_err(|failure| match failure {
+        MavenFailure::NotRun(error) => GatlingError::NoMaven {
             maven: maven.to_owned(),
-            error: e.to_string(),
-        })?;
-    if out.status.success() {
-        return Ok(Ok(()));
-    }
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    Ok(Err(text))
-}
-
-/// Whether a failed offline build failed for want of downloads.
-fn needs_network(output: &str) -> bool {
-    output.contains("offline mode")
-        || output.contains("has not been downloaded from it before")
-        || output.contains("Cannot access central")
-}
-
-/// Maven's `[ERROR]` lines (the compiler's messages among them), without
-/// its generic advice, or the output's tail when there are none.
-pub(crate) fn maven_errors(output: &str) -> String {
-    let errors: Vec<&str> = output
-        .lines()
-        .filter_map(|l| l.strip_prefix("[ERROR]"))
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty()
-                && !l.starts_with("->")
-                && !l.starts_with("To see the full stack trace")
-                && !l.starts_with("Re-run Maven")
-                && !l.starts_with("For more information about the errors")
-                && !l.starts_with("[Help 1]")
-        })
-        .take(ERROR_LINES)
-        .collect();
-    if errors.is_empty() {
-        let lines: Vec<&str> = output.lines().collect();
-        lines[lines.len().saturating_sub(ERROR_LINES)..].join("\n")
-    } else {
-        errors.join("\n")
-    }
+            error,
+        },
+        MavenFailure::TimedOut(limit) => GatlingError::Other(anyhow::anyhow!(
+            "Maven did not finish building the project within {} s",
+            limit.as_secs()
+        )),
+        MavenFailure::Failed(output) => GatlingError::Build {
+            detail: jvm::maven_errors(&output),
+        },
+    })
 }
 
 /// Where the class file of `class` is under `dir`.
@@ -430,39 +368,5 @@ mod tests {
         std::fs::remove_file(p.join("src/test/java/A.java")).expect("rm");
         std::fs::write(p.join("src/test/java/B.java"), "class A { }").expect("write");
         assert_ne!(project_hash(p).expect("hash"), first);
-    }
-
-    #[test]
-    fn maven_errors_keep_the_compiler_and_drop_the_advice() {
-        let out = "[INFO] Scanning\n[ERROR] COMPILATION ERROR : \n[ERROR] /p/src/test/java/example/X.java:[3,5] ';' expected\n[ERROR] -> [Help 1]\n[ERROR] \n[ERROR] To see the full stack trace of the errors, re-run Maven with the -e switch.\n";
-        assert_eq!(
-            maven_errors(out),
-            "COMPILATION ERROR :\n/p/src/test/java/example/X.java:[3,5] ';' expected"
-        );
-        assert_eq!(maven_errors("a\nb"), "a\nb");
-        assert!(needs_network(
-            "[ERROR] Cannot access central (https://repo.maven.apache.org/maven2) in offline mode"
-        ));
-        assert!(!needs_network("[ERROR] ';' expected"));
-    }
-
-    #[test]
-    fn past_the_line_cap_the_first_errors_or_the_last_lines_are_kept() {
-        let many: String = (0..ERROR_LINES + 10)
-            .map(|i| format!("[ERROR] X.java:[{i},1] cannot find symbol\n"))
-            .collect();
-        let kept = maven_errors(&many);
-        assert_eq!(kept.lines().count(), ERROR_LINES);
-        assert!(kept.starts_with("X.java:[0,1]"), "the first errors: {kept}");
-        // Without [ERROR] lines, the output's tail.
-        let plain: String = (0..ERROR_LINES + 10)
-            .map(|i| format!("line {i}\n"))
-            .collect();
-        let tail = maven_errors(&plain);
-        assert_eq!(tail.lines().count(), ERROR_LINES);
-        assert!(
-            tail.ends_with(&format!("line {}", ERROR_LINES + 9)),
-            "{tail}"
-        );
     }
 }

@@ -384,29 +384,6 @@ fn detect(buf: &[u8]) -> Result<Option<Format>, LogErrorKind> {
     }
 }
 
-/// Interns strings the text layout repeats on every line (names, scenarios,
-/// messages), so records share one allocation each. Bounded: past
-/// [`Interner::MAX`] distinct strings, new ones are allocated per record.
-#[derive(Default)]
-struct Interner {
-    map: std::collections::HashMap<Box<str>, Arc<str>>,
-}
-
-impl Interner {
-    const MAX: usize = 16 * 1024;
-
-    fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.map.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        if self.map.len() < Self::MAX {
-            self.map.insert(s.into(), a.clone());
-        }
-        a
-    }
-}
-
 /// Gatling's message convention: blank means none; surrounding spaces (the
 /// text layout writes a lone space for "none", error records end in one) are
 /// not part of it.

@@ -45,6 +45,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
 use super::external::{Exit, Intervals, Request, Supervised, cpu_ticks, send_intervals, unix_us};
+use super::jvm::{self, jdk_tool, tools};
 use super::{EngineConfig, EngineEnv, EngineEvent, EngineHandle, Phase};
 use crate::scenario::{GatlingSpec, Scenario};
 use build::Build;
@@ -56,8 +57,6 @@ const TICK: Duration = Duration::from_millis(100);
 pub(crate) const MAX_HOLD: Duration = Duration::from_secs(60);
 /// After SIGTERM, how long the JVM may take before it is killed.
 const TERM_SLACK: Duration = Duration::from_secs(3);
-/// Longest wait for `java -version` or `mvn -v`.
-const PROBE_LIMIT: Duration = Duration::from_secs(30);
 /// Longest a report-only Gatling run (`keep_native_report`) may take.
 const REPORT_LIMIT: Duration = Duration::from_secs(300);
 /// Gatling's main class.
@@ -135,78 +134,30 @@ fn found_list(found: &[String]) -> String {
     }
 }
 
-/// The Java and Maven executables: `$JAVA_HOME/bin/java` when JAVA_HOME is
-/// set, else `java` on PATH; `mvn` on PATH.
-fn tools() -> (String, String) {
-    (jdk_tool("java"), "mvn".to_owned())
-}
-
-/// `$JAVA_HOME/bin/<name>` when JAVA_HOME is set and has it, else `name`.
-fn jdk_tool(name: &str) -> String {
-    std::env::var_os("JAVA_HOME")
-        .map(|home| PathBuf::from(home).join("bin").join(name))
-        .filter(|p| p.is_file())
-        .map_or_else(|| name.to_owned(), |p| p.display().to_string())
-}
-
 /// The versions of Java and Maven here, for node health
 /// (`via maven 3.8.7, java 17.0.15`); `None` if either is missing.
 pub async fn probe() -> Option<String> {
-    let (java, maven) = tools();
-    let (j, m) = tokio::join!(java_version(&java), maven_version(&maven));
-    Some(format!("via maven {}, java {}", m.ok()?, j.ok()?))
+    jvm::versions().await.map(|v| v.to_string())
 }
 
-/// Java's version (`17.0.15`), from `java -version`.
+/// Java's version (`17.0.15`), or why Java does not run.
 async fn java_version(java: &str) -> Result<String, GatlingError> {
-    let no = |error: String| GatlingError::NoJava {
-        java: java.to_owned(),
-        error,
-    };
-    let out = output(tokio::process::Command::new(java).arg("-version"))
+    jvm::java_version(java)
         .await
-        .map_err(no)?;
-    // `openjdk version "17.0.15" 2025-04-15` (on stderr).
-    out.lines()
-        .find_map(|l| l.split('"').nth(1))
-        .map(str::to_owned)
-        .ok_or_else(|| no(format!("unexpected output of -version: {}", out.trim())))
-}
-
-/// Maven's version (`3.8.7`), from `mvn -v`.
-async fn maven_version(maven: &str) -> Result<String, GatlingError> {
-    let no = |error: String| GatlingError::NoMaven {
-        maven: maven.to_owned(),
-        error,
-    };
-    let out = output(tokio::process::Command::new(maven).args(["-B", "-v"]))
-        .await
-        .map_err(no)?;
-    // `Apache Maven 3.8.7` (maybe with colour codes around it).
-    out.lines()
-        .find_map(|l| l.split("Apache Maven ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .map(|v| {
-            v.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.')
-                .to_owned()
+        .map_err(|error| GatlingError::NoJava {
+            java: java.to_owned(),
+            error,
         })
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| no(format!("unexpected output of -v: {}", out.trim())))
 }
 
-/// A probe command's stdout and stderr together, when it succeeds.
-async fn output(cmd: &mut tokio::process::Command) -> Result<String, String> {
-    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
-    let out = tokio::time::timeout(PROBE_LIMIT, cmd.output())
+/// Maven's version (`3.8.7`), or why Maven does not run.
+async fn maven_version(maven: &str) -> Result<String, GatlingError> {
+    jvm::maven_version(maven)
         .await
-        .map_err(|_| format!("no answer within {} s", PROBE_LIMIT.as_secs()))?
-        .map_err(|e| e.to_string())?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() {
-        return Err(format!("{}: {}", out.status, text.trim()));
-    }
-    Ok(text)
+        .map_err(|error| GatlingError::NoMaven {
+            maven: maven.to_owned(),
+            error,
+        })
 }
 
 /// The `split` names the project's sources never mention as a string

@@ -204,11 +204,7 @@ impl Conn {
 
 /// Keeps error messages short and low-cardinality (they are grouped by text).
 fn short(msg: &str) -> String {
-    let mut s: String = msg.chars().take(80).collect();
-    if s.len() < msg.len() {
-        s.push('…');
-    }
-    s
+    crate::engine::cut_message(msg, 80)
 }
 
 fn connect_error(e: &std::io::Error) -> ErrorKind {

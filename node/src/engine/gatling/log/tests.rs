@@ -866,24 +866,6 @@ fn random_corruption_never_panics_and_keeps_what_came_before() {
 }
 
 #[test]
-fn past_its_cap_the_interner_still_returns_every_string() {
-    let mut interner = Interner::default();
-    let n = Interner::MAX + 10;
-    for i in 0..n {
-        let s = format!("name-{i}");
-        assert_eq!(&*interner.get(&s), s.as_str());
-    }
-    assert_eq!(interner.map.len(), Interner::MAX, "bounded");
-    // Interned strings are shared, later ones are not but stay correct.
-    let first = interner.get("name-0");
-    assert!(Arc::ptr_eq(&first, &interner.get("name-0")));
-    assert_eq!(
-        &*interner.get(&format!("name-{}", n - 1)),
-        format!("name-{}", n - 1)
-    );
-}
-
-#[test]
 fn count_file_counts_whole_files_and_refuses_cut_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("simulation.log");

@@ -20,7 +20,8 @@
 
 use std::sync::Arc;
 
-use super::{Group, Interner, LogErrorKind, MAX_FIELD, Record, Request, Run, Step, message};
+use super::{Group, LogErrorKind, MAX_FIELD, Record, Request, Run, Step, message};
+use crate::engine::external::Interner;
 
 /// Decoding state carried from line to line.
 #[derive(Default)]
