@@ -8,8 +8,9 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Chart, Clear, Dataset, GraphType, Padding, Paragraph, Widget};
+use ratatui::widgets::{Block, Chart, Clear, Dataset, GraphType, Padding, Paragraph, Widget};
 
+use super::axis::TimeAxis;
 use super::{format, theme};
 use crate::app::{AgentChoice, App, Liveness, Mode, StartDialog, StartStep};
 
@@ -464,7 +465,7 @@ fn agent(app: &App, node: &NodeId, area: Rect, buf: &mut Buffer) {
     }
     Paragraph::new(run_lines).render(run_area, buf);
     if chart_area.height >= 5
-        && let Some((_, a)) = share
+        && let Some((r, a)) = share
     {
         // Its own curve, and beside it (when there is room) its histogram.
         let (chart_area, hist_area) = if chart_area.width >= 60 {
@@ -482,13 +483,14 @@ fn agent(app: &App, node: &NodeId, area: Rect, buf: &mut Buffer) {
                 buf,
             );
         }
+        // On the run's time axis, like the panels' charts.
+        let axis = TimeAxis::of(app, r);
         let data: Vec<(f64, f64)> = a
             .points
             .iter()
+            .filter(|p| axis.shows(p.index))
             .map(|p| (f64::from(p.index), p.requests as f64))
             .collect();
-        let first = a.points.front().map_or(0, |p| p.index);
-        let last = a.points.back().map_or(0, |p| p.index).max(first + 1);
         let peak = data.iter().map(|p| p.1).fold(1.0f64, f64::max);
         let y_max = (peak * 1.1).ceil();
         Chart::new(vec![
@@ -499,18 +501,11 @@ fn agent(app: &App, node: &NodeId, area: Rect, buf: &mut Buffer) {
                 .style(theme::total_series()),
         ])
         .block(Block::bordered().title(Line::styled(format!(" {} req/s ", h.name), theme::title())))
-        .x_axis(
-            Axis::default()
-                .style(theme::dim())
-                .bounds([f64::from(first), f64::from(last)])
-                .labels([first.to_string(), last.to_string()]),
-        )
-        .y_axis(
-            Axis::default()
-                .style(theme::dim())
-                .bounds([0.0, y_max])
-                .labels(["0".to_string(), format!("{y_max:.0}")]),
-        )
+        .x_axis(axis.axis(chart_area.width))
+        .y_axis(super::axis::y_axis(
+            y_max,
+            ["0".to_string(), format!("{y_max:.0}")],
+        ))
         .render(chart_area, buf);
     }
 }
