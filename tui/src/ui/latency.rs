@@ -18,7 +18,7 @@ use bfgg_protocol::{LatencyHistogram, NameStats};
 use super::axis::{self, TimeAxis};
 use super::format::{self, Col};
 use super::theme;
-use crate::app::{App, NamePoint, Panel, Point, RunView, log_buckets};
+use crate::app::{App, MAX_NAME_SERIES, NamePoint, Panel, Point, RunView, log_buckets};
 
 const COLS: [Col; 8] = [
     Col::new("Request", 0, 24, false).grow(),
@@ -160,8 +160,14 @@ pub(super) fn render_over_time(app: &App, run: &RunView, area: Rect, buf: &mut B
     let ms = |us: u64| us as f64 / 1000.0;
     let keep = |i: u32| axis.shows(i);
     let focus = app.latency_focus();
-    let points: Vec<NamePoint> = match focus.and_then(|n| run.by_name.get(n)) {
-        Some(points) => points.iter().copied().collect(),
+    // A name beyond MAX_NAME_SERIES has no series: drawn empty, said so.
+    let untracked = focus.is_some_and(|n| !run.by_name.contains_key(n));
+    let points: Vec<NamePoint> = match focus {
+        Some(n) => run
+            .by_name
+            .get(n)
+            .map(|p| p.iter().copied().collect())
+            .unwrap_or_default(),
         None => run.points.iter().map(Point::percentiles).collect(),
     };
     let (p50, p90, p99): (Vec<_>, Vec<_>, Vec<_>) = points
@@ -201,13 +207,20 @@ pub(super) fn render_over_time(app: &App, run: &RunView, area: Rect, buf: &mut B
             .filter(|p| Some(p.0) == newest)
             .map_or_else(|| "-".to_string(), |p| format::ms_f(p.1))
     };
-    let title = format!(
-        " latency (ms) of {}: p99 {} p90 {} p50 {} ",
-        focus.unwrap_or(ALL),
-        now(&p99),
-        now(&p90),
-        now(&p50)
-    );
+    let title = if untracked {
+        format!(
+            " latency (ms) of {}: not kept over time (over {MAX_NAME_SERIES} names) ",
+            focus.unwrap_or(ALL)
+        )
+    } else {
+        format!(
+            " latency (ms) of {}: p99 {} p90 {} p50 {} ",
+            focus.unwrap_or(ALL),
+            now(&p99),
+            now(&p90),
+            now(&p50)
+        )
+    };
     Chart::new(datasets)
         .block(Block::bordered().title(Line::styled(title, theme::title())))
         .x_axis(axis.axis(area.width))

@@ -353,3 +353,17 @@ fn every_flag_fits_the_overviews_agents_box() {
     assert!(screen.contains("coord,behind,lost"), "{screen}");
     assert!(screen.contains("Err"), "{screen}");
 }
+
+#[test]
+fn a_name_without_a_series_is_not_drawn_as_the_runs() {
+    let mut app = on(mid_run(), Panel::Latency);
+    if let Some(run) = app.run.as_mut() {
+        run.by_name.remove("POST /checkout");
+    }
+    app.selected[Panel::Latency.index()] = 2;
+    let screen = draw(&app, 120, 40);
+    assert!(
+        screen.contains("latency (ms) of POST /checkout: not kept over time"),
+        "{screen}"
+    );
+}
