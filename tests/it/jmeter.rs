@@ -334,3 +334,34 @@ fn a_partitioned_csv_gives_each_row_to_one_agent() {
     all.sort();
     assert_eq!(seen, all);
 }
+
+#[test]
+fn check_loads_the_plan_and_warns_of_a_split_the_plan_never_reads() {
+    let Some(()) = jmeter_tools() else { return };
+    let ws = Workspace::new();
+    let file = scenario(
+        ws.path(),
+        "http://127.0.0.1:9",
+        "split = { threads = 3, rps = 5 }",
+        "5s",
+    );
+    let mut cmd = crate::harness::bfgg(ws.path());
+    cmd.arg("check").arg(&file);
+    let out = run_with_timeout(cmd, Duration::from_secs(300));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for wanted in [
+        "engine jmeter, plan ",
+        "split threads = 3: agent 1 2, agent 2 1",
+        "warning: the plan never reads the property `rps`",
+        "ships ",
+        "jmeter 5.6.3, java ",
+    ] {
+        assert!(stdout.contains(wanted), "{wanted}: {stdout}");
+    }
+    assert!(!stdout.contains("property `threads`"), "{stdout}");
+}

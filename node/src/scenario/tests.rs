@@ -9,6 +9,7 @@ use crate::scenario::check::Check;
 use crate::scenario::data::{OnExhausted, Strategy};
 use crate::scenario::threshold::{Metric, Op, Percentile};
 
+mod jmeter;
 mod locust;
 mod source;
 
