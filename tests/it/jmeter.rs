@@ -157,7 +157,7 @@ fn a_two_agent_jmeter_run_merges_exactly_what_each_agent_wrote() {
         cluster.ws.path(),
         &target.url,
         "split = { threads = 3, throughput = 1800 }",
-        "3s",
+        "4s",
     );
     // Node health lists JMeter with the Maven and Java it runs on.
     for node in cluster.status() {
@@ -190,7 +190,8 @@ fn a_two_agent_jmeter_run_merges_exactly_what_each_agent_wrote() {
     assert_eq!(total, rows);
     threads.sort();
     assert_eq!(threads, [1, 2], "each agent its share of threads = 3");
-    assert!(total > 40, "{s:#}");
+    // The JVMs take 1-3 s of the 4 s to start sending.
+    assert!(total > 20, "{s:#}");
     assert_eq!(target.stats()["total"].as_u64(), Some(total));
 }
 

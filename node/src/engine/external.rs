@@ -404,7 +404,7 @@ pub(crate) fn unix_us(t: std::time::Instant) -> u64 {
 }
 
 mod follow;
-pub(crate) use follow::{Followed, Limits, Tail, follow, last_lines};
+pub(crate) use follow::{Followed, Growing, Limits, Tail, follow, last_lines};
 
 #[cfg(test)]
 mod tests;

@@ -4,9 +4,11 @@
 //! noted, settled intervals are shipped, and [`Phase`] changes become
 //! SIGTERM (to the group leader, the JVM) then SIGKILL after a slack.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
 use super::{Exit, Intervals, Supervised, cpu_ticks, send_intervals, unix_us};
@@ -27,6 +29,79 @@ pub(crate) trait Tail {
     fn started(&self) -> bool;
     /// The latest time any record carried, Unix µs.
     fn watermark_us(&self) -> u64;
+}
+
+/// A file the child appends to, read from where the last read ended.
+#[derive(Debug)]
+pub(crate) struct Growing {
+    /// The file's name in messages (`simulation.log`).
+    name: &'static str,
+    file: Option<tokio::fs::File>,
+    buf: Vec<u8>,
+    /// The first read or decoding error (what came before it counts; the
+    /// file is read on, and not decoded, after it).
+    pub(crate) error: Option<String>,
+}
+
+impl Growing {
+    /// A file called `name` in messages, not opened yet.
+    pub(crate) fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            file: None,
+            buf: vec![0; 64 * 1024],
+            error: None,
+        }
+    }
+
+    /// Whether the file has been opened (it exists).
+    pub(crate) fn opened(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Hands what the file gained since the last call, up to its end now,
+    /// to `feed` chunk by chunk; the file is opened first at the path
+    /// `locate` gives, if it has one yet. A chunk `feed` fails on ends the
+    /// decoding (its error kept and logged).
+    pub(crate) async fn read(
+        &mut self,
+        locate: impl FnOnce() -> Option<PathBuf>,
+        mut feed: impl FnMut(&[u8]) -> Result<(), String>,
+    ) {
+        if self.file.is_none() {
+            let Some(path) = locate() else {
+                return;
+            };
+            match tokio::fs::File::open(&path).await {
+                Ok(f) => self.file = Some(f),
+                Err(e) => {
+                    tracing::debug!("cannot open {} yet: {e}", path.display());
+                    return;
+                }
+            }
+        }
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        loop {
+            let n = match file.read(&mut self.buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    self.error
+                        .get_or_insert(format!("reading {}: {e}", self.name));
+                    break;
+                }
+            };
+            if self.error.is_some() {
+                continue;
+            }
+            if let Err(e) = feed(&self.buf[..n]) {
+                tracing::warn!("{}: {e} (what came before counts)", self.name);
+                self.error = Some(e);
+            }
+        }
+    }
 }
 
 /// How a followed child is stopped and its intervals held.
@@ -52,8 +127,9 @@ pub(crate) struct Followed {
     pub(crate) cpu_permille: u32,
 }
 
-/// Follows `child` and its file until it exits; `None` when the run no
-/// longer listens (the caller ends; `child` is killed when dropped).
+/// Follows `child` and its file until it exits, then reads the file to its
+/// end; `None` when the run no longer listens (the caller ends; `child` is
+/// killed when dropped).
 pub(crate) async fn follow<T: Tail>(
     child: &mut Supervised,
     tail: &mut T,
@@ -140,6 +216,8 @@ pub(crate) async fn follow<T: Tail>(
             ended = child.exited() => break ended,
         }
     };
+    // Everything the child wrote counts.
+    tail.read(intervals).await;
     Some(Followed {
         exit,
         stopping,

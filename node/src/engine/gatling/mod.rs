@@ -40,13 +40,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
-use super::external::Tail as _;
 use super::external::{
-    self, Followed, Intervals, Limits, Request, Supervised, follow, last_lines, send_intervals,
-    unix_us,
+    self, Followed, Growing, Intervals, Limits, Request, Supervised, follow, last_lines,
+    send_intervals, unix_us,
 };
 use super::jvm::{self, jdk_tool, tools};
 use super::{EngineConfig, EngineEnv, EngineEvent, EngineHandle, Phase};
@@ -390,36 +388,31 @@ fn find_log(results: &Path) -> Option<PathBuf> {
 /// The log as it grows, decoded into [`Intervals`].
 struct Tail {
     results: PathBuf,
-    file: Option<tokio::fs::File>,
+    file: Growing,
     decoder: Decoder,
     records: Vec<Record>,
-    buf: Vec<u8>,
     /// Users running (started minus ended).
     active: u64,
     /// The latest time any record carries, Unix µs.
     watermark_us: u64,
-    /// The first decoding error (what came before it counts).
-    error: Option<String>,
 }
 
 impl Tail {
     fn new(results: PathBuf) -> Self {
         Self {
             results,
-            file: None,
+            file: Growing::new("simulation.log"),
             decoder: Decoder::new(),
             records: Vec::new(),
-            buf: vec![0; 64 * 1024],
             active: 0,
             watermark_us: 0,
-            error: None,
         }
     }
 }
 
 impl external::Tail for Tail {
     fn started(&self) -> bool {
-        self.file.is_some()
+        self.file.opened()
     }
 
     fn watermark_us(&self) -> u64 {
@@ -428,43 +421,25 @@ impl external::Tail for Tail {
 
     /// Reads what the log gained since the last call, up to its end now.
     async fn read(&mut self, intervals: &mut Intervals) {
-        if self.file.is_none() {
-            let Some(path) = find_log(&self.results) else {
-                return;
-            };
-            match tokio::fs::File::open(&path).await {
-                Ok(f) => self.file = Some(f),
-                Err(e) => {
-                    tracing::warn!("cannot open {}: {e}", path.display());
-                    return;
+        let Self {
+            results,
+            file,
+            decoder,
+            records,
+            active,
+            watermark_us,
+        } = self;
+        file.read(
+            || find_log(results),
+            |bytes| {
+                let fed = decoder.feed(bytes, records);
+                for record in records.drain(..) {
+                    apply(record, intervals, active, watermark_us);
                 }
-            }
-        }
-        let Some(file) = self.file.as_mut() else {
-            return;
-        };
-        loop {
-            let n = match file.read(&mut self.buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    self.error
-                        .get_or_insert(format!("reading simulation.log: {e}"));
-                    break;
-                }
-            };
-            if self.error.is_some() {
-                continue;
-            }
-            let fed = self.decoder.feed(&self.buf[..n], &mut self.records);
-            for record in self.records.drain(..) {
-                apply(record, intervals, &mut self.active, &mut self.watermark_us);
-            }
-            if let Err(e) = fed {
-                tracing::warn!("simulation.log: {e} (what came before counts)");
-                self.error = Some(e.to_string());
-            }
-        }
+                fed.map_err(|e| e.to_string())
+            },
+        )
+        .await;
     }
 }
 
@@ -580,8 +555,6 @@ async fn supervise(
     else {
         return;
     };
-    // Everything the JVM wrote counts.
-    tail.read(&mut intervals).await;
     tracing::debug!(
         format = %tail.decoder.format().map_or("none".to_owned(), |f| f.to_string()),
         records = tail.decoder.records(),

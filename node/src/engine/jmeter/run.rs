@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
 use super::results::{self, Decoder, Record};
 use super::{DEFAULT_VERSION, JmeterError, JmeterHome, install, java_version, partition};
 use crate::engine::external::{
-    self, Followed, Intervals, Limits, Request, Supervised, follow, last_lines, send_intervals,
-    unix_us,
+    self, Followed, Growing, Intervals, Limits, Request, Supervised, follow, last_lines,
+    send_intervals, unix_us,
 };
 use crate::engine::jvm;
 use crate::engine::{EngineConfig, EngineEnv, EngineEvent, EngineHandle, Phase};
@@ -238,33 +237,28 @@ fn command(p: &Prepared, config: &EngineConfig) -> tokio::process::Command {
 /// The results file as it grows, decoded into [`Intervals`].
 struct Tail {
     path: PathBuf,
-    file: Option<tokio::fs::File>,
+    file: Growing,
     decoder: Decoder,
     records: Vec<Record>,
-    buf: Vec<u8>,
     /// The latest end any row carries, Unix µs.
     watermark_us: u64,
-    /// The first decoding error (what came before it counts).
-    error: Option<String>,
 }
 
 impl Tail {
     fn new(path: PathBuf) -> Self {
         Self {
             path,
-            file: None,
+            file: Growing::new(RESULTS_FILE),
             decoder: Decoder::new(),
             records: Vec::new(),
-            buf: vec![0; 64 * 1024],
             watermark_us: 0,
-            error: None,
         }
     }
 }
 
 impl external::Tail for Tail {
     fn started(&self) -> bool {
-        self.file.is_some()
+        self.file.opened()
     }
 
     fn watermark_us(&self) -> u64 {
@@ -272,49 +266,36 @@ impl external::Tail for Tail {
     }
 
     async fn read(&mut self, intervals: &mut Intervals) {
-        if self.file.is_none() {
-            match tokio::fs::File::open(&self.path).await {
-                Ok(f) => self.file = Some(f),
-                Err(_) => return,
-            }
-        }
-        let Some(file) = self.file.as_mut() else {
-            return;
-        };
-        loop {
-            let n = match file.read(&mut self.buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    self.error
-                        .get_or_insert(format!("reading {RESULTS_FILE}: {e}"));
-                    break;
+        let Self {
+            path,
+            file,
+            decoder,
+            records,
+            watermark_us,
+        } = self;
+        file.read(
+            || Some(path.clone()),
+            |bytes| {
+                let fed = decoder.feed(bytes, records);
+                for r in records.drain(..) {
+                    let end_us = r.end_ms().saturating_mul(1000);
+                    intervals.record_as(
+                        &Request {
+                            name: &r.label,
+                            end_us,
+                            response_time_us: Some(r.elapsed_ms.saturating_mul(1000)),
+                            bytes_in: r.bytes,
+                            error: None,
+                        },
+                        r.error(),
+                    );
+                    intervals.gauge(end_us, r.all_threads);
+                    *watermark_us = (*watermark_us).max(end_us);
                 }
-            };
-            if self.error.is_some() {
-                continue;
-            }
-            let fed = self.decoder.feed(&self.buf[..n], &mut self.records);
-            for r in self.records.drain(..) {
-                let end_us = r.end_ms().saturating_mul(1000);
-                intervals.record_as(
-                    &Request {
-                        name: &r.label,
-                        end_us,
-                        response_time_us: Some(r.elapsed_ms.saturating_mul(1000)),
-                        bytes_in: r.bytes,
-                        error: None,
-                    },
-                    r.error(),
-                );
-                intervals.gauge(end_us, r.all_threads);
-                self.watermark_us = self.watermark_us.max(end_us);
-            }
-            if let Err(e) = fed {
-                tracing::warn!("{RESULTS_FILE}: {e} (what came before counts)");
-                self.error = Some(e.to_string());
-            }
-        }
+                fed.map_err(|e| e.to_string())
+            },
+        )
+        .await;
     }
 }
 
@@ -368,8 +349,6 @@ async fn supervise(
     else {
         return;
     };
-    // Everything JMeter wrote counts.
-    tail.read(&mut intervals).await;
     tracing::debug!(
         rows = tail.decoder.records(),
         broken = tail.decoder.broken(),
