@@ -6,7 +6,9 @@
 //! of `threads`, a plan JMeter cannot load is refused before the start on
 //! every agent, a stop ends the run within a second keeping what was
 //! written and leaving no JVM, an agent without Java is refused naming it,
-//! and a partitioned CSV's rows are each used by one agent.
+//! a partitioned CSV's rows are each used by one agent, a JVM killed
+//! mid-run is reported with the tail of jmeter.log and its rows kept, and
+//! `bfgg check` loads the plan and warns of a split the plan never reads.
 //!
 //! Java and Maven must be installed (`.ci/run` installs them); outside CI
 //! their absence skips with a printed reason.
@@ -365,4 +367,56 @@ fn check_loads_the_plan_and_warns_of_a_split_the_plan_never_reads() {
         assert!(stdout.contains(wanted), "{wanted}: {stdout}");
     }
     assert!(!stdout.contains("property `threads`"), "{stdout}");
+}
+
+#[test]
+fn a_jvm_that_dies_mid_run_is_reported_with_its_log_and_what_it_wrote_is_kept() {
+    let Some(()) = jmeter_tools() else { return };
+    let target = Target::start(&[]);
+    let ws = Workspace::new();
+    let file = scenario(
+        ws.path(),
+        &target.url,
+        "split = { threads = 2, throughput = 1200 }",
+        "60s",
+    );
+    let mut cmd = crate::harness::bfgg(ws.path());
+    cmd.arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(ws.out_dir())
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("bfgg run");
+    target.wait_for_requests(40, Duration::from_secs(120));
+    let results = ws.out_dir().join("jmeter/results.csv");
+    let jvm = processes_mentioning(&results.display().to_string());
+    assert_eq!(jvm.len(), 1, "{jvm:?}");
+    let killed_at = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-9", &jvm[0].to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -9 {}", jvm[0]);
+    let (_, summary, stderr) = wait_output(child, Duration::from_secs(60));
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(10),
+        "the run ended with the JVM"
+    );
+    let s = summary.unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let reason = s["stop_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("JMeter ended during the run: killed by signal 9"),
+        "{s:#}"
+    );
+    assert!(
+        reason.contains("o.a.j."),
+        "the tail of jmeter.log: {reason}"
+    );
+    assert_eq!(s["stopped_early"], true, "{s:#}");
+    // Every row JMeter wrote (autoflush: every finished sample) is kept.
+    let rows = count_file(&results).expect("results.csv");
+    assert_eq!(s["total"]["requests"].as_u64(), Some(rows.records), "{s:#}");
+    assert!(rows.records >= 40);
 }
