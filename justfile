@@ -62,6 +62,13 @@ bench-gatling *ARGS:
     cargo build --release --bin bfgg
     python3 tests/bench/gatling_overhead.py {{ARGS}}
 
+# What bfgg costs JMeter: the same plan and command line alone (with and without
+# autoflush) and under bfgg, interleaved; figures in docs/BENCHMARKS.md.
+# e.g. `just bench-jmeter --rounds 5 --write`
+bench-jmeter *ARGS:
+    cargo build --release --bin bfgg
+    python3 tests/bench/jmeter_overhead.py {{ARGS}}
+
 # Soak: 3 nodes, one 1,000 req/s cluster run (default 30 min); RSS curve to soak.csv,
 # fails if a node's RSS grows > 10 % after warm-up. e.g. `just soak --minutes 1`
 soak *ARGS:

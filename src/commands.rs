@@ -337,9 +337,10 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let steps: usize = scenario.journeys.iter().map(|j| j.steps.len()).sum();
-    let what = match (&scenario.locust, &scenario.gatling) {
-        (Some(l), _) => format!("locustfile {}", l.file.display()),
-        (_, Some(g)) => format!("simulation {} of {}", g.simulation, g.project.display()),
+    let what = match (&scenario.locust, &scenario.gatling, &scenario.jmeter) {
+        (Some(l), _, _) => format!("locustfile {}", l.file.display()),
+        (_, Some(g), _) => format!("simulation {} of {}", g.simulation, g.project.display()),
+        (_, _, Some(j)) => format!("plan {}", j.plan.display()),
         _ => format!("{} journeys, {} requests", scenario.journeys.len(), steps),
     };
     println!(
@@ -392,6 +393,11 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(spec) = &scenario.gatling
         && let Some(code) = check_gatling(&rt, &scenario, spec, args.dry_run)?
+    {
+        return Ok(code);
+    }
+    if let Some(spec) = &scenario.jmeter
+        && let Some(code) = check_jmeter(&rt, &scenario, spec, args.dry_run)?
     {
         return Ok(code);
     }
@@ -472,6 +478,55 @@ fn check_gatling(
         }
         Err(e @ (GatlingError::NoJava { .. } | GatlingError::NoMaven { .. })) => {
             println!("note: the project was not built here ({e}); agents build it before a run");
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Some(ExitCode::from(1)));
+        }
+    }
+    Ok(None)
+}
+
+/// `bfgg check` of a JMeter scenario: how the split divides over two
+/// agents (and which split names the plan never reads), the files shipped
+/// with the plan, then JMeter installed and the plan loaded by it as
+/// agents will before a run, when Java and Maven are here. `Some` exit
+/// code when the check ends here.
+fn check_jmeter(
+    rt: &tokio::runtime::Runtime,
+    scenario: &Scenario,
+    spec: &bfgg_node::scenario::JmeterSpec,
+    dry_run: bool,
+) -> anyhow::Result<Option<ExitCode>> {
+    use bfgg_node::engine::jmeter::{JmeterError, prepare, split_plan};
+    if dry_run {
+        eprintln!(
+            "error: --dry-run sends requests with the native engine; a JMeter plan's requests are its \
+             own samplers (run it briefly with [load] duration instead)"
+        );
+        return Ok(Some(ExitCode::from(2)));
+    }
+    println!("over two agents:");
+    for line in split_plan(spec, &["agent 1", "agent 2"]) {
+        println!("  {line}");
+    }
+    for f in &spec.files {
+        println!("  ships {}", f.display());
+    }
+    let work = tempfile::tempdir().context("creating a temporary directory")?;
+    let env = bfgg_node::engine::EngineEnv {
+        python: String::new(),
+        work_dir: work.path().to_path_buf(),
+        workers: 1,
+        cache_dir: bfgg_node::engine::default_cache_dir(),
+    };
+    eprintln!("loading {} with JMeter...", spec.plan.display());
+    match rt.block_on(prepare(std::sync::Arc::new(scenario.clone()), &env)) {
+        Ok(prepared) => {
+            println!("{}: {} loads", prepared.versions(), spec.plan.display());
+        }
+        Err(e @ (JmeterError::NoJava { .. } | JmeterError::NoMaven { .. })) => {
+            println!("note: the plan was not loaded here ({e}); agents load it before a run");
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -876,6 +931,12 @@ fn run_cluster(
     if let Some(gatling) = &scenario.gatling {
         let names: Vec<&str> = plan.participants.iter().map(|p| p.name.as_str()).collect();
         for line in bfgg_node::engine::gatling::split_plan(gatling, &names) {
+            eprintln!("{line}");
+        }
+    }
+    if let Some(jmeter) = &scenario.jmeter {
+        let names: Vec<&str> = plan.participants.iter().map(|p| p.name.as_str()).collect();
+        for line in bfgg_node::engine::jmeter::split_plan(jmeter, &names) {
             eprintln!("{line}");
         }
     }

@@ -19,6 +19,7 @@ mod cluster;
 mod config;
 mod gatling;
 mod harness;
+mod jmeter;
 mod local_run;
 mod locust;
 mod metrics;

@@ -1,6 +1,6 @@
 //! Scenario bundles: the scenario file and every file it references (data
 //! pools, body files; for Locust the locustfile and its `include`s; for
-//! Gatling the Maven project's sources), shipped
+//! Gatling the Maven project's sources, for JMeter the plan and the files it reads), shipped
 //! content-addressed (SHA-256) and verified on arrival.
 //!
 //! The client builds a bundle from a loaded scenario ([`build`]); nodes keep
@@ -83,6 +83,10 @@ pub fn build(scenario: &Scenario) -> anyhow::Result<(Vec<BundleFile>, Vec<Vec<u8
         paths.extend(crate::engine::gatling::build::project_files(
             &gatling.project,
         )?);
+    }
+    if let Some(jmeter) = &scenario.jmeter {
+        paths.push(jmeter.plan.clone());
+        paths.extend(jmeter.files.iter().cloned());
     }
     let mut files = Vec::new();
     let mut contents = Vec::new();

@@ -165,6 +165,9 @@ fn plan_inner(
             "gatling" => {
                 "gatling needs a JDK (11 or later) and Maven there: java, javac and mvn on the node's PATH, or JAVA_HOME"
             }
+            "jmeter" => {
+                "jmeter needs Java 17 or later and Maven there (bfgg assembles JMeter from Maven Central once per node): java and mvn on the node's PATH, or JAVA_HOME"
+            }
             _ => "install it there",
         };
         format!("; idle without {engine}: {} ({hint})", lacking.join(", "))

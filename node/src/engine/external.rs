@@ -243,8 +243,16 @@ impl Intervals {
     }
 
     /// Records one request in the interval it ended in (or, if that one was
-    /// shipped already, the next one not shipped).
+    /// shipped already, the next one not shipped); its error, if any,
+    /// counts as the engine's message.
     pub(crate) fn record(&mut self, r: &Request<'_>) {
+        let error = r.error.map(|m| ErrorKind::Engine(m.to_owned()));
+        self.record_as(r, error);
+    }
+
+    /// [`Intervals::record`] with the error already grouped (`r.error` is
+    /// not read): engines whose records say what kind of error they are.
+    pub(crate) fn record_as(&mut self, r: &Request<'_>, error: Option<ErrorKind>) {
         let mut index = self.index_of(r.end_us);
         if index < self.next {
             self.late += 1;
@@ -265,11 +273,8 @@ impl Intervals {
             stats.response_time.record(rt);
             stats.service_time.record(rt);
         }
-        if let Some(message) = r.error {
-            *stats
-                .errors
-                .entry(ErrorKind::Engine(message.to_owned()))
-                .or_insert(0) += 1;
+        if let Some(kind) = error {
+            *stats.errors.entry(kind).or_insert(0) += 1;
         }
     }
 
@@ -397,6 +402,9 @@ pub(crate) fn unix_us(t: std::time::Instant) -> u64 {
     };
     (unix_now + delta).max(0) as u64
 }
+
+mod follow;
+pub(crate) use follow::{Followed, Growing, Limits, Tail, follow, last_lines};
 
 #[cfg(test)]
 mod tests;

@@ -203,15 +203,19 @@ pub(crate) fn cut_message(msg: &str, max_chars: usize) -> String {
 
 /// The engines this host can run, with their versions: the native engine
 /// always, Locust when `env.python` has it, Gatling when Java and Maven are
-/// here.
+/// here, JMeter when Java 17 or later and Maven are.
 pub async fn probe(python: &str) -> Vec<bfgg_protocol::mesh::EngineInfo> {
     use bfgg_protocol::mesh::EngineInfo;
     let mut engines = vec![EngineInfo {
         name: EngineKind::Native.as_str().into(),
         version: env!("CARGO_PKG_VERSION").into(),
     }];
-    let (l, g) = tokio::join!(locust::probe(python), gatling::probe());
-    for (kind, version) in [(EngineKind::Locust, l), (EngineKind::Gatling, g)] {
+    let (l, g, j) = tokio::join!(locust::probe(python), gatling::probe(), jmeter::probe());
+    for (kind, version) in [
+        (EngineKind::Locust, l),
+        (EngineKind::Gatling, g),
+        (EngineKind::Jmeter, j),
+    ] {
         if let Some(version) = version {
             engines.push(EngineInfo {
                 name: kind.as_str().into(),
@@ -235,6 +239,9 @@ pub async fn dry_run(
         EngineKind::Gatling => anyhow::bail!(
             "--dry-run is not available for Gatling: run the simulation with small numbers instead (e.g. bfgg run with split values of 1)"
         ),
+        EngineKind::Jmeter => anyhow::bail!(
+            "--dry-run is not available for JMeter: run the plan with small numbers instead (e.g. bfgg run with split values of 1)"
+        ),
     }
 }
 
@@ -247,6 +254,8 @@ pub enum Prepared {
     Locust(Box<locust::Prepared>),
     /// Gatling, built; its JVM starts at time zero.
     Gatling(Box<gatling::Prepared>),
+    /// JMeter, installed and its plan loaded; its JVM starts at time zero.
+    Jmeter(Box<jmeter::Prepared>),
 }
 
 /// Gets the scenario's engine ready: everything that can fail before the
@@ -264,6 +273,9 @@ pub async fn prepare(scenario: Arc<Scenario>, env: &EngineEnv) -> anyhow::Result
         EngineKind::Gatling => Ok(Prepared::Gatling(Box::new(
             gatling::prepare(scenario, env).await?,
         ))),
+        EngineKind::Jmeter => Ok(Prepared::Jmeter(Box::new(
+            jmeter::prepare(scenario, env).await?,
+        ))),
     }
 }
 
@@ -274,6 +286,7 @@ impl Prepared {
             Prepared::Native(scenario) => native::start(scenario, config),
             Prepared::Locust(p) => locust::start(*p, config),
             Prepared::Gatling(p) => gatling::start(*p, config),
+            Prepared::Jmeter(p) => jmeter::start(*p, config),
         }
     }
 }

@@ -472,7 +472,9 @@ fn describe_expected(key: &str, serde_expected: &str) -> (String, Option<String>
         "request" => ("[[request]] tables", None),
         "journey" => ("[[journey]] tables", None),
         "step" => ("[[journey.step]] tables", None),
-        "scenario" | "load" | "data" | "locust" | "gatling" | "source" => ("a table", None),
+        "scenario" | "load" | "data" | "locust" | "gatling" | "jmeter" | "source" => {
+            ("a table", None)
+        }
         "git" => (
             "a repository URL",
             Some("git = \"https://github.com/team/perf-tests.git\""),

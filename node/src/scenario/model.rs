@@ -42,6 +42,9 @@ pub struct Scenario {
     /// What Gatling runs: `Some` exactly when `engine` is
     /// [`EngineKind::Gatling`].
     pub gatling: Option<GatlingSpec>,
+    /// What JMeter runs: `Some` exactly when `engine` is
+    /// [`EngineKind::Jmeter`].
+    pub jmeter: Option<JmeterSpec>,
     /// `[source]`: the repository the scenario's files come from.
     pub git: Option<GitSource>,
     /// The files the scenario references were not read: it has a
@@ -73,6 +76,8 @@ pub enum EngineKind {
     /// Gatling, running a simulation of a Maven project
     /// ([`Scenario::gatling`]).
     Gatling,
+    /// Apache JMeter, running a test plan ([`Scenario::jmeter`]).
+    Jmeter,
 }
 
 impl EngineKind {
@@ -82,6 +87,7 @@ impl EngineKind {
             EngineKind::Native => "native",
             EngineKind::Locust => "locust",
             EngineKind::Gatling => "gatling",
+            EngineKind::Jmeter => "jmeter",
         }
     }
 }
@@ -122,12 +128,41 @@ pub struct GatlingSpec {
     pub keep_native_report: bool,
 }
 
+/// `[jmeter]`: what JMeter runs (engine = "jmeter").
+#[derive(Debug, Clone, PartialEq)]
+pub struct JmeterSpec {
+    /// The test plan (`.jmx`), resolved against the scenario's directory.
+    pub plan: PathBuf,
+    /// Every other file the plan reads, resolved: the CSV Data Set Configs'
+    /// files found in the plan, then `files` (each exists, unless the
+    /// scenario's files are deferred to its `[source]` checkout).
+    pub files: Vec<PathBuf>,
+    /// CSV files whose rows are divided across agents (each row used by
+    /// one agent only), resolved; each is among `files`.
+    pub partition: Vec<PathBuf>,
+    /// Options for the JVM (a later `-Xmx` wins over bfgg's).
+    pub java_opts: Vec<String>,
+    /// JMeter properties (`-Jkey=value`), in file order.
+    pub properties: Vec<(String, String)>,
+    /// Numbers each agent gets its share of, as JMeter properties, in file
+    /// order (see [`split_share`]).
+    pub split: Vec<(String, f64)>,
+}
+
 impl GatlingSpec {
-    /// Agent `index`'s share of `total` among `count` agents, written as a
-    /// system property value: whole numbers split as whole numbers (`10`
-    /// over 3 agents: 4, 3, 3, the k6 execution-segment rule), others in
-    /// equal parts; either way the shares add up to `total`.
+    /// Agent `index`'s share of `total` among `count` agents (see
+    /// [`split_share`]).
     pub fn share(total: f64, index: u64, count: u64) -> String {
+        split_share(total, index, count)
+    }
+}
+
+/// Agent `index`'s share of `total` among `count` agents, written as a
+/// property value: whole numbers split as whole numbers (`10` over 3
+/// agents: 4, 3, 3, the k6 execution-segment rule), others in equal parts;
+/// either way the shares add up to `total`. Gatling's and JMeter's `split`.
+pub fn split_share(total: f64, index: u64, count: u64) -> String {
+    {
         let count = count.max(1);
         if total.fract() == 0.0 && (0.0..9.0e15).contains(&total) {
             let n = total as u64;

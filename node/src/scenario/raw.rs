@@ -41,6 +41,8 @@ pub(crate) struct RawScenario {
     pub(crate) locust: Option<Spanned<RawLocust>>,
     /// `[gatling]`: the Maven project and simulation (engine = "gatling").
     pub(crate) gatling: Option<Spanned<RawGatling>>,
+    /// `[jmeter]`: the test plan and its properties (engine = "jmeter").
+    pub(crate) jmeter: Option<Spanned<RawJmeter>>,
     /// `[source]`: the git repository the scenario's files are read from.
     pub(crate) source: Option<Spanned<RawSource>>,
 }
@@ -125,6 +127,18 @@ pub(crate) struct RawGatling {
     pub(crate) properties: Option<Spanned<OrderedMap<Spanned<RawValue>>>>,
     pub(crate) split: Option<Spanned<OrderedMap<Spanned<f64>>>>,
     pub(crate) keep_native_report: Option<Spanned<bool>>,
+}
+
+/// `[jmeter]`. Paths are relative to the scenario file's directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJmeter {
+    pub(crate) plan: Option<Spanned<String>>,
+    pub(crate) files: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) partition: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) java_opts: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) properties: Option<Spanned<OrderedMap<Spanned<RawValue>>>>,
+    pub(crate) split: Option<Spanned<OrderedMap<Spanned<f64>>>>,
 }
 
 /// `[data.<name>]`.
@@ -312,7 +326,7 @@ pub(crate) fn check_shape(root: &DeTable<'_>, sink: &mut Sink<'_>) -> bool {
         let name = key.get_ref().as_ref();
         let found = kind(value.get_ref());
         match name {
-            "scenario" | "target" | "load" | "locust" | "gatling" | "source"
+            "scenario" | "target" | "load" | "locust" | "gatling" | "jmeter" | "source"
                 if found != "a table" =>
             {
                 let help = if found == "an array" {
@@ -393,6 +407,7 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
             "thresholds",
             "locust",
             "gatling",
+            "jmeter",
         ],
     ),
     ("scenario", &["name", "engine", "thresholds"]),
@@ -445,6 +460,17 @@ pub(crate) const SECTIONS: &[(&str, &[&str])] = &[
             "properties",
             "split",
             "keep_native_report",
+        ],
+    ),
+    (
+        "jmeter",
+        &[
+            "plan",
+            "files",
+            "partition",
+            "java_opts",
+            "properties",
+            "split",
         ],
     ),
     (
@@ -545,6 +571,14 @@ mod tests {
         }
         for key in keys("gatling") {
             let text = format!("[gatling]\n{key} = 1\n");
+            let err = toml::from_str::<RawScenario>(&text)
+                .err()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default();
+            assert!(!err.contains("unknown field"), "{key}: {err}");
+        }
+        for key in keys("jmeter") {
+            let text = format!("[jmeter]\n{key} = 1\n");
             let err = toml::from_str::<RawScenario>(&text)
                 .err()
                 .map(|e| e.message().to_owned())

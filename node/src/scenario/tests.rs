@@ -9,6 +9,7 @@ use crate::scenario::check::Check;
 use crate::scenario::data::{OnExhausted, Strategy};
 use crate::scenario::threshold::{Metric, Op, Percentile};
 
+mod jmeter;
 mod locust;
 mod source;
 
@@ -83,7 +84,12 @@ fn every_example_scenario_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut names = Vec::new();
     // Examples with files of their own (a locustfile) have a directory.
-    for dir in [dir.clone(), dir.join("locust"), dir.join("gatling")] {
+    for dir in [
+        dir.clone(),
+        dir.join("locust"),
+        dir.join("gatling"),
+        dir.join("jmeter"),
+    ] {
         for entry in std::fs::read_dir(&dir).expect("scenarios/ exists") {
             let path = entry.expect("readable").path();
             if path.extension().is_some_and(|e| e == "toml") {
@@ -92,6 +98,7 @@ fn every_example_scenario_loads() {
                     EngineKind::Native => assert!(!scenario.journeys.is_empty()),
                     EngineKind::Locust => assert!(scenario.locust.is_some()),
                     EngineKind::Gatling => assert!(scenario.gatling.is_some()),
+                    EngineKind::Jmeter => assert!(scenario.jmeter.is_some()),
                 }
                 assert!(
                     scenario.load.duration <= Duration::from_secs(40),
@@ -110,6 +117,7 @@ fn every_example_scenario_loads() {
             "closed-model",
             "demo",
             "gatling",
+            "jmeter",
             "locust",
             "open-model",
             "step-load"
@@ -640,7 +648,7 @@ fn broken_fixture_reports_every_problem_in_file_order() {
     let help = |i: usize| diagnostics[i].help.as_deref().unwrap_or("");
     assert_eq!(
         help(0),
-        "the engines that exist are: native, locust, gatling"
+        "the engines that exist are: native, locust, gatling, jmeter"
     );
     assert_eq!(help(4), "write e.g. 500ms, 10s, 2m, 1h");
     assert_eq!(help(6), "did you mean \"GET\"?");

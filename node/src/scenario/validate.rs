@@ -22,6 +22,7 @@ use crate::scenario::template::{Template, VarRef};
 use crate::scenario::threshold::Threshold;
 
 mod gatling;
+mod jmeter;
 mod journey;
 mod load;
 mod locust;
@@ -64,6 +65,8 @@ pub(crate) fn validate(
         EngineKind::Locust
     } else if raw.gatling.is_some() {
         EngineKind::Gatling
+    } else if raw.jmeter.is_some() {
+        EngineKind::Jmeter
     } else {
         EngineKind::Native
     });
@@ -77,6 +80,16 @@ pub(crate) fn validate(
         (_, Some(table)) => {
             if engine_known {
                 v.locust_without_engine(table, engine.as_str());
+            }
+            None
+        }
+        (_, None) => None,
+    };
+    let jmeter = match (engine, &raw.jmeter) {
+        (EngineKind::Jmeter, table) => v.jmeter(table.as_ref(), engine_at.clone()),
+        (_, Some(table)) => {
+            if engine_known {
+                v.jmeter_without_engine(table, engine.as_str());
             }
             None
         }
@@ -101,7 +114,7 @@ pub(crate) fn validate(
                 }
             }
             EngineKind::Locust => v.locust_pools(data),
-            EngineKind::Gatling => v.gatling_pools(data),
+            EngineKind::Gatling | EngineKind::Jmeter => v.scripted_pools(data, engine),
         }
     }
     let target = v.target(raw.target.as_ref(), engine);
@@ -110,7 +123,9 @@ pub(crate) fn validate(
     match engine {
         EngineKind::Native => v.native_journeys(&raw, target.as_ref(), &mut journeys),
         EngineKind::Locust => v.locust_steps(&raw.request, &raw.journey),
-        EngineKind::Gatling => v.gatling_steps(&raw.request, &raw.journey),
+        EngineKind::Gatling | EngineKind::Jmeter => {
+            v.scripted_steps(&raw.request, &raw.journey, engine)
+        }
     }
     let step_names: Vec<&str> = {
         let mut seen = HashSet::new();
@@ -158,6 +173,10 @@ pub(crate) fn validate(
         },
         gatling: match engine {
             EngineKind::Gatling => Some(gatling?),
+            _ => None,
+        },
+        jmeter: match engine {
+            EngineKind::Jmeter => Some(jmeter?),
             _ => None,
         },
         git,
@@ -297,6 +316,7 @@ impl Validator<'_, '_> {
             Some(e) if e.get_ref() == "native" => Some(EngineKind::Native),
             Some(e) if e.get_ref() == "locust" => Some(EngineKind::Locust),
             Some(e) if e.get_ref() == "gatling" => Some(EngineKind::Gatling),
+            Some(e) if e.get_ref() == "jmeter" => Some(EngineKind::Jmeter),
             Some(e) => {
                 self.sink
                     .error(
@@ -304,7 +324,7 @@ impl Validator<'_, '_> {
                         "scenario.engine",
                         format!("unknown engine `{}`", e.get_ref()),
                     )
-                    .help("the engines that exist are: native, locust, gatling");
+                    .help("the engines that exist are: native, locust, gatling, jmeter");
                 None
             }
         };
@@ -379,7 +399,7 @@ impl Validator<'_, '_> {
         };
         if engine != EngineKind::Native {
             match engine {
-                EngineKind::Gatling => self.gatling_target_keys(raw),
+                EngineKind::Gatling | EngineKind::Jmeter => self.scripted_target_keys(raw, engine),
                 _ => self.locust_target_keys(raw),
             }
             let (scheme, host, port, base_path) = url?;

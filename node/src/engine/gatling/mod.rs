@@ -12,7 +12,7 @@
 //!    `bfgg.duration` (seconds) and `baseUrl`. Gatling's usage analytics and
 //!    its check for a newer release are turned off, so the JVM talks to the
 //!    target only (the simulation's own warm-up aside).
-//! 3. Every [`TICK`] the new bytes of `simulation.log` go through the
+//! 3. Every 100 ms the new bytes of `simulation.log` go through the
 //!    [`log`] decoder into [`Intervals`]: requests by their end time (ms,
 //!    Gatling's precision), users started and ended into `active`, errors
 //!    (a request Gatling could not build) as failed requests without a time.
@@ -40,19 +40,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use nix::sys::signal::Signal;
-use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
-use super::external::{Exit, Intervals, Request, Supervised, cpu_ticks, send_intervals, unix_us};
+use super::external::{
+    self, Followed, Growing, Intervals, Limits, Request, Supervised, follow, last_lines,
+    send_intervals, unix_us,
+};
 use super::jvm::{self, jdk_tool, tools};
 use super::{EngineConfig, EngineEnv, EngineEvent, EngineHandle, Phase};
 use crate::scenario::{GatlingSpec, Scenario};
 use build::Build;
 use log::{Decoder, Record};
 
-/// How often the log is read and intervals are shipped.
-const TICK: Duration = Duration::from_millis(100);
 /// Longest an interval waits for records still in Gatling's write buffer.
 pub(crate) const MAX_HOLD: Duration = Duration::from_secs(60);
 /// After SIGTERM, how long the JVM may take before it is killed.
@@ -81,8 +80,6 @@ const LAUNCHER_OPTS: &[&str] = &[
     "--add-opens=java.base/java.nio=ALL-UNNAMED",
     "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
 ];
-/// Linux reports process CPU time in 1/100 s.
-const CLOCK_TICKS_PER_S: u64 = 100;
 
 /// Why Gatling cannot run here; the message names the fix.
 #[derive(Debug, thiserror::Error)]
@@ -391,71 +388,58 @@ fn find_log(results: &Path) -> Option<PathBuf> {
 /// The log as it grows, decoded into [`Intervals`].
 struct Tail {
     results: PathBuf,
-    file: Option<tokio::fs::File>,
+    file: Growing,
     decoder: Decoder,
     records: Vec<Record>,
-    buf: Vec<u8>,
     /// Users running (started minus ended).
     active: u64,
     /// The latest time any record carries, Unix µs.
     watermark_us: u64,
-    /// The first decoding error (what came before it counts).
-    error: Option<String>,
 }
 
 impl Tail {
     fn new(results: PathBuf) -> Self {
         Self {
             results,
-            file: None,
+            file: Growing::new("simulation.log"),
             decoder: Decoder::new(),
             records: Vec::new(),
-            buf: vec![0; 64 * 1024],
             active: 0,
             watermark_us: 0,
-            error: None,
         }
+    }
+}
+
+impl external::Tail for Tail {
+    fn started(&self) -> bool {
+        self.file.opened()
+    }
+
+    fn watermark_us(&self) -> u64 {
+        self.watermark_us
     }
 
     /// Reads what the log gained since the last call, up to its end now.
     async fn read(&mut self, intervals: &mut Intervals) {
-        if self.file.is_none() {
-            let Some(path) = find_log(&self.results) else {
-                return;
-            };
-            match tokio::fs::File::open(&path).await {
-                Ok(f) => self.file = Some(f),
-                Err(e) => {
-                    tracing::warn!("cannot open {}: {e}", path.display());
-                    return;
+        let Self {
+            results,
+            file,
+            decoder,
+            records,
+            active,
+            watermark_us,
+        } = self;
+        file.read(
+            || find_log(results),
+            |bytes| {
+                let fed = decoder.feed(bytes, records);
+                for record in records.drain(..) {
+                    apply(record, intervals, active, watermark_us);
                 }
-            }
-        }
-        let Some(file) = self.file.as_mut() else {
-            return;
-        };
-        loop {
-            let n = match file.read(&mut self.buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    self.error
-                        .get_or_insert(format!("reading simulation.log: {e}"));
-                    break;
-                }
-            };
-            if self.error.is_some() {
-                continue;
-            }
-            let fed = self.decoder.feed(&self.buf[..n], &mut self.records);
-            for record in self.records.drain(..) {
-                apply(record, intervals, &mut self.active, &mut self.watermark_us);
-            }
-            if let Err(e) = fed {
-                tracing::warn!("simulation.log: {e} (what came before counts)");
-                self.error = Some(e.to_string());
-            }
-        }
+                fed.map_err(|e| e.to_string())
+            },
+        )
+        .await;
     }
 }
 
@@ -549,87 +533,28 @@ async fn supervise(
             return;
         }
     };
-    let pid = child.pid();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let mut tail = Tail::new(results.clone());
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut cpu = cpu_ticks(pid);
-    let mut cpu_at = Instant::now();
-    let mut cpu_permille = 0u32;
-    let mut term_at: Option<Instant> = None;
-    let mut kill_at: Option<Instant> = None;
-    let mut stopping = false;
-    let exit: Exit = loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                tail.read(&mut intervals).await;
-                let now = Instant::now();
-                if now.duration_since(cpu_at) >= Duration::from_secs(1) {
-                    let ticks = cpu_ticks(pid);
-                    if let (Some(before), Some(after)) = (cpu, ticks) {
-                        // The JVM's threads spread over the cores: its share
-                        // of the machine, per mille.
-                        let used_ms = after.saturating_sub(before) * 1000 / CLOCK_TICKS_PER_S;
-                        let over_ms = now.duration_since(cpu_at).as_millis().max(1) as u64;
-                        cpu_permille = (used_ms * 1000 / over_ms / cores).min(1000) as u32;
-                        // Measured over the second before now; the JVM's
-                        // start (before its log exists) is not load.
-                        if tail.file.is_some() {
-                            intervals.note_cpu(unix_us(now).saturating_sub(500_000), cpu_permille);
-                        } else {
-                            cpu_permille = 0;
-                        }
-                    }
-                    cpu = ticks;
-                    cpu_at = now;
-                }
-                let now_us = unix_us(now);
-                let hold_us = MAX_HOLD.as_micros() as u64;
-                let settled = now_us.min(tail.watermark_us.max(now_us.saturating_sub(hold_us)));
-                if !send_intervals(&events, intervals.due(settled, cpu_permille)).await {
-                    return;
-                }
-                if term_at.is_some_and(|t| now >= t) {
-                    term_at = None;
-                    child.signal_leader(Signal::SIGTERM);
-                    kill_at = Some(now + TERM_SLACK);
-                }
-                if kill_at.is_some_and(|k| now >= k) {
-                    kill_at = None;
-                    child.signal(Signal::SIGKILL);
-                }
-            }
-            changed = phase.changed(), if !stopping || kill_at.is_none() => {
-                if changed.is_err() {
-                    child.signal(Signal::SIGKILL);
-                    break child.exited().await;
-                }
-                let ph = *phase.borrow_and_update();
-                match ph {
-                    Phase::Running => {}
-                    Phase::Draining { end_of_schedule, .. } if !stopping => {
-                        stopping = true;
-                        // At the end of the duration the simulation gets the
-                        // graceful stop to end by itself (its log flushed);
-                        // a stop asked for reaches the JVM now.
-                        let by = if end_of_schedule { graceful } else { Duration::ZERO };
-                        term_at = Some(Instant::now() + by);
-                    }
-                    Phase::Draining { .. } => {}
-                    Phase::Abort { .. } => {
-                        stopping = true;
-                        term_at = None;
-                        kill_at = None;
-                        child.signal(Signal::SIGKILL);
-                    }
-                }
-            }
-            ended = child.exited() => break ended,
-        }
+    let limits = Limits {
+        max_hold: MAX_HOLD,
+        term_slack: TERM_SLACK,
+        graceful,
     };
-    // Everything the JVM wrote counts.
-    tail.read(&mut intervals).await;
+    let Some(Followed {
+        exit,
+        stopping,
+        cpu_permille,
+    }) = follow(
+        &mut child,
+        &mut tail,
+        &mut intervals,
+        &mut phase,
+        &events,
+        limits,
+    )
+    .await
+    else {
+        return;
+    };
     tracing::debug!(
         format = %tail.decoder.format().map_or("none".to_owned(), |f| f.to_string()),
         records = tail.decoder.records(),
@@ -686,24 +611,6 @@ async fn supervise(
 
 /// Lines of Gatling's stdout kept for error reports.
 const STDOUT_TAIL_LINES: usize = 20;
-
-/// The last `n` lines of the file at `path` (its last 64 KiB read).
-fn last_lines(path: &Path, n: usize) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| (*l).to_owned())
-        .collect()
-}
 
 /// Gatling's own HTML report from the log, in the run's folder beside it
 /// (`gatling -ro`).

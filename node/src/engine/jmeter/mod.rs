@@ -1,33 +1,47 @@
-//! The JMeter engine: real Apache JMeter, assembled from Maven Central, run
-//! headless (`-n`) on the user's plan, its samples read back from the CSV
-//! results file it writes. It follows the steps of [`super::external`];
-//! being built, it is not yet a `[scenario] engine` (what exists is marked
-//! *done*, the rest is the wiring step's):
+//! The JMeter engine (`engine = "jmeter"`): real Apache JMeter, assembled
+//! from Maven Central, run headless (`-n`) on the user's plan, its samples
+//! read back from the CSV results file it writes. It follows the steps of
+//! [`super::external`] (all *done*):
 //!
-//! 1. Prepare (before the start instant): Java 17 or later; JMeter's home
-//!    assembled once per node and version into the node's cache
-//!    ([`install`], *done*: Maven offline first, an atomic rename, reused
-//!    without Maven); the plan loaded once by JMeter so that a plan it
-//!    cannot load fails here with JMeter's message; CSV data files
-//!    partitioned across agents.
-//! 2. Start: at time zero `java -jar <home>/bin/ApacheJMeter-<version>.jar
-//!    -n -t <plan> -l <results.csv> -j <jmeter.log>`, with the scenario's
-//!    `properties` and this agent's exact share of each `split` number as
-//!    `-J`, then [`results::FORCED_PROPERTIES`] (*done*) last, so that no
-//!    user property changes the columns bfgg reads.
-//! 3. Measure: every tick the new bytes of the results file go through
-//!    [`results::Decoder`] (*done*: columns by the header's names, RFC 4180
+//! 1. [`prepare`] (before the start instant): Java 17 or later; JMeter's
+//!    home assembled once per node and version into the node's cache
+//!    ([`install`]: Maven offline first, an atomic rename, reused without
+//!    Maven); the plan loaded once by JMeter's own classes
+//!    (`check-plan.groovy`, run by the Groovy in JMeter's `lib/`:
+//!    `SaveService.loadTree` and `JMeter.convertSubTree`, what `jmeter -n
+//!    -t` does before it runs anything, with no thread started), so a plan
+//!    it cannot load fails here with JMeter's message
+//!    ([`JmeterError::Plan`]).
+//! 2. [`start`]: this agent's slices of `partition`ed CSV files written and
+//!    a copy of the plan naming them ([`partition`]); at time zero `java
+//!    -jar <home>/bin/ApacheJMeter-<version>.jar -n -t <plan> -l
+//!    <results.csv> -j <jmeter.log>` with [`properties`]: the scenario's
+//!    `properties`, this agent's exact share of each `split` number,
+//!    `bfgg.*`, the UDP shutdown listener off, autoflush, then
+//!    [`results::FORCED_PROPERTIES`] last, so that no user property changes
+//!    the columns bfgg reads (the validator refuses them too).
+//! 3. Measure: every 100 ms the new bytes of the results file go through
+//!    [`results::Decoder`] (columns by the header's names, RFC 4180
 //!    quoting, a half-written last line waits, broken rows counted and
-//!    skipped) into `Intervals` by their end (start + elapsed): label as the
-//!    name, failures classified by [`results::Record::error`] (*done*),
-//!    bytes, active threads as the gauge.
-//! 4. Stop within a second: JMeter's own shutdown, then the process group
-//!    killed; what reached the results file counts.
+//!    skipped) into `Intervals` by their end (start + elapsed): label as
+//!    the name, failures classified by [`results::Record::error`], bytes,
+//!    active threads as the gauge (`external::follow`, shared with
+//!    Gatling). Rows are flushed as samples end, so intervals ship once
+//!    settled, without holding for a buffer.
+//! 4. Stop within a second: SIGTERM to the JVM (JMeter's shutdown hook ends
+//!    the test; autoflush wrote every finished sample already), the process
+//!    group killed 0.8 s later; what reached the results file counts.
 //! 5. End: a JMeter that exits with a failure is reported with the tail of
 //!    its log.
+//!
+//! [`plan`] reads what bfgg needs of a `.jmx` without JMeter: the CSV files
+//! to ship, and whether a split name is read (`bfgg check`'s warning).
 
 pub mod install;
+mod partition;
+pub mod plan;
 pub mod results;
+mod run;
 
 #[cfg(test)]
 mod tests;
@@ -35,8 +49,10 @@ mod tests;
 use std::path::PathBuf;
 
 pub use install::{DEFAULT_VERSION, JmeterHome, install};
+pub use run::{Prepared, prepare, properties, start};
 
 use super::jvm;
+use crate::scenario::{JmeterSpec, split_share};
 
 /// The oldest Java bfgg runs JMeter on.
 pub const MIN_JAVA: u32 = 17;
@@ -87,6 +103,14 @@ pub enum JmeterError {
         /// The file that was missing.
         expected: String,
     },
+    /// JMeter cannot load the test plan.
+    #[error("JMeter cannot load the test plan {}:\n{detail}", plan.display())]
+    Plan {
+        /// The plan.
+        plan: PathBuf,
+        /// JMeter's message (the exception and its causes).
+        detail: String,
+    },
     /// A version that is not one.
     #[error("JMeter version {0:?} is not a version (digits and dots, e.g. {DEFAULT_VERSION})")]
     BadVersion(String),
@@ -102,6 +126,63 @@ pub async fn probe() -> Option<String> {
     let versions = jvm::versions().await?;
     let major = jvm::java_major(&versions.java)?;
     (major >= MIN_JAVA).then(|| versions.to_string())
+}
+
+/// The `split` names the plan never reads as a property
+/// (`${__P(threads)}`): a plan that does not read a number runs it in full
+/// on every agent. For `bfgg check` and the run plan.
+pub fn unread_split(spec: &JmeterSpec) -> Vec<String> {
+    // Not here (a cluster client of a [source] scenario): nothing to say.
+    let Ok(text) = std::fs::read_to_string(&spec.plan) else {
+        return Vec::new();
+    };
+    spec.split
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| !plan::reads_property(&text, name))
+        .cloned()
+        .collect()
+}
+
+/// What each of `agents` (their names, in plan order) gets of the split,
+/// one line per number (`threads = 10: a 5, b 5`), or that without a split
+/// every agent runs the whole plan; then a warning per split name the plan
+/// never reads, and what is partitioned.
+pub fn split_plan(spec: &JmeterSpec, agents: &[&str]) -> Vec<String> {
+    let count = agents.len().max(1) as u64;
+    let mut lines = Vec::new();
+    if spec.split.is_empty() {
+        lines.push(
+            "no split: every agent runs the whole plan as written (its thread groups' numbers are not \
+             divided; name them in [jmeter] split and read them as ${__P(name)})"
+                .to_owned(),
+        );
+    }
+    for (name, total) in &spec.split {
+        let shares: Vec<String> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, agent)| format!("{agent} {}", split_share(*total, i as u64, count)))
+            .collect();
+        lines.push(format!(
+            "split {name} = {}: {}",
+            split_share(*total, 0, 1),
+            shares.join(", ")
+        ));
+    }
+    for name in unread_split(spec) {
+        lines.push(format!(
+            "warning: the plan never reads the property `{name}` (${{__P({name})}}): every agent runs \
+             the whole of what it sets"
+        ));
+    }
+    for p in &spec.partition {
+        lines.push(format!(
+            "partition {}: each agent gets every {count}th data row, each row used by one agent",
+            p.display()
+        ));
+    }
+    lines
 }
 
 /// Java's version when it runs and is [`MIN_JAVA`] or later.

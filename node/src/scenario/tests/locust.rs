@@ -165,7 +165,7 @@ fn a_locust_table_needs_engine_locust() {
     assert_eq!(summary, "2:10 scenario.engine: unknown engine `locus`");
     assert_eq!(
         help.as_deref(),
-        Some("the engines that exist are: native, locust, gatling")
+        Some("the engines that exist are: native, locust, gatling, jmeter")
     );
 }
 

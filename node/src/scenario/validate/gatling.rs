@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 use super::{Validator, key_path};
-use crate::scenario::model::GatlingSpec;
+use crate::scenario::model::{EngineKind, GatlingSpec};
 use crate::scenario::raw::{
     OrderedMap, RawGatling, RawJourney, RawPool, RawStep, RawTarget, RawValue,
 };
@@ -24,6 +24,9 @@ const PROJECT_HELP: &str = "write [gatling] project = \"gatling\" (the directory
 const SIMULATION_HELP: &str = "write the simulation's fully qualified class name, e.g. simulation = \"example.DemoSimulation\"";
 /// System properties bfgg sets itself.
 const RESERVED_PREFIX: &str = "bfgg.";
+/// JMeter properties that shape its results file, which bfgg sets
+/// (`engine::jmeter::results::FORCED_PROPERTIES`) and reads.
+const JMETER_FORCED_PREFIXES: &[&str] = &["jmeter.save.saveservice.", "sampleresult."];
 
 impl Validator<'_, '_> {
     /// The `[gatling]` table of a Gatling scenario; `engine` is the span of
@@ -80,9 +83,13 @@ impl Validator<'_, '_> {
             }
             Some(s) => Some(s.get_ref().clone()),
         };
-        let java_opts = self.java_opts(raw.java_opts.as_ref());
-        let split = self.split(raw.split.as_ref());
-        let properties = self.properties(raw.properties.as_ref(), raw.split.as_ref());
+        let java_opts = self.java_opts(raw.java_opts.as_ref(), EngineKind::Gatling);
+        let split = self.split(raw.split.as_ref(), EngineKind::Gatling);
+        let properties = self.properties(
+            raw.properties.as_ref(),
+            raw.split.as_ref(),
+            EngineKind::Gatling,
+        );
         Some(GatlingSpec {
             project: project?,
             simulation: simulation?,
@@ -130,9 +137,13 @@ impl Validator<'_, '_> {
         None
     }
 
-    /// `gatling.java_opts`: JVM options (each starts with `-`; the class
-    /// path is bfgg's to set).
-    fn java_opts(&mut self, values: Option<&Spanned<Vec<Spanned<String>>>>) -> Option<Vec<String>> {
+    /// `<engine>.java_opts` (Gatling, JMeter): JVM options (each starts
+    /// with `-`; the class path is bfgg's to set).
+    pub(super) fn java_opts(
+        &mut self,
+        values: Option<&Spanned<Vec<Spanned<String>>>>,
+        engine: EngineKind,
+    ) -> Option<Vec<String>> {
         let mut out = Vec::new();
         let mut ok = true;
         for (i, value) in values
@@ -142,7 +153,7 @@ impl Validator<'_, '_> {
             .enumerate()
         {
             let text = value.get_ref();
-            let field = format!("gatling.java_opts[{i}]");
+            let field = format!("{}.java_opts[{i}]", engine.as_str());
             let problem = if !text.starts_with('-') {
                 Some(format!(
                     "`{text}` is not a JVM option (they start with `-`)"
@@ -151,7 +162,11 @@ impl Validator<'_, '_> {
                 || text.starts_with("--class-path=")
             {
                 Some(format!(
-                    "`{text}` cannot be set: bfgg runs the simulation on the project's own class path"
+                    "`{text}` cannot be set: bfgg sets the class path ({})",
+                    match engine {
+                        EngineKind::Jmeter => "JMeter's own launcher",
+                        _ => "the project's own",
+                    }
                 ))
             } else {
                 None
@@ -160,7 +175,7 @@ impl Validator<'_, '_> {
                 Some(message) => {
                     self.sink
                         .error(Some(value.span()), &field, message)
-                        .help("write e.g. java_opts = [\"-Xmx2g\", \"-XX:+UseG1GC\"]; system properties go in `properties`");
+                        .help("write e.g. java_opts = [\"-Xmx2g\", \"-XX:+UseG1GC\"]; properties go in `properties`");
                     ok = false;
                 }
                 None => out.push(text.clone()),
@@ -169,16 +184,17 @@ impl Validator<'_, '_> {
         ok.then_some(out)
     }
 
-    /// `gatling.split`: numbers of 0 or more.
-    fn split(
+    /// `<engine>.split` (Gatling, JMeter): numbers of 0 or more.
+    pub(super) fn split(
         &mut self,
         table: Option<&Spanned<OrderedMap<Spanned<f64>>>>,
+        engine: EngineKind,
     ) -> Option<Vec<(String, f64)>> {
         let mut out = Vec::new();
         let mut ok = true;
         for (name, value) in table.map(|t| t.get_ref().0.as_slice()).unwrap_or_default() {
-            let field = key_path("gatling.split", name.get_ref());
-            ok &= self.property_name(name, &field);
+            let field = key_path(&format!("{}.split", engine.as_str()), name.get_ref());
+            ok &= self.property_name(name, &field, engine);
             let v = *value.get_ref();
             if !v.is_finite() || v < 0.0 {
                 self.sink
@@ -187,7 +203,7 @@ impl Validator<'_, '_> {
                         &field,
                         format!("a share of load must be 0 or more, found {v}"),
                     )
-                    .help("write e.g. split = { users = 300, rate = 90 }");
+                    .help("write e.g. split = { threads = 300, throughput = 90 }");
                 ok = false;
                 continue;
             }
@@ -196,12 +212,13 @@ impl Validator<'_, '_> {
         ok.then_some(out)
     }
 
-    /// `gatling.properties`: strings, numbers or booleans, as the JVM gets
-    /// them; a name in `split` too is reported.
-    fn properties(
+    /// `<engine>.properties` (Gatling, JMeter): strings, numbers or
+    /// booleans, as the JVM gets them; a name in `split` too is reported.
+    pub(super) fn properties(
         &mut self,
         table: Option<&Spanned<OrderedMap<Spanned<RawValue>>>>,
         split: Option<&Spanned<OrderedMap<Spanned<f64>>>>,
+        engine: EngineKind,
     ) -> Option<Vec<(String, String)>> {
         let in_split = |name: &str| {
             split.is_some_and(|s| s.get_ref().0.iter().any(|(k, _)| k.get_ref() == name))
@@ -209,8 +226,8 @@ impl Validator<'_, '_> {
         let mut out = Vec::new();
         let mut ok = true;
         for (name, value) in table.map(|t| t.get_ref().0.as_slice()).unwrap_or_default() {
-            let field = key_path("gatling.properties", name.get_ref());
-            ok &= self.property_name(name, &field);
+            let field = key_path(&format!("{}.properties", engine.as_str()), name.get_ref());
+            ok &= self.property_name(name, &field, engine);
             if in_split(name.get_ref()) {
                 self.sink
                     .error(
@@ -233,7 +250,7 @@ impl Validator<'_, '_> {
                             Some(value.span()),
                             &field,
                             format!(
-                                "a system property is a string, a number or a boolean, found {}",
+                                "a property is a string, a number or a boolean, found {}",
                                 other.kind()
                             ),
                         )
@@ -247,24 +264,39 @@ impl Validator<'_, '_> {
         ok.then_some(out)
     }
 
-    /// A system property name the JVM takes as one `-Dname=value`: not
-    /// empty, without whitespace, `=` or control characters, and not one of
-    /// bfgg's own (`bfgg.*`).
-    fn property_name(&mut self, name: &Spanned<String>, field: &str) -> bool {
+    /// A property name the JVM takes as one `-Dname=value` (or JMeter as
+    /// `-Jname=value`): not empty, without whitespace, `=` or control
+    /// characters, not one of bfgg's own (`bfgg.*`), and for JMeter not one
+    /// that sets the results file's format (bfgg reads that file).
+    fn property_name(&mut self, name: &Spanned<String>, field: &str, engine: EngineKind) -> bool {
         let text = name.get_ref();
         let message = if text.is_empty()
             || text.contains('=')
             || text.chars().any(|c| c.is_whitespace() || c.is_control())
         {
-            format!("`{text}` is not a system property name")
+            format!("`{text}` is not a property name")
         } else if text.starts_with(RESERVED_PREFIX) {
             format!("`{text}` is set by bfgg (bfgg.agent.index, bfgg.agent.count, bfgg.duration)")
+        } else if engine == EngineKind::Jmeter
+            && JMETER_FORCED_PREFIXES.iter().any(|p| text.starts_with(p))
+        {
+            format!(
+                "`{text}` would change the results file bfgg reads: bfgg sets the jmeter.save.saveservice.* and sampleresult.* properties itself"
+            )
         } else {
             return true;
         };
+        let help = match engine {
+            EngineKind::Jmeter => {
+                "name it as the plan reads it, e.g. ${__P(threads,10)} reads `threads`"
+            }
+            _ => {
+                "name it as the simulation reads it, e.g. Integer.getInteger(\"users\", 10) reads `users`"
+            }
+        };
         self.sink
             .error(Some(name.span()), field, message)
-            .help("name it as the simulation reads it, e.g. Integer.getInteger(\"users\", 10) reads `users`");
+            .help(help);
         false
     }
 
@@ -283,13 +315,24 @@ impl Validator<'_, '_> {
 
     // ---- what a Gatling scenario cannot have ------------------------------
 
-    /// `[[request]]` and `[[journey]]` in a Gatling scenario: one error for
-    /// each kind, at its first table.
-    pub(super) fn gatling_steps(
+    /// `[[request]]` and `[[journey]]` in a Gatling or JMeter scenario: one
+    /// error for each kind, at its first table.
+    pub(super) fn scripted_steps(
         &mut self,
         requests: &[Spanned<RawStep>],
         journeys: &[Spanned<RawJourney>],
+        engine: EngineKind,
     ) {
+        let (what, help) = match engine {
+            EngineKind::Jmeter => (
+                "a JMeter scenario has no {kind} tables: its test plan defines what threads do",
+                "write these requests as samplers in the test plan, or set engine = \"native\"",
+            ),
+            _ => (
+                "a Gatling scenario has no {kind} tables: its simulation defines what users do",
+                "write these requests in the simulation's scenario(...) chain, or set engine = \"native\"",
+            ),
+        };
         for (span, field, kind) in [
             (
                 requests.first().map(Spanned::span),
@@ -304,31 +347,38 @@ impl Validator<'_, '_> {
         ] {
             if let Some(span) = span {
                 self.sink
-                    .error(
-                        Some(span),
-                        field,
-                        format!("a Gatling scenario has no {kind} tables: its simulation defines what users do"),
-                    )
-                    .help("write these requests in the simulation's scenario(...) chain, or set engine = \"native\"");
+                    .error(Some(span), field, what.replace("{kind}", kind))
+                    .help(help);
             }
         }
     }
 
-    /// `[data.*]` pools in a Gatling scenario: one error each.
-    pub(super) fn gatling_pools(&mut self, data: &OrderedMap<Spanned<RawPool>>) {
+    /// `[data.*]` pools in a Gatling or JMeter scenario: one error each.
+    pub(super) fn scripted_pools(
+        &mut self,
+        data: &OrderedMap<Spanned<RawPool>>,
+        engine: EngineKind,
+    ) {
+        let (what, help) = match engine {
+            EngineKind::Jmeter => (
+                "data pools are for the native engine: a JMeter plan reads its data with a CSV Data Set Config",
+                "name the CSV in the plan's CSV Data Set Config (it is shipped with the plan), and list it in [jmeter] partition to divide its rows across agents",
+            ),
+            _ => (
+                "data pools are for the native engine: a Gatling simulation reads its data with feeders",
+                "put the file in the project's src/test/resources and read it with csv(\"users.csv\") in the simulation",
+            ),
+        };
         for (name, _) in &data.0 {
             self.sink
-                .error(
-                    Some(name.span()),
-                    &key_path("data", name.get_ref()),
-                    "data pools are for the native engine: a Gatling simulation reads its data with feeders",
-                )
-                .help("put the file in the project's src/test/resources and read it with csv(\"users.csv\") in the simulation");
+                .error(Some(name.span()), &key_path("data", name.get_ref()), what)
+                .help(help);
         }
     }
 
-    /// `[target]` keys Gatling's simulation sets itself: one error each.
-    pub(super) fn gatling_target_keys(&mut self, raw: &RawTarget) {
+    /// `[target]` keys a Gatling simulation or a JMeter plan sets itself:
+    /// one error each.
+    pub(super) fn scripted_target_keys(&mut self, raw: &RawTarget, engine: EngineKind) {
         let spans = [
             ("headers", raw.headers.as_ref().map(Spanned::span)),
             (
@@ -342,15 +392,28 @@ impl Validator<'_, '_> {
             ("insecure_tls", raw.insecure_tls.as_ref().map(Spanned::span)),
             ("http2", raw.http2.as_ref().map(Spanned::span)),
         ];
+        let (who, help) = match engine {
+            EngineKind::Jmeter => (
+                "the test plan's HTTP Request Defaults and Header Manager set this",
+                "set it in the test plan (HTTP Request Defaults, HTTP Header Manager)",
+            ),
+            _ => (
+                "the simulation's http protocol sets this",
+                "set it on the simulation's HttpProtocolBuilder (e.g. .header(...), .enableHttp2()) or in its gatling.conf",
+            ),
+        };
         for (key, span) in spans {
             if let Some(span) = span {
                 self.sink
                     .error(
                         Some(span),
                         &format!("target.{key}"),
-                        format!("`{key}` applies to the native engine; with engine = \"gatling\", the simulation's http protocol sets this"),
+                        format!(
+                            "`{key}` applies to the native engine; with engine = \"{}\", {who}",
+                            engine.as_str()
+                        ),
                     )
-                    .help("set it on the simulation's HttpProtocolBuilder (e.g. .header(...), .enableHttp2()) or in its gatling.conf");
+                    .help(help);
             }
         }
     }

@@ -30,8 +30,8 @@ impl Validator<'_, '_> {
         let Some(load) = load else {
             let help = if locust {
                 "add [load] with model = \"closed\", users = 10, spawn_rate = 5, duration = \"30s\""
-            } else if engine == EngineKind::Gatling {
-                "add [load] with duration = \"5m\": the longest the simulation may run"
+            } else if engine == EngineKind::Gatling || engine == EngineKind::Jmeter {
+                "add [load] with duration = \"5m\": the longest the test may run"
             } else {
                 "add [load] with model = \"open\", rate = 10, duration = \"30s\""
             };
@@ -40,8 +40,8 @@ impl Validator<'_, '_> {
         };
         let span = load.span();
         let raw = load.get_ref();
-        if engine == EngineKind::Gatling {
-            return self.scripted(raw, span);
+        if engine == EngineKind::Gatling || engine == EngineKind::Jmeter {
+            return self.scripted(raw, span, engine);
         }
         let duration = self.opt_positive_duration(raw.duration.as_ref(), "load.duration");
         let graceful_stop = match &raw.graceful_stop {
@@ -112,7 +112,17 @@ impl Validator<'_, '_> {
     /// `[load]` of a Gatling scenario: the simulation's injection profile is
     /// its code, so only `duration` (the longest the run may last) and
     /// `graceful_stop` apply.
-    fn scripted(&mut self, raw: &RawLoad, span: Range<usize>) -> Option<Load> {
+    fn scripted(&mut self, raw: &RawLoad, span: Range<usize>, engine: EngineKind) -> Option<Load> {
+        let (sets, help) = match engine {
+            EngineKind::Jmeter => (
+                "the test plan's thread groups set its load",
+                "pass numbers to the plan with [jmeter] split = { threads = 120, throughput = 600 } (each agent gets its share, read as ${__P(threads)}) or properties = { ... }",
+            ),
+            _ => (
+                "the simulation's setUp(...) sets its load",
+                "pass numbers to the simulation with [gatling] split = { users = 300, rate = 90 } (each agent gets its share) or properties = { ... }",
+            ),
+        };
         let of_f64 = |v: &Option<Spanned<f64>>| v.as_ref().map(Spanned::span);
         let foreign = [
             ("model", raw.model.as_ref().map(Spanned::span)),
@@ -134,9 +144,12 @@ impl Validator<'_, '_> {
                     .error(
                         Some(at),
                         &format!("load.{key}"),
-                        format!("`{key}` does not apply to engine = \"gatling\": the simulation's setUp(...) sets its load"),
+                        format!(
+                            "`{key}` does not apply to engine = \"{}\": {sets}",
+                            engine.as_str()
+                        ),
                     )
-                    .help("pass numbers to the simulation with [gatling] split = { users = 300, rate = 90 } (each agent gets its share) or properties = { ... }");
+                    .help(help);
             }
         }
         let graceful_stop = match &raw.graceful_stop {
