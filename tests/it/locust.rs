@@ -475,14 +475,23 @@ fn a_two_agent_locust_run_merges_exactly_what_each_locust_counted() {
         "users = 4\nspawn_rate = 100\nduration = \"5s\"",
         "processes = 1",
     );
-    // Node health lists Locust with its version.
-    let status = cluster.status();
-    for node in &status {
-        let engines = node["engines"].to_string();
+    // Node health lists Locust with its version (once each node's probe,
+    // which imports Locust, has answered: seconds on a loaded machine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = cluster.status();
+        let listed = status.iter().all(|node| {
+            let engines = node["engines"].to_string();
+            engines.contains("locust") && engines.contains("2.47.0")
+        });
+        if listed && status.len() == 2 {
+            break;
+        }
         assert!(
-            engines.contains("locust") && engines.contains("2.47.0"),
-            "{node:#}"
+            std::time::Instant::now() < deadline,
+            "Locust not in every node's health: {status:#?}"
         );
+        std::thread::sleep(Duration::from_millis(500));
     }
     let s = cluster.finished_run(&file, &[], Duration::from_secs(120));
     let agents = s["agents"].as_array().expect("agents");

@@ -358,18 +358,28 @@ fn two_nodes_export_live_counters_that_end_equal_to_the_summary() {
         assert_eq!(buckets.len(), 19, "{buckets:?}");
         assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
         assert_eq!(buckets.last().map(|b| b.1), Some(requests));
-        let at = |le: f64| {
-            buckets
-                .iter()
-                .find(|b| b.0 == le)
-                .map(|b| b.1)
-                .expect("bound")
-        };
-        assert!(at(0.0005) < requests * 0.05, "{buckets:?}");
-        assert!(at(0.025) > requests * 0.95, "{buckets:?}");
+        // The buckets cross half and 99 % of the requests where the
+        // summary's exact p50 and p99 say, whatever the machine's load made
+        // the latencies (2 % either side: the merged view's live precision
+        // is 0.8 %).
+        for (q, key) in [(0.5, "p50"), (0.99, "p99")] {
+            let v = n["latency_ms"][key].as_f64().expect(key) / 1000.0;
+            for &(le, count) in &buckets {
+                if le >= v * 1.02 {
+                    assert!(count >= requests * q, "{key} {v} s, le {le}: {buckets:?}");
+                }
+                if le <= v * 0.98 {
+                    assert!(count < requests * q, "{key} {v} s, le {le}: {buckets:?}");
+                }
+            }
+        }
         let sum = p0.one("bfgg_response_time_seconds_sum", &labels);
-        let mean_ms = sum / requests * 1000.0;
-        assert!((1.0..10.0).contains(&mean_ms), "mean {mean_ms} ms");
+        let mean = sum / requests;
+        let exact = n["latency_ms"]["mean"].as_f64().expect("mean") / 1000.0;
+        assert!(
+            (mean - exact).abs() <= exact * 0.1,
+            "mean {mean} s, summary {exact} s"
+        );
     }
 
     // Each agent's own share, on its own page, is its row of agents[].
