@@ -145,8 +145,7 @@ fn a_local_jmeter_run_counts_every_row_of_its_results_file() {
         s["total"]["error_groups"].to_string().contains("400"),
         "{s:#}"
     );
-    // Every request JMeter sent reached the target, and none more.
-    assert_eq!(target.stats()["total"].as_u64(), Some(total));
+    served_is_what_jmeter_wrote(&target, total, 2);
     assert_eq!(threads_started(&ws.out_dir().join("jmeter/jmeter.log")), 2);
 }
 
@@ -194,7 +193,19 @@ fn a_two_agent_jmeter_run_merges_exactly_what_each_agent_wrote() {
     assert_eq!(threads, [1, 2], "each agent its share of threads = 3");
     // The JVMs take 1-3 s of the 4 s to start sending.
     assert!(total > 20, "{s:#}");
-    assert_eq!(target.stats()["total"].as_u64(), Some(total));
+    served_is_what_jmeter_wrote(&target, total, 3);
+}
+
+/// Every request bfgg counted reached the target; the target served at most
+/// one more per thread: a sample still under way when the run's end stopped
+/// the JVM reached the target but was never completed, so JMeter wrote no
+/// row for it and there is nothing to count.
+fn served_is_what_jmeter_wrote(target: &Target, counted: u64, threads: u64) {
+    let served = target.stats()["total"].as_u64().expect("served");
+    assert!(
+        (counted..=counted + threads).contains(&served),
+        "bfgg counted {counted}, the target served {served} ({threads} threads)"
+    );
 }
 
 #[test]
