@@ -830,6 +830,12 @@ fn bfgg_stop_ends_a_two_agent_locust_run_keeping_every_request() {
         .collect();
     let plugin_processes =
         || -> usize { needles.iter().map(|n| processes_mentioning(n).len()).sum() };
+    // The first agent's requests can reach the target before the second's
+    // Locust is up on a loaded machine: wait (bounded) for all six.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while plugin_processes() < 6 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(
         plugin_processes(),
         6,
