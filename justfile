@@ -29,7 +29,7 @@ ci:
 # First use installs nginx/wrk/nghttp2-client/strace (apt, as root) and builds
 # oha and k6 into target/tools/ (several minutes each, cached).
 # Also: the snapshot micro-benchmark, the bytes each agent sends on the mesh (docs/MESH.md)
-# and Locust and Gatling with and without bfgg (bench-locust, bench-gatling, default arguments).
+# and Locust, Gatling and JMeter with and without bfgg (bench-locust, bench-gatling, bench-jmeter, default arguments).
 # e.g. `just bench --rounds 5`, `just bench --only wrk,bfgg`, `just bench --write`
 bench *ARGS:
     cargo bench -p bfgg-protocol
@@ -39,6 +39,7 @@ bench *ARGS:
     python3 tests/bench/compare.py {{ARGS}}
     python3 tests/bench/locust_overhead.py
     python3 tests/bench/gatling_overhead.py
+    python3 tests/bench/jmeter_overhead.py
 
 # Smoke check of the harness itself: 1 round, 3 s per tool, no strace, no open model.
 bench-quick *ARGS:
