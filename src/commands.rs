@@ -214,8 +214,8 @@ async fn wait_for_signal() {
     }
 }
 
-fn progress_line(p: &Progress<'_>) -> String {
-    let total = p.interval.total();
+fn progress_line(p: &Progress) -> String {
+    let pulse = &p.pulse;
     let err_pct = if p.total_requests == 0 {
         0.0
     } else {
@@ -225,16 +225,16 @@ fn progress_line(p: &Progress<'_>) -> String {
         "{:>4}s/{}s  {:>8} req/s  p99 {:>8.2} ms  errors {:>5.2}%  total {}",
         p.elapsed.as_secs(),
         p.duration.as_secs(),
-        total.requests,
-        total.response_time.quantile_us(0.99) as f64 / 1000.0,
+        pulse.requests,
+        pulse.p99_us as f64 / 1000.0,
         err_pct,
         p.total_requests,
     );
-    if p.interval.generator.cpu_busy_permille > bfgg_node::results::BUSY_PERMILLE {
+    if pulse.cpu_busy_permille > bfgg_node::results::BUSY_PERMILLE {
         line.push_str("  [generator busy]");
     }
-    if p.interval.generator.late_starts > 0 {
-        line.push_str(&format!("  [{} late]", p.interval.generator.late_starts));
+    if pulse.late_starts > 0 {
+        line.push_str(&format!("  [{} late]", pulse.late_starts));
     }
     line
 }
@@ -945,14 +945,13 @@ fn run_cluster(
     let mut total_requests = 0u64;
     let mut total_errors = 0u64;
     let finished = rt.block_on(client.follow(&plan, wait_for_signal(), |f| match f {
-        Follow::Interval(snap) => {
-            let t = snap.total();
-            total_requests += t.requests;
-            total_errors += t.error_count();
+        Follow::Interval(pulse) => {
+            total_requests += pulse.requests;
+            total_errors += pulse.errors;
             if live {
                 let p = Progress {
-                    interval: snap,
-                    elapsed: Duration::from_secs(u64::from(snap.index) + 1),
+                    pulse: pulse.clone(),
+                    elapsed: Duration::from_secs(u64::from(pulse.index) + 1),
                     duration,
                     total_requests,
                     total_errors,

@@ -24,6 +24,8 @@
 pub(crate) mod cache;
 pub mod cluster;
 pub mod engine;
+#[cfg(test)]
+mod fixtures;
 pub mod interval_log;
 pub mod merge;
 pub(crate) mod metrics;

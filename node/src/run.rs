@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bfgg_protocol::IntervalSnapshot;
 use bfgg_protocol::summary::RunSummary;
+use bfgg_protocol::{IntervalSnapshot, Pulse};
 
 use crate::engine::schedule::Segment;
 use crate::engine::{EngineConfig, EngineEnv, EngineEvent, Phase, Prepared};
@@ -41,9 +41,9 @@ pub const DEFAULT_PYTHON: &str = "python3";
 
 /// What the progress callback sees once per completed interval.
 #[derive(Debug)]
-pub struct Progress<'a> {
-    /// The merged interval just completed.
-    pub interval: &'a IntervalSnapshot,
+pub struct Progress {
+    /// The merged interval just completed, summed up.
+    pub pulse: Pulse,
     /// Time since the start.
     pub elapsed: Duration,
     /// The configured duration.
@@ -226,7 +226,7 @@ pub async fn run_local(
     scenario: Scenario,
     options: RunOptions,
     stop: impl Future<Output = StopRequest>,
-    mut on_progress: impl FnMut(&Progress<'_>),
+    mut on_progress: impl FnMut(&Progress),
 ) -> anyhow::Result<RunOutcome> {
     let started_at = SystemTime::now();
     let dir = match &options.out_dir {
@@ -298,12 +298,12 @@ fn emit_interval(
     merged: &IntervalSnapshot,
     t0: Instant,
     duration: Duration,
-    on_progress: &mut impl FnMut(&Progress<'_>),
+    on_progress: &mut impl FnMut(&Progress),
 ) -> anyhow::Result<()> {
     writer.add_interval(merged)?;
     let total = writer.total();
     on_progress(&Progress {
-        interval: merged,
+        pulse: Pulse::of(merged),
         elapsed: t0.elapsed(),
         duration,
         total_requests: total.requests,

@@ -20,8 +20,8 @@ pub mod summary;
 
 pub use codec::{DecodeError, EncodeError, decode, encode};
 pub use ids::{NodeId, RunId};
-pub use stats::{ErrorKind, GeneratorStats, IntervalSnapshot, LatencyHistogram, NameStats};
+pub use stats::{ErrorKind, GeneratorStats, IntervalSnapshot, LatencyHistogram, NameStats, Pulse};
 
 /// Version of the wire format. Bumped on every incompatible change of a type in
 /// this crate; carried in every encoded envelope and, later, in protocol ids.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;

@@ -1,5 +1,5 @@
 //! What nodes say to each other: gossip (facts everyone needs: health, one
-//! merged live interval per run per second, run events) and control
+//! merged interval per run per second summed up, run events) and control
 //! requests (point-to-point asks with exactly one answer: submit, prepare,
 //! stop, fetch, and each agent's intervals to its coordinator and to
 //! subscribed observers).
@@ -18,15 +18,19 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, RunId};
-use crate::stats::IntervalSnapshot;
+use crate::stats::{IntervalSnapshot, Pulse};
 use crate::summary::RunSummary;
 
 /// libp2p request-response protocol id of control requests.
-pub const CONTROL_PROTOCOL: &str = "/bfgg/control/4";
-/// Gossipsub topic of node health (one message per node per second).
-pub const HEALTH_TOPIC: &str = "bfgg/4/health";
+pub const CONTROL_PROTOCOL: &str = "/bfgg/control/5";
+/// Gossipsub topic of node health (one message per node per period: a
+/// [`Gossip::Beat`], or the full [`Gossip::Health`]).
+pub const HEALTH_TOPIC: &str = "bfgg/5/health";
+/// A node gossips its full health at least once every this many periods
+/// (between them, beats), for receivers that missed it and could not ask.
+pub const FULL_HEALTH_EVERY: u32 = 30;
 /// Gossipsub topic of runs: interval snapshots and run events.
-pub const RUN_TOPIC: &str = "bfgg/4/runs";
+pub const RUN_TOPIC: &str = "bfgg/5/runs";
 /// Largest gossip message (gossipsub's default transmit limit, 64 KiB).
 pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
 /// Largest control request or response.
@@ -88,22 +92,96 @@ pub struct NodeHealth {
     /// small clusters, longer in large ones (the cluster's health traffic
     /// stays bounded); observers scale their liveness thresholds by it.
     pub period_ms: u32,
+    /// Which version of the node's slow-changing facts (name, labels,
+    /// engines, versions, addresses) this is: it changes when they do.
+    /// [`NodeBeat`]s name the revision they complete.
+    pub revision: u32,
+}
+
+impl NodeHealth {
+    /// What changes every period, for a [`Gossip::Beat`].
+    pub fn beat(&self) -> NodeBeat {
+        NodeBeat {
+            revision: self.revision,
+            state: self.state.clone(),
+            cpu_pct: self.cpu_pct,
+            mem_bytes: self.mem_bytes,
+            keeping_schedule: self.keeping_schedule,
+            sent_at_ms: self.sent_at_ms,
+            dropped_messages: self.dropped_messages,
+            period_ms: self.period_ms,
+        }
+    }
+
+    /// This health brought up to date by `beat`, if the beat completes this
+    /// revision (`None`: the receiver needs the node's full health first).
+    pub fn with_beat(&self, beat: &NodeBeat) -> Option<NodeHealth> {
+        (beat.revision == self.revision).then(|| NodeHealth {
+            state: beat.state.clone(),
+            cpu_pct: beat.cpu_pct,
+            mem_bytes: beat.mem_bytes,
+            keeping_schedule: beat.keeping_schedule,
+            sent_at_ms: beat.sent_at_ms,
+            dropped_messages: beat.dropped_messages,
+            period_ms: beat.period_ms,
+            ..self.clone()
+        })
+    }
+
+    /// Whether the slow-changing facts (everything a beat does not carry)
+    /// are the same, revision aside.
+    pub fn same_facts(&self, other: &NodeHealth) -> bool {
+        self.node == other.node
+            && self.name == other.name
+            && self.labels == other.labels
+            && self.engines == other.engines
+            && self.bfgg_version == other.bfgg_version
+            && self.protocol_version == other.protocol_version
+            && self.listen_addrs == other.listen_addrs
+    }
+}
+
+/// The part of a node's health that changes every period: what a node
+/// gossips between full [`NodeHealth`] messages (~40 bytes of payload where
+/// the full health is ~250; docs/MESH.md). Its author is the gossip
+/// message's signed source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeBeat {
+    /// The [`NodeHealth::revision`] this beat completes.
+    pub revision: u32,
+    /// As [`NodeHealth::state`].
+    pub state: NodeState,
+    /// As [`NodeHealth::cpu_pct`].
+    pub cpu_pct: f32,
+    /// As [`NodeHealth::mem_bytes`].
+    pub mem_bytes: u64,
+    /// As [`NodeHealth::keeping_schedule`].
+    pub keeping_schedule: bool,
+    /// As [`NodeHealth::sent_at_ms`].
+    pub sent_at_ms: u64,
+    /// As [`NodeHealth::dropped_messages`].
+    pub dropped_messages: u64,
+    /// As [`NodeHealth::period_ms`].
+    pub period_ms: u32,
 }
 
 /// Facts published on gossip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Gossip {
-    /// On [`HEALTH_TOPIC`].
+    /// On [`HEALTH_TOPIC`]: a node's full health, when its slow-changing
+    /// facts change and every [`FULL_HEALTH_EVERY`] periods.
     Health(NodeHealth),
     /// On [`RUN_TOPIC`], from the run's coordinator: one interval of a run
-    /// merged over the agents that sent it (live precision), once per
-    /// interval. Agents send their own intervals point-to-point
-    /// ([`ControlRequest::Interval`]); this is what everyone else sees.
-    Merged {
+    /// merged over the agents that sent it, summed up ([`Pulse`]), once per
+    /// interval. Agents send their own snapshots point-to-point
+    /// ([`ControlRequest::Interval`]) to the coordinator and to observers
+    /// that subscribed; this is what everyone else hears (a progress line,
+    /// and that the coordinator is alive).
+    Pulse {
         /// The run.
         run: RunId,
-        /// The merged measurements.
-        snapshot: IntervalSnapshot,
+        /// The merged interval, summed up.
+        pulse: Pulse,
         /// How many agents' snapshots it holds.
         agents: u32,
     },
@@ -114,6 +192,10 @@ pub enum Gossip {
         /// What.
         event: RunEvent,
     },
+    /// On [`HEALTH_TOPIC`], every other period: what changes (state, load,
+    /// clock). A receiver that lacks the beat's revision asks the peer that
+    /// relayed it for the full health ([`ControlRequest::Health`]).
+    Beat(NodeBeat),
 }
 
 /// Run events, published by the coordinator (or the node taking over).
@@ -435,6 +517,13 @@ pub enum ControlRequest {
         /// The asker's operator id (`bfgg id`).
         operator: NodeId,
     },
+    /// Anyone → a node: the full health of `node` as you know it (the asker
+    /// heard a [`Gossip::Beat`] of a revision it lacks, relayed by the
+    /// asked node). Answered `Health`, or `Rejected` when it knows none.
+    Health {
+        /// Whose (the asked node's own included).
+        node: NodeId,
+    },
 }
 
 /// Answers to [`ControlRequest`]s.
@@ -512,6 +601,8 @@ pub enum ControlResponse {
         /// True when the asked operator may start and stop runs here.
         operator: bool,
     },
+    /// `Health`: the node's full health as the answering node last heard it.
+    Health(Box<NodeHealth>),
 }
 
 /// A node as another node knows it.

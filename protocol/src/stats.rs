@@ -257,5 +257,43 @@ impl AddAssign<&IntervalSnapshot> for IntervalSnapshot {
     }
 }
 
+/// One interval summed up in a few numbers: what a progress line shows and
+/// what the coordinator gossips to the whole mesh once a second (~60 bytes,
+/// where the snapshot with its histograms is ~1 KB). Observers that want the
+/// histograms subscribe to the agents' snapshots instead (docs/MESH.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pulse {
+    /// Interval number, as [`IntervalSnapshot::index`].
+    pub index: u32,
+    /// Requests completed, all names.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Median response time, µs (at the snapshot's precision).
+    pub p50_us: u64,
+    /// 99th percentile response time, µs.
+    pub p99_us: u64,
+    /// Open model: arrivals sent late ([`GeneratorStats::late_starts`]).
+    pub late_starts: u64,
+    /// Busiest generator core, per mille ([`GeneratorStats::cpu_busy_permille`]).
+    pub cpu_busy_permille: u32,
+}
+
+impl Pulse {
+    /// The pulse of `snapshot`.
+    pub fn of(snapshot: &IntervalSnapshot) -> Pulse {
+        let total = snapshot.total();
+        Pulse {
+            index: snapshot.index,
+            requests: total.requests,
+            errors: total.error_count(),
+            p50_us: total.response_time.quantile_us(0.5),
+            p99_us: total.response_time.quantile_us(0.99),
+            late_starts: snapshot.generator.late_starts,
+            cpu_busy_permille: snapshot.generator.cpu_busy_permille,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

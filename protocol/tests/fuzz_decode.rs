@@ -25,7 +25,7 @@ use bfgg_protocol::mesh::{
 use bfgg_protocol::summary::{AgentSummary, RunSummary};
 use bfgg_protocol::{
     ErrorKind, GeneratorStats, IntervalSnapshot, LatencyHistogram, NameStats, NodeId,
-    PROTOCOL_VERSION, RunId, decode, encode,
+    PROTOCOL_VERSION, Pulse, RunId, decode, encode,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
@@ -253,7 +253,7 @@ fn health() -> impl Strategy<Value = NodeHealth> {
         (f32_eq(), any::<u64>(), any::<bool>(), any::<u64>()),
         (text(), any::<u16>(), any::<u64>()),
         prop::collection::vec(text(), 0..3),
-        any::<u32>(),
+        (any::<u32>(), any::<u32>()),
     )
         .prop_map(
             |(
@@ -262,7 +262,7 @@ fn health() -> impl Strategy<Value = NodeHealth> {
                 (cpu_pct, mem_bytes, keeping_schedule, sent_at_ms),
                 (bfgg_version, protocol_version, dropped_messages),
                 listen_addrs,
-                period_ms,
+                (period_ms, revision),
             )| NodeHealth {
                 node,
                 name,
@@ -278,6 +278,7 @@ fn health() -> impl Strategy<Value = NodeHealth> {
                 dropped_messages,
                 listen_addrs,
                 period_ms,
+                revision,
             },
         )
 }
@@ -470,10 +471,11 @@ fn run_event() -> impl Strategy<Value = RunEvent> {
 fn gossip() -> impl Strategy<Value = Gossip> {
     prop_oneof![
         health().prop_map(Gossip::Health),
+        health().prop_map(|h| Gossip::Beat(h.beat())),
         (run_id(), snapshot(), any::<u32>()).prop_map(|(run, snapshot, agents)| {
-            Gossip::Merged {
+            Gossip::Pulse {
                 run,
-                snapshot,
+                pulse: Pulse::of(&snapshot),
                 agents,
             }
         }),
@@ -542,6 +544,7 @@ fn control_request() -> impl Strategy<Value = ControlRequest> {
         (run_id(), run_event()).prop_map(|(run, event)| ControlRequest::Report { run, event }),
         Just(ControlRequest::Nodes),
         node_id().prop_map(|operator| ControlRequest::Rights { operator }),
+        node_id().prop_map(|node| ControlRequest::Health { node }),
     ]
 }
 
@@ -587,6 +590,7 @@ fn control_response() -> impl Strategy<Value = ControlResponse> {
         .prop_map(|nodes| ControlResponse::Nodes { nodes }),
         (any::<bool>(), any::<bool>())
             .prop_map(|(enforced, operator)| ControlResponse::Rights { enforced, operator }),
+        health().prop_map(|h| ControlResponse::Health(Box::new(h))),
     ]
 }
 
@@ -1086,6 +1090,7 @@ fn sample_health() -> NodeHealth {
         dropped_messages: 2,
         listen_addrs: vec!["/ip4/10.0.0.2/tcp/7700/p2p/12D3KooWnode".into()],
         period_ms: 5_000,
+        revision: 1,
     }
 }
 
@@ -1122,10 +1127,10 @@ fn generated_corpus() -> Vec<(String, Entry)> {
             Msg::Gossip(Gossip::Health(sample_health())),
         ),
         (
-            "gossip-merged",
-            Msg::Gossip(Gossip::Merged {
+            "gossip-pulse",
+            Msg::Gossip(Gossip::Pulse {
                 run: run.clone(),
-                snapshot: sample_snapshot(),
+                pulse: Pulse::of(&sample_snapshot()),
                 agents: 100,
             }),
         ),
@@ -1247,6 +1252,20 @@ fn generated_corpus() -> Vec<(String, Entry)> {
             }),
         ),
         (
+            "request-health",
+            Msg::Request(ControlRequest::Health {
+                node: NodeId("12D3KooWnode".into()),
+            }),
+        ),
+        (
+            "response-health",
+            Msg::Response(ControlResponse::Health(Box::new(sample_health()))),
+        ),
+        (
+            "gossip-beat",
+            Msg::Gossip(Gossip::Beat(sample_health().beat())),
+        ),
+        (
             "response-nodes",
             Msg::Response(ControlResponse::Nodes {
                 nodes: vec![KnownNode {
@@ -1314,7 +1333,7 @@ fn generated_corpus() -> Vec<(String, Entry)> {
     };
     let mut trailing = gossip.clone();
     trailing.push(0);
-    // Gossip::Merged, then a run id claiming 2^64-1 bytes (bincode's 0xFD marker
+    // Gossip::Pulse, then a run id claiming 2^64-1 bytes (bincode's 0xFD marker
     // = a u64 follows).
     let hostile_len = with_body(&[1, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
     // Snapshot index 0, then a map claiming 2^60 names.

@@ -124,6 +124,8 @@ def one(exe, n: int, args) -> dict:
         res["idle_coord_cpu"] = idle["cpu"][first.pid]
         res["idle_other_cpu"] = mb.median([idle["cpu"][x.pid] for x in others])
         res["idle_coord_net"] = idle["net"][first.pid]
+        res["idle_other_in"] = mb.median([idle["net"][x.pid][1] for x in others])
+        res["idle_other_out"] = mb.median([idle["net"][x.pid][0] for x in others])
 
         rate = args.rate_per_agent * n
         scen = b.scenario(f"scale-{n}", url, rate, args.seconds)
@@ -201,7 +203,8 @@ def main() -> int:
                     help="seconds between node starts (after each reports its address)")
     ap.add_argument("--alive-timeout", type=float, default=300)
     ap.add_argument("--status-wait", default="3s", help="`bfgg status --wait`")
-    ap.add_argument("--idle-seconds", type=float, default=5, help="idle baseline window")
+    ap.add_argument("--idle-seconds", type=float, default=30,
+                    help="idle baseline window (health periods are up to 20 s at 100 nodes)")
     ap.add_argument("--sample-every", type=float, default=1.0)
     ap.add_argument("--bin", help="bfgg binary (default: target/release, then target/debug)")
     ap.add_argument("--keep", action="store_true", help="keep the temp workspaces")
@@ -219,7 +222,8 @@ def main() -> int:
         print(f"{n} nodes: live window {res.get('window_s', 0):.1f} s; idle mesh: box "
               f"{res['idle_box']:.0f} %, coordinator {res['idle_coord_cpu']:.1f} % CPU "
               f"{kib(res['idle_coord_net'][1])}/{kib(res['idle_coord_net'][0])} KiB/s in/out, "
-              f"others median {res['idle_other_cpu']:.1f} % CPU; ss check: "
+              f"others median {res['idle_other_cpu']:.1f} % CPU "
+              f"{kib(res['idle_other_in'])}/{kib(res['idle_other_out'])} KiB/s in/out; ss check: "
               f"sum out {kib(res.get('sum_out', 0))} vs in {kib(res.get('sum_in', 0))} KiB/s, "
               f"{res.get('sockets', 0)} sockets, {res.get('closed', 0)} closed in the window; "
               f"ss takes {res['ss_ms']:.0f} ms; client {res.get('client_cpu', 0):.1f} % CPU, "

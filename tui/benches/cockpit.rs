@@ -56,6 +56,7 @@ fn health(i: usize, now_ms: u64, run: &RunId) -> NodeHealth {
         dropped_messages: 0,
         listen_addrs: vec![format!("/ip4/10.0.0.{i}/tcp/7700/p2p/{}", node(i).0)],
         period_ms: 1_000,
+        revision: 1,
     }
 }
 

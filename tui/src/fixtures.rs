@@ -78,6 +78,7 @@ pub(crate) fn health(i: usize, state: NodeState) -> NodeHealth {
         dropped_messages: if i == 1 { 3 } else { 0 },
         listen_addrs: vec![format!("/ip4/10.0.0.{}/tcp/7400/p2p/{}", 11 + i, node(i))],
         period_ms: 1_000,
+        revision: 1,
     }
 }
 

@@ -150,7 +150,7 @@ fn msg_of(ev: NetEvent) -> Option<Msg> {
                 health,
                 at_ms: now_ms(),
             }),
-            Gossip::Merged { run, .. } => Some(Msg::Merged { run, from }),
+            Gossip::Pulse { run, .. } => Some(Msg::Merged { run, from }),
             Gossip::Run { run, event } => Some(Msg::Run { run, from, event }),
             _ => None,
         },

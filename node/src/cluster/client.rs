@@ -12,7 +12,7 @@ use bfgg_protocol::mesh::{
     ControlRequest, ControlResponse, Gossip, LogKind, Mandate, Order, RunEvent, RunPlan, RunRequest,
 };
 use bfgg_protocol::summary::RunSummary;
-use bfgg_protocol::{IntervalSnapshot, NodeId, RunId};
+use bfgg_protocol::{NodeId, Pulse, RunId};
 use tokio::sync::mpsc;
 
 use super::logs::copy_log;
@@ -48,9 +48,8 @@ pub struct Finished {
 /// Live progress of a followed run.
 #[derive(Debug)]
 pub enum Follow<'a> {
-    /// One interval merged over the agents by the coordinator (live
-    /// precision).
-    Interval(&'a IntervalSnapshot),
+    /// One interval merged over the agents by the coordinator, summed up.
+    Interval(&'a Pulse),
     /// Something happened to the run.
     Event(&'a RunEvent),
 }
@@ -305,13 +304,13 @@ impl Client {
                 got = self.next_event(Duration::from_millis(500)) => {
                     if let Some((from, msg)) = got {
                         match msg {
-                            Gossip::Merged { run: r, snapshot, .. }
+                            Gossip::Pulse { run: r, pulse, .. }
                                 if r == run
                                     && from == coordinator
-                                    && shown.is_none_or(|s| snapshot.index > s) =>
+                                    && shown.is_none_or(|s| pulse.index > s) =>
                             {
-                                shown = Some(snapshot.index);
-                                on_progress(Follow::Interval(&snapshot));
+                                shown = Some(pulse.index);
+                                on_progress(Follow::Interval(&pulse));
                             }
                             Gossip::Run { run: r, event } if r == run => {
                                 match &event {

@@ -9,6 +9,7 @@
 //! libp2p.
 
 mod agent;
+mod beats;
 pub mod bundle;
 pub mod client;
 mod coordinator;

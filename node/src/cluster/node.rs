@@ -66,15 +66,28 @@ pub struct NodeConfig {
 /// How many inputs from effects may wait for the node's task.
 const INPUTS: usize = 1024;
 
-/// Health messages per second the whole cluster may publish: each node's
-/// period grows with the number of nodes (1 s up to 10 nodes, 10 s from 100),
-/// so what every node hears stays bounded.
-const HEALTH_PER_S: u32 = 10;
+/// Health messages (mostly beats) per second the whole cluster may publish:
+/// each node's period grows with the number of nodes (1 s up to 5 nodes,
+/// 20 s at 100), so what every node hears stays bounded (docs/MESH.md: at 100
+/// nodes, 10 a second were ~3 KiB/s of a node's 4 KiB/s budget).
+const HEALTH_PER_S: u32 = 5;
 
-/// How often a node of a cluster of `nodes` publishes its health.
-pub(crate) fn health_period(nodes: usize) -> Duration {
+/// The longest health period: past 150 nodes the cluster's health traffic
+/// grows again rather than an idle node's death taking longer than 3 of
+/// these to notice.
+const MAX_HEALTH_PERIOD_MS: u64 = 30_000;
+
+/// How often a node of a cluster of `nodes` publishes its health. A node
+/// that coordinates a run does so every second whatever the cluster's size
+/// (one more beat a second per run): its participants judge it by its
+/// announced period, and a dead coordinator must be taken over within
+/// `--dead-after`, not 3 long periods.
+pub(crate) fn health_period(nodes: usize, coordinating: bool) -> Duration {
+    if coordinating {
+        return Duration::from_secs(1);
+    }
     let ms = (nodes as u64).saturating_mul(1_000) / u64::from(HEALTH_PER_S);
-    Duration::from_millis(ms.clamp(1_000, 10_000))
+    Duration::from_millis(ms.clamp(1_000, MAX_HEALTH_PERIOD_MS))
 }
 
 /// What effects report to the node's task.
@@ -246,6 +259,8 @@ struct Node {
     cpu: sys::CpuSampler,
     /// When this node last published its health.
     health_sent: Option<Instant>,
+    /// Whether the next health goes out whole or as a beat.
+    revisions: super::beats::HealthRevisions,
     /// Run mandates this node prepared runs for (each starts one run).
     used_mandates: super::operators::UsedMandates,
 }
@@ -306,6 +321,7 @@ pub async fn run_node(
         view: ClusterView::default(),
         finished: FinishedRuns::default(),
         listen_addrs: Vec::new(),
+        revisions: super::beats::HealthRevisions::new(sys::now_ms() as u32),
         engines: vec![EngineInfo {
             name: "native".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -478,9 +494,9 @@ impl Node {
         let run = run.clone();
         tokio::spawn(async move {
             for m in merged {
-                let msg = Gossip::Merged {
+                let msg = Gossip::Pulse {
                     run: run.clone(),
-                    snapshot: m.snapshot,
+                    pulse: bfgg_protocol::Pulse::of(&m.snapshot),
                     agents: m.sources,
                 };
                 ctx.publish(RUN_TOPIC, &msg).await;
@@ -506,7 +522,8 @@ impl Node {
     }
 
     fn publish_health(&mut self) {
-        let period = health_period(self.view.len());
+        let coordinating = self.runs.values().any(|r| r.coordinator == self.ctx.me);
+        let period = health_period(self.view.len(), coordinating);
         if self
             .health_sent
             .is_some_and(|at| at.elapsed() + Duration::from_millis(100) < period)
@@ -532,7 +549,9 @@ impl Node {
             dropped_messages: self.ctx.net.stats().dropped,
             listen_addrs: self.listen_addrs.clone(),
             period_ms: period.as_millis() as u32,
+            revision: 0,
         };
+        let (health, msg) = self.revisions.next(health);
         if let Some(m) = &self.ctx.metrics {
             let now = Instant::now();
             let mut peers = PeerCounts::default();
@@ -549,7 +568,7 @@ impl Node {
         self.view
             .heard(health.clone(), Instant::now(), health.sent_at_ms);
         let ctx = self.ctx.clone();
-        tokio::spawn(async move { ctx.publish(HEALTH_TOPIC, &Gossip::Health(health)).await });
+        tokio::spawn(async move { ctx.publish(HEALTH_TOPIC, &msg).await });
     }
 
     fn on_net(&mut self, ev: NetEvent) {
@@ -586,9 +605,12 @@ impl Node {
                 }
                 self.view.heard(h, Instant::now(), sys::now_ms());
             }
+            // The network layer turns beats into full health; one it could
+            // not (its revision unknown yet) only says the node is alive.
+            Gossip::Beat(_) => self.view.touch(&from, Instant::now()),
             // What observers follow; a coordinator has the agents' own. It
             // says the coordinator is alive.
-            Gossip::Merged { .. } => self.view.touch(&from, Instant::now()),
+            Gossip::Pulse { .. } => self.view.touch(&from, Instant::now()),
             Gossip::Run { run, event } => {
                 self.view.touch(&from, Instant::now());
                 if let RunEvent::Planned(plan) = &event
@@ -819,6 +841,12 @@ impl Node {
                 self.apply(&run, Event::Interval { from, snapshot }, None);
                 reply.send(ControlResponse::Done);
             }
+            ControlRequest::Health { node } => match self.view.get(&node) {
+                Some(p) => reply.send(ControlResponse::Health(Box::new(p.health.clone()))),
+                None => reply.send(ControlResponse::Rejected {
+                    reason: format!("no health of {node} here"),
+                }),
+            },
             ControlRequest::Nodes => {
                 let now = Instant::now();
                 let nodes = self
@@ -919,15 +947,21 @@ mod tests {
 
     #[test]
     fn the_health_period_keeps_the_clusters_health_traffic_bounded() {
-        let secs = |n| health_period(n).as_secs_f64();
+        let secs = |n| health_period(n, false).as_secs_f64();
         assert_eq!(secs(1), 1.0);
-        assert_eq!(secs(10), 1.0);
-        assert_eq!(secs(50), 5.0);
-        assert_eq!(secs(100), 10.0);
-        assert_eq!(secs(1_000), 10.0, "capped: liveness must stay usable");
-        for n in [1usize, 10, 30, 50, 100] {
+        assert_eq!(secs(5), 1.0);
+        assert_eq!(secs(10), 2.0);
+        assert_eq!(secs(50), 10.0);
+        assert_eq!(secs(100), 20.0);
+        assert_eq!(secs(1_000), 30.0, "capped: liveness must stay usable");
+        for n in [1usize, 10, 30, 50, 100, 150] {
             let per_s = n as f64 / secs(n);
             assert!(per_s <= f64::from(HEALTH_PER_S), "{n} nodes: {per_s}/s");
+            assert_eq!(
+                health_period(n, true),
+                Duration::from_secs(1),
+                "a coordinator"
+            );
         }
     }
 

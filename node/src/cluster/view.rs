@@ -241,27 +241,13 @@ impl ClusterView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bfgg_protocol::mesh::EngineInfo;
 
     fn health(id: &str, state: NodeState, version: u16) -> NodeHealth {
         NodeHealth {
-            node: NodeId(id.into()),
-            name: id.into(),
-            labels: Default::default(),
             state,
-            engines: vec![EngineInfo {
-                name: "native".into(),
-                version: "0".into(),
-            }],
-            cpu_pct: 0.0,
-            mem_bytes: 0,
-            keeping_schedule: true,
-            sent_at_ms: 1_000,
-            bfgg_version: "0".into(),
             protocol_version: version,
-            dropped_messages: 0,
             listen_addrs: vec![],
-            period_ms: 1_000,
+            ..crate::fixtures::health(id)
         }
     }
 

@@ -488,6 +488,7 @@ fn health(state: NodeState, dropped: u64) -> NodeHealth {
         dropped_messages: dropped,
         listen_addrs: Vec::new(),
         period_ms: 1_000,
+        revision: 1,
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bfgg_protocol::NodeId;
-use bfgg_protocol::mesh::{ControlResponse, Gossip, MAX_CONTROL_BYTES};
+use bfgg_protocol::mesh::{ControlRequest, ControlResponse, Gossip, MAX_CONTROL_BYTES, NodeHealth};
 use libp2p::futures::StreamExt;
 use libp2p::futures::future::BoxFuture;
 use libp2p::futures::stream::FuturesUnordered;
@@ -29,6 +29,7 @@ use super::NetEvent;
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::codec::ControlMsg;
 use super::handle::{Command, NetStats, Reply};
+use super::health_book::{HealthBook, OnBeat};
 
 /// First re-dial delay of a lost `--join` peer; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -36,6 +37,12 @@ const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Least time between two dials of a peer learned from its health gossip.
 const GOSSIP_DIAL_INTERVAL: Duration = Duration::from_secs(10);
+/// Peers a node dials on its own (from health gossip or mDNS) until it has
+/// this many connections: enough for gossipsub's mesh (2-4 peers per topic)
+/// with spares, few enough that a node of a large cluster does not keep a
+/// connection (pings, gossipsub control) to every other node. Requests
+/// dial their peer when needed, whatever the count (docs/MESH.md).
+pub(super) const WANTED_PEERS: usize = 8;
 /// Addresses remembered per peer (newest kept).
 const MAX_ADDRS_PER_PEER: usize = 8;
 /// Peers whose addresses are remembered; beyond this, new peers are not.
@@ -44,6 +51,8 @@ const MAX_KNOWN_PEERS: usize = 4096;
 type ControlChannel = ResponseChannel<ControlMsg<ControlResponse>>;
 type RequestReply = oneshot::Sender<Result<ControlResponse, NetError>>;
 type PendingReply = BoxFuture<'static, (PeerId, ControlChannel, Option<ControlResponse>)>;
+/// A relay's answer about an author's full health: (author, answer).
+type HealthAnswer = BoxFuture<'static, (PeerId, Option<ControlResponse>)>;
 
 /// A `--join` address: dialed at start and re-dialed with backoff whenever
 /// its peer is not connected.
@@ -119,6 +128,10 @@ pub(crate) struct EventLoop {
     /// Peers whose identify announced another protocol version: their
     /// addresses are neither remembered nor dialed, requests to them fail.
     incompatible: HashSet<PeerId>,
+    /// Full health per author, to turn beats back into health.
+    healths: HealthBook<PeerId>,
+    /// Asks for full health in flight.
+    health_answers: FuturesUnordered<HealthAnswer>,
 }
 
 impl EventLoop {
@@ -146,6 +159,8 @@ impl EventLoop {
             gossip_dials: HashMap::new(),
             protocol,
             incompatible: HashSet::new(),
+            healths: HealthBook::new(),
+            health_answers: FuturesUnordered::new(),
         }
     }
 
@@ -162,6 +177,9 @@ impl EventLoop {
                 },
                 Some((peer, channel, resp)) = self.replies.next(), if !self.replies.is_empty() => {
                     self.on_reply(peer, channel, resp);
+                }
+                Some((author, answer)) = self.health_answers.next(), if !self.health_answers.is_empty() => {
+                    self.on_health_answer(author, answer);
                 }
                 () = sleep_until(next_redial), if next_redial.is_some() => self.redial_due(),
             }
@@ -297,11 +315,24 @@ impl EventLoop {
             Ok(msg) => {
                 NetStats::add(&self.stats.gossip_in, 1);
                 NetStats::add(&self.stats.gossip_in_bytes, len as u64);
-                if let Gossip::Health(health) = &msg
-                    && health.node == from
-                {
-                    self.dial_from_health(author, &health.listen_addrs);
-                }
+                let msg = match msg {
+                    Gossip::Health(health) if health.node == from => {
+                        self.healths.full(author, &health);
+                        self.dial_from_health(author, &health.listen_addrs);
+                        Gossip::Health(health)
+                    }
+                    Gossip::Beat(beat) => {
+                        match self.healths.beat(author, beat.clone(), Instant::now()) {
+                            OnBeat::Health(health) => Gossip::Health(*health),
+                            OnBeat::Ask => {
+                                self.ask_health(author, propagation_source);
+                                Gossip::Beat(beat)
+                            }
+                            OnBeat::Wait => Gossip::Beat(beat),
+                        }
+                    }
+                    other => other,
+                };
                 self.emit_lossy(NetEvent::Gossip { from, msg });
             }
             Err(e) => {
@@ -458,6 +489,7 @@ impl EventLoop {
         }
         self.known_addrs.remove(&peer_id);
         self.gossip_dials.remove(&peer_id);
+        self.healths.forget(&peer_id);
         self.emit(NetEvent::Incompatible {
             peer: node_id(&peer_id),
             protocol: info.protocol_version,
@@ -482,7 +514,7 @@ impl EventLoop {
                     }
                     debug!(%peer, ?addrs, "discovered by mDNS");
                     self.remember(peer, addrs.iter().cloned());
-                    if !self.swarm.is_connected(&peer) {
+                    if !self.swarm.is_connected(&peer) && !self.enough_peers() {
                         let _ = self.dial_quietly(peer, addrs);
                     }
                 }
@@ -638,6 +670,44 @@ impl EventLoop {
     /// seed becomes a full mesh), at most once per [`GOSSIP_DIAL_INTERVAL`].
     /// Its addresses are remembered even while connected, so a request after
     /// that connection closed can dial it again.
+    /// Asks `relay` (connected: it just relayed the beat) for `author`'s
+    /// full health; the answer arrives in `on_health_answer`.
+    fn ask_health(&mut self, author: PeerId, relay: PeerId) {
+        if !self.swarm.is_connected(&relay) {
+            return;
+        }
+        let req = ControlRequest::Health {
+            node: node_id(&author),
+        };
+        let Ok(bytes) = bfgg_protocol::encode(&req) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        self.send_request(relay, bytes, tx);
+        self.health_answers.push(Box::pin(async move {
+            (author, rx.await.ok().and_then(Result::ok))
+        }));
+    }
+
+    fn on_health_answer(&mut self, author: PeerId, answer: Option<ControlResponse>) {
+        let Some(ControlResponse::Health(health)) = answer else {
+            trace!(%author, ?answer, "no full health for a beat");
+            return;
+        };
+        let health: NodeHealth = *health;
+        let from = node_id(&author);
+        if health.node != from || self.incompatible.contains(&author) {
+            return;
+        }
+        self.dial_from_health(author, &health.listen_addrs);
+        if let Some(current) = self.healths.answer(author, health) {
+            self.emit_lossy(NetEvent::Gossip {
+                from,
+                msg: Gossip::Health(current),
+            });
+        }
+    }
+
     fn dial_from_health(&mut self, peer: PeerId, listen_addrs: &[String]) {
         if peer == self.local_peer || self.incompatible.contains(&peer) {
             return;
@@ -653,7 +723,7 @@ impl EventLoop {
             return;
         }
         self.remember(peer, addrs.iter().cloned());
-        if self.swarm.is_connected(&peer) {
+        if self.swarm.is_connected(&peer) || self.enough_peers() {
             return;
         }
         let now = Instant::now();
@@ -672,6 +742,12 @@ impl EventLoop {
         }
         debug!(%peer, ?addrs, "dialing a peer known from its health gossip");
         let _ = self.dial_quietly(peer, addrs);
+    }
+
+    /// Whether this node has the connections it wants without dialing
+    /// strangers ([`WANTED_PEERS`]).
+    fn enough_peers(&self) -> bool {
+        self.swarm.connected_peers().nth(WANTED_PEERS - 1).is_some()
     }
 
     /// Dials `peer` unless it is connected or being dialed; failures are

@@ -19,6 +19,7 @@ mod behaviour;
 mod codec;
 mod event_loop;
 mod handle;
+mod health_book;
 mod identity;
 mod key;
 mod operator;

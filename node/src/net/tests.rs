@@ -42,15 +42,38 @@ struct TestNode {
     id: NodeId,
 }
 
-/// The pump's answers: `Clock` echoes `sent_us` with `now_us` 42, anything
-/// else gets `Done`.
+/// The pump's answers: `Clock` echoes `sent_us` with `now_us` 42, `Health`
+/// gives [`answered_health`], anything else gets `Done`.
 fn answer(req: &ControlRequest) -> ControlResponse {
     match req {
         ControlRequest::Clock { sent_us } => ControlResponse::Clock {
             sent_us: *sent_us,
             now_us: 42,
         },
+        ControlRequest::Health { node } => ControlResponse::Health(Box::new(answered_health(node))),
         _ => ControlResponse::Done,
+    }
+}
+
+/// What a test node answers when asked for `node`'s full health: named
+/// "answered", revision 7.
+fn answered_health(node: &NodeId) -> NodeHealth {
+    NodeHealth {
+        node: node.clone(),
+        name: "answered".into(),
+        labels: Default::default(),
+        state: NodeState::Idle,
+        engines: Vec::new(),
+        cpu_pct: 0.0,
+        mem_bytes: 0,
+        keeping_schedule: true,
+        sent_at_ms: 0,
+        bfgg_version: "test".into(),
+        protocol_version: bfgg_protocol::PROTOCOL_VERSION,
+        dropped_messages: 0,
+        listen_addrs: Vec::new(),
+        period_ms: 1_000,
+        revision: 7,
     }
 }
 
@@ -137,22 +160,22 @@ async fn wait_connected(node: &mut TestNode, peers: &[&NodeId]) {
     }
 }
 
+/// Nodes A and B (B joined to A), connected both ways.
+async fn two_connected(dir: &Path) -> (TestNode, TestNode) {
+    let key = ClusterKey::generate();
+    let mut a = start(dir, "a", &key, vec![]).await;
+    let mut b = start(dir, "b", &key, vec![a.addr.clone()]).await;
+    wait_connected(&mut a, &[&b.id]).await;
+    wait_connected(&mut b, &[&a.id]).await;
+    (a, b)
+}
+
 fn health(node: &TestNode) -> Gossip {
     Gossip::Health(NodeHealth {
-        node: node.id.clone(),
         name: "test".into(),
-        labels: Default::default(),
-        state: NodeState::Idle,
-        engines: Vec::new(),
-        cpu_pct: 0.0,
-        mem_bytes: 0,
-        keeping_schedule: true,
-        sent_at_ms: 0,
-        bfgg_version: "test".into(),
-        protocol_version: bfgg_protocol::PROTOCOL_VERSION,
-        dropped_messages: 0,
         listen_addrs: vec![node.addr.clone()],
-        period_ms: 1_000,
+        revision: 1,
+        ..answered_health(&node.id)
     })
 }
 
@@ -269,6 +292,72 @@ async fn three_nodes_connect_gossip_and_answer_requests() {
     for node in [&a, &b, &c] {
         assert_eq!(node.handle.stats().dropped, 0);
     }
+}
+
+#[tokio::test]
+async fn beats_arrive_as_full_health_and_an_unknown_revision_is_asked_of_the_relay() {
+    let dir = TempDir::new().unwrap();
+    let (mut a, b) = two_connected(dir.path()).await;
+
+    // A holds no full health of B: B's beat (revision 7) makes A ask B, the
+    // relay, whose answer (revision 7) completed by the beat is what A's
+    // consumer sees.
+    let mut busy = answered_health(&b.id);
+    busy.state = NodeState::Running(RunId("20261202-120000-t-abcd".into()));
+    busy.cpu_pct = 33.0;
+    busy.sent_at_ms = 5;
+    let b_id = b.id.clone();
+    let got = publish_until(
+        &b.handle,
+        HEALTH_TOPIC,
+        &Gossip::Beat(busy.beat()),
+        &mut a.events,
+        |ev| match ev {
+            NetEvent::Gossip {
+                from,
+                msg: Gossip::Health(h),
+            } if *from == b_id => Some(h.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(got, busy, "the relay's full health completed by the beat");
+    assert!(a.handle.stats().requests_out >= 1, "A asked B");
+
+    // B's full health of revision 8, then a beat of it: expanded at A with
+    // the facts of the full health (not the relay's answer, revision 7).
+    let mut full = busy.clone();
+    full.name = "full".into();
+    full.revision = 8;
+    publish_until(
+        &b.handle,
+        HEALTH_TOPIC,
+        &Gossip::Health(full.clone()),
+        &mut a.events,
+        |ev| {
+            matches!(ev, NetEvent::Gossip { msg: Gossip::Health(h), .. } if h.revision == 8)
+                .then_some(())
+        },
+    )
+    .await;
+    let mut later = full.clone();
+    later.cpu_pct = 44.0;
+    later.sent_at_ms = 6;
+    let got = publish_until(
+        &b.handle,
+        HEALTH_TOPIC,
+        &Gossip::Beat(later.beat()),
+        &mut a.events,
+        |ev| match ev {
+            NetEvent::Gossip {
+                from,
+                msg: Gossip::Health(h),
+            } if *from == b_id && h.sent_at_ms == 6 => Some(h.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(got, later);
 }
 
 #[tokio::test]
@@ -411,11 +500,7 @@ async fn a_peer_of_another_protocol_version_is_reported_and_asked_nothing() {
 #[tokio::test]
 async fn malformed_messages_are_dropped_counted_and_survived() {
     let dir = TempDir::new().unwrap();
-    let key = ClusterKey::generate();
-    let mut a = start(dir.path(), "a", &key, vec![]).await;
-    let mut b = start(dir.path(), "b", &key, vec![a.addr.clone()]).await;
-    wait_connected(&mut a, &[&b.id]).await;
-    wait_connected(&mut b, &[&a.id]).await;
+    let (a, mut b) = two_connected(dir.path()).await;
 
     // Malformed gossip: rejected, counted and reported by B.
     let deadline = Instant::now() + TIMEOUT;
@@ -754,7 +839,7 @@ fn gossip_message_ids_are_8_bytes_and_tell_messages_apart() {
         source: Some(author),
         data: data.to_vec(),
         sequence_number: Some(seqno),
-        topic: TopicHash::from_raw("bfgg/4/health"),
+        topic: TopicHash::from_raw("bfgg/5/health"),
     };
     let id = |m: &Message| super::behaviour::short_message_id(m).0;
     assert_eq!(id(&message(1, b"a")).len(), 8);

@@ -27,6 +27,29 @@ fn plan() -> RunPlan {
     }
 }
 
+fn health() -> NodeHealth {
+    NodeHealth {
+        node: NodeId("12D3KooWx".into()),
+        name: "n1".into(),
+        labels: [("zone".to_string(), "a".to_string())].into(),
+        state: NodeState::Running(RunId("r".into())),
+        engines: vec![EngineInfo {
+            name: "native".into(),
+            version: "0.1.0".into(),
+        }],
+        cpu_pct: 12.5,
+        mem_bytes: 1 << 20,
+        keeping_schedule: true,
+        sent_at_ms: 1,
+        bfgg_version: "0.1.0".into(),
+        protocol_version: crate::PROTOCOL_VERSION,
+        dropped_messages: 0,
+        listen_addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+        period_ms: 1_000,
+        revision: 1,
+    }
+}
+
 fn gossip_samples() -> Vec<Gossip> {
     let mut snapshot = IntervalSnapshot::new(3);
     snapshot
@@ -36,28 +59,11 @@ fn gossip_samples() -> Vec<Gossip> {
         .response_time
         .record(1200);
     vec![
-        Gossip::Health(NodeHealth {
-            node: NodeId("12D3KooWx".into()),
-            name: "n1".into(),
-            labels: [("zone".to_string(), "a".to_string())].into(),
-            state: NodeState::Running(RunId("r".into())),
-            engines: vec![EngineInfo {
-                name: "native".into(),
-                version: "0.1.0".into(),
-            }],
-            cpu_pct: 12.5,
-            mem_bytes: 1 << 20,
-            keeping_schedule: true,
-            sent_at_ms: 1,
-            bfgg_version: "0.1.0".into(),
-            protocol_version: crate::PROTOCOL_VERSION,
-            dropped_messages: 0,
-            listen_addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
-            period_ms: 1_000,
-        }),
-        Gossip::Merged {
+        Gossip::Health(health()),
+        Gossip::Beat(health().beat()),
+        Gossip::Pulse {
             run: RunId("r".into()),
-            snapshot: snapshot.clone(),
+            pulse: crate::stats::Pulse::of(&snapshot),
             agents: 3,
         },
         Gossip::Run {
@@ -115,6 +121,9 @@ fn control_messages_round_trip() {
             run: RunId("r".into()),
         },
         ControlRequest::Nodes,
+        ControlRequest::Health {
+            node: NodeId("12D3KooWx".into()),
+        },
         ControlRequest::Report {
             run: RunId("r".into()),
             event: RunEvent::Stopping {
@@ -134,6 +143,7 @@ fn control_messages_round_trip() {
             run: RunId("x".into()),
         },
         ControlResponse::Plan(plan()),
+        ControlResponse::Health(Box::new(health())),
         ControlResponse::LogPage {
             frames: vec![0, 0, 0, 1, 7],
             next_offset: 4101,
@@ -187,4 +197,37 @@ fn a_mandate_signs_its_order_and_time_and_nothing_else() {
     assert_ne!(a, Mandate::signed_bytes(&run, 6), "times differ");
     assert!(a.starts_with(b"bfgg mandate v1\0run\0"));
     assert!(a.ends_with(&5u64.to_be_bytes()));
+}
+
+#[test]
+fn a_beat_completes_its_revision_only() {
+    let full = health();
+    let mut later = full.clone();
+    later.state = NodeState::Idle;
+    later.cpu_pct = 80.0;
+    later.sent_at_ms = 99;
+    later.period_ms = 10_000;
+    assert_eq!(full.with_beat(&later.beat()), Some(later.clone()));
+    let mut moved = later.clone();
+    moved.revision += 1;
+    assert_eq!(full.with_beat(&moved.beat()), None, "another revision");
+    assert!(full.same_facts(&later), "a beat changes no fact");
+    let mut renamed = full.clone();
+    renamed.listen_addrs.push("/ip4/10.0.0.1/tcp/2".into());
+    assert!(!full.same_facts(&renamed));
+}
+
+#[test]
+fn a_beat_is_a_small_fraction_of_the_full_health() {
+    // As a node of a real cluster sends them: a base58 peer id, a listen
+    // address with its /p2p suffix, a run id in the state.
+    let mut h = health();
+    h.node = NodeId("12D3KooWGzBn6BDXTs5RP2Gh3ETNGfAr1bVHoNnx1dXZL4wBUfL8".into());
+    h.listen_addrs = vec![format!("/ip4/127.0.0.1/tcp/40123/p2p/{}", h.node)];
+    h.state = NodeState::Running(RunId("20261202-171800-checkout-ab12".into()));
+    h.name = "load-host-17".into();
+    let full = encode(&Gossip::Health(h.clone())).expect("encodes").len();
+    let beat = encode(&Gossip::Beat(h.beat())).expect("encodes").len();
+    assert!(full >= 150, "full health {full} B");
+    assert!(beat <= 64, "beat {beat} B (full {full} B)");
 }

@@ -279,3 +279,27 @@ fn generator_stats_merge_across_time_keeps_every_field() {
     both += &at(200, 5_000, 3, 900);
     assert_eq!(both.active, 10);
 }
+
+#[test]
+fn a_pulse_sums_every_name_up() {
+    let mut s = snapshot(4, "home", &[100, 200, 300], &[(ErrorKind::Status(503), 2)]);
+    s += &snapshot(4, "login", &[10_000; 97], &[(ErrorKind::ConnectRefused, 1)]);
+    s.generator.late_starts = 7;
+    s.generator.cpu_busy_permille = 640;
+    let pulse = Pulse::of(&s);
+    let total = s.total();
+    assert_eq!(pulse.index, 4);
+    assert_eq!(pulse.requests, 103, "errors are requests too");
+    assert_eq!(pulse.errors, 3);
+    assert_eq!(pulse.p50_us, total.response_time.quantile_us(0.5));
+    assert_eq!(pulse.p99_us, total.response_time.quantile_us(0.99));
+    assert!((9_990..=10_010).contains(&pulse.p50_us), "{}", pulse.p50_us);
+    assert_eq!((pulse.late_starts, pulse.cpu_busy_permille), (7, 640));
+    assert_eq!(
+        Pulse::of(&IntervalSnapshot::new(9)),
+        Pulse {
+            index: 9,
+            ..Pulse::default()
+        }
+    );
+}
