@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Target, Workspace, bfgg, run_with_timeout};
+use crate::harness::{Target, Workspace, bfgg, bfgg_bin, run_with_timeout};
 
 fn run(ws: &Workspace, args: &[&str]) -> (i32, String, String) {
     let mut cmd = bfgg(ws.path());
@@ -25,6 +25,25 @@ fn help_lists_the_commands() {
     for cmd in ["run", "check", "target", "demo"] {
         assert!(stdout.contains(cmd), "{cmd} missing from:\n{stdout}");
     }
+}
+
+#[test]
+fn every_bfgg_process_returns_freed_memory_at_once() {
+    // The binary runs itself again with mimalloc's purge delay at 0 (see
+    // `purge_at_once` in src/main.rs): the long-running process has it in
+    // its environment, under the same pid, with its own arguments.
+    let target = Target::start(&[]);
+    let environ = std::fs::read(format!("/proc/{}/environ", target.pid())).expect("environ");
+    assert!(
+        environ
+            .split(|&b| b == 0)
+            .any(|kv| kv == b"MIMALLOC_PURGE_DELAY=0"),
+        "MIMALLOC_PURGE_DELAY=0 not in the target's environment"
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", target.pid())).expect("cmdline");
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    assert_eq!(args[0], bfgg_bin().as_bytes(), "argv[0] as given");
+    assert_eq!(&args[1..4], [&b"target"[..], b"--listen", b"127.0.0.1:0"]);
 }
 
 #[test]

@@ -100,6 +100,11 @@ impl Target {
         }
     }
 
+    /// The target's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until the target has served `n` requests; fails after `limit`.
     pub(crate) fn wait_for_requests(&self, n: u64, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
